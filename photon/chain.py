@@ -1,0 +1,205 @@
+"""The optical chain: binary DMD frames in, camera counts out.
+
+``laser -> DMD -> scattering medium -> polarizer -> camera``. The chain keeps the
+device clock: each acquisition of a batch takes ``batch * frame_time_s``, during which
+the medium drifts and the laser power wanders.
+
+Photon budget
+-------------
+The telescope spreads the laser power ``P`` over the illuminated mirrors (the used
+region plus any held-on mirrors), of which the fraction ``fill_factor`` is sent on. The
+medium delivers the fraction ``transmission`` of that light onto the camera sensor of
+``sensor_pixels`` pixels, split evenly between the two polarizations. In the field
+units of :mod:`photon.medium` (``|E|^2 = 1``: the mean intensity with every used mirror
+on, per polarization) one unit of intensity on a sensor pixel is therefore
+
+    ``P_unit = P fill_factor (n_used / n_illuminated) transmission / (2 sensor_pixels)``
+
+watts, independent of how many features or pixels are simulated.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .backend import array_module, asarray_like
+from .camera import Camera
+from .config import DeviceConfig
+from .dmd import DMD
+from .laser import Laser
+from .medium import ScatteringMedium, near_square_shape
+from .polarizer import Polarizer
+
+__all__ = ["OpticalChain"]
+
+
+class OpticalChain:
+    """A simulated OPU made of physical elements.
+
+    Parameters
+    ----------
+    laser, dmd, medium, polarizer, camera
+        The elements. ``medium`` must produce ``camera.n_sensor_pixels`` pixels and
+        ``polarizer.n_polarizations`` polarizations.
+    transmission
+        Fraction of the DMD's light the medium delivers onto the sensor.
+    sensor_pixels
+        Sensor pixels the transmitted light is spread over.
+    config
+        The :class:`~photon.config.DeviceConfig` this chain was built from, if any.
+    """
+
+    def __init__(self, laser: Laser, dmd: DMD, medium: ScatteringMedium, polarizer: Polarizer,
+                 camera: Camera, *, transmission: float, sensor_pixels: int,
+                 config: DeviceConfig | None = None):
+        if medium.n_in != dmd.n_in:
+            raise ValueError(f"medium.n_in = {medium.n_in}: expected the DMD's n_in = {dmd.n_in}")
+        if medium.n_pixels != camera.n_sensor_pixels:
+            raise ValueError(f"medium.n_pixels = {medium.n_pixels}: expected the camera's "
+                             f"{camera.n_sensor_pixels} sensor pixels")
+        if medium.n_polarizations != polarizer.n_polarizations:
+            raise ValueError(f"medium.n_polarizations = {medium.n_polarizations}: expected "
+                             f"{polarizer.n_polarizations} for this polarizer")
+        self.laser, self.dmd, self.medium = laser, dmd, medium
+        self.polarizer, self.camera = polarizer, camera
+        self.transmission = float(transmission)
+        self.sensor_pixels = int(sensor_pixels)
+        self.config = config
+        self.frames_acquired = 0
+        self._laser_pending_s = 0.0  # device time the laser drift has not yet seen
+
+    # ------------------------------------------------------------------ building
+    @classmethod
+    def from_config(cls, config: DeviceConfig) -> "OpticalChain":
+        """Build the chain a validated :class:`~photon.config.DeviceConfig` describes."""
+        cam, dmd_cfg, med, seeds = config.camera, config.dmd, config.medium, config.seeds
+        polarizer = (Polarizer.absent() if config.polarizer is None
+                     else Polarizer(config.polarizer.extinction_ratio))
+        out_grid = near_square_shape(config.n_out)
+        sensor_grid = (out_grid[0] * cam.binning, out_grid[1] * cam.binning)
+        laser = Laser(wavelength_nm=config.laser.wavelength_nm, power_mw=config.laser.power_mw,
+                      rin_rms=config.laser.rin_rms, drift_rms=config.laser.drift_rms,
+                      drift_time_s=config.laser.drift_time_s,
+                      nd_filter_od=config.laser.nd_filter_od,
+                      rin_seed=seeds.laser, drift_seed=seeds.laser + 1)
+        dmd = DMD(config.n_in, rows=dmd_cfg.rows, cols=dmd_cfg.cols, contrast=dmd_cfg.contrast,
+                  fill_factor=dmd_cfg.fill_factor, frame_rate_hz=dmd_cfg.frame_rate_hz,
+                  macropixel_mirrors=dmd_cfg.macropixel_mirrors,
+                  held_on_mirrors=dmd_cfg.held_on_mirrors)
+        sim = config.simulation
+        medium = ScatteringMedium(
+            config.n_in, config.n_out * cam.binning ** 2,
+            n_polarizations=polarizer.n_polarizations,
+            macropixel_mirrors=dmd_cfg.macropixel_mirrors,
+            held_on_mirrors=dmd_cfg.held_on_mirrors, drift_time_s=med.drift_time_s,
+            speckle_grain_px=med.speckle_grain_px, pixel_grid=sensor_grid, seed=seeds.tm,
+            drift_seed=seeds.tm_drift, storage=sim.tm_storage,
+            max_dense_mb=sim.max_dense_tm_mb, tile_rows=sim.tile_rows, tile_cols=sim.tile_cols)
+        camera = Camera(
+            config.n_out, pixel_grid=out_grid, quantum_efficiency=cam.quantum_efficiency,
+            exposure_us=cam.exposure_us, dark_current_e_per_s=cam.dark_current_e_per_s,
+            read_noise_e=cam.read_noise_e, full_well_e=cam.full_well_e,
+            gain_dn_per_e=cam.gain_dn_per_e, black_offset_dn=cam.black_offset_dn,
+            adc_bits=cam.adc_bits, prnu_rms=cam.prnu_rms, dsnu_e=cam.dsnu_e,
+            binning=cam.binning, max_frame_rate_hz=cam.max_frame_rate_hz,
+            shot_noise=cam.shot_noise, shot_noise_exact_below_e=cam.shot_noise_exact_below_e,
+            noise_seed=seeds.camera, fixed_pattern_seed=seeds.fixed_pattern)
+        return cls(laser, dmd, medium, polarizer, camera, transmission=med.transmission,
+                   sensor_pixels=cam.sensor_rows * cam.sensor_cols, config=config)
+
+    # ------------------------------------------------------------------ geometry and timing
+    @property
+    def n_in(self) -> int:
+        """Input features (DMD macropixels)."""
+        return self.dmd.n_in
+
+    @property
+    def n_out(self) -> int:
+        """Output values (camera pixels after binning)."""
+        return self.camera.n_out
+
+    @property
+    def frame_time_s(self) -> float:
+        """Time per frame: the slowest of the DMD pattern rate, the exposure and the camera."""
+        return max(1.0 / self.dmd.frame_rate_hz, self.camera.frame_time_s)
+
+    @property
+    def elapsed_s(self) -> float:
+        """Device time elapsed since the chain was built."""
+        return self.medium.elapsed_s
+
+    @property
+    def watts_per_unit_intensity(self) -> float:
+        """Power on a sensor pixel per unit of field intensity (see the module notes)."""
+        used = self.dmd.n_in * self.dmd.macropixel_mirrors
+        return (self.laser.power_w * self.dmd.fill_factor * used / self.dmd.illuminated_mirrors
+                * self.transmission / (2.0 * self.sensor_pixels))
+
+    # ------------------------------------------------------------------ light
+    def field(self, frames):
+        """Noise-free field on the sensor pixels, ``(batch, n_pol, 2, n_sensor_pixels)``."""
+        amplitudes = self.dmd(frames)
+        return self.medium.field(amplitudes.modulated, amplitudes.uniform)
+
+    def intensity(self, frames):
+        """Noise-free intensity behind the polarizer, ``(batch, n_sensor_pixels)`` float32.
+
+        In field units: with an ideal polarizer, no leakage and no held-on mirrors this is
+        exactly ``|R x|^2`` for the feature-level TM ``R`` of variance ``1 / n_in``. The
+        device clock does not move.
+        """
+        return self.polarizer(self.field(frames))
+
+    def acquire(self, frames):
+        """Take one camera frame per DMD frame: the full noisy chain.
+
+        Parameters
+        ----------
+        frames : (batch, n_in) or (n_in,) binary array, NumPy or CuPy
+
+        Returns
+        -------
+        (batch, n_out) counts on the same backend (uint8/uint16, or float32 for an
+        analog camera). The device clock advances by ``batch * frame_time_s``; the TM
+        drift and laser power drift act between batches.
+        """
+        intensity = self.intensity(frames)
+        xp = array_module(intensity)
+        batch = intensity.shape[0]
+        factors = self.laser.frame_factors(batch, dt_s=self._laser_pending_s)
+        self._laser_pending_s = 0.0
+        scale = (self.watts_per_unit_intensity * factors).astype(np.float32)
+        intensity *= asarray_like(scale, xp)[:, None]
+        counts = self.camera(intensity, self.laser.wavelength_nm, overwrite=True)
+        self.frames_acquired += batch
+        self.advance(batch * self.frame_time_s)
+        return counts
+
+    def advance(self, dt_s: float) -> None:
+        """Let ``dt_s`` seconds of device time pass (the medium and the laser drift)."""
+        self.medium.advance(dt_s)
+        self._laser_pending_s += dt_s
+
+    # ------------------------------------------------------------------ description
+    def summary(self) -> dict:
+        """Plain-data description of the device: sizes, timing, photon budget."""
+        cam = self.camera
+        return {
+            "name": self.config.name if self.config else "custom",
+            "n_in": self.n_in,
+            "n_out": self.n_out,
+            "wavelength_nm": self.laser.wavelength_nm,
+            "laser_power_mw": self.laser.power_mw,
+            "dmd_mirrors": [self.dmd.rows, self.dmd.cols],
+            "macropixel_mirrors": self.dmd.macropixel_mirrors,
+            "dmd_contrast": self.dmd.contrast,
+            "polarizer_leak": self.polarizer.leak,
+            "tm_storage": self.medium.storage,
+            "tm_dense_mb": round(self.medium.dense_nbytes / 2**20, 3),
+            "tm_drift_time_s": self.medium.drift_time_s,
+            "exposure_us": cam.exposure_us,
+            "adc_bits": cam.adc_bits,
+            "frame_time_s": self.frame_time_s,
+            "frames_per_s": 1.0 / self.frame_time_s,
+            "watts_per_unit_intensity": self.watts_per_unit_intensity,
+        }

@@ -1,0 +1,271 @@
+"""Device configuration: one validated dataclass per optical element.
+
+A :class:`DeviceConfig` holds everything needed to build an optical chain: the
+simulated sizes, the laser, the DMD, the scattering medium, the polarizer, the camera,
+the seeds of every random stream and how the transmission matrix is stored. It loads
+from and dumps to YAML (:func:`load_config`, :func:`dump_config`); loading validates
+every field (see :mod:`photon.schema`).
+
+Units are in the names: ``_nm``, ``_mw``, ``_us``, ``_s``, ``_hz``, ``_e`` (electrons),
+``_dn`` (digital numbers), ``_px`` (camera pixels). Fractions are plain numbers in [0, 1].
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+from dataclasses import dataclass
+from typing import Optional
+
+import yaml
+
+from .schema import ConfigError, from_mapping, setting, to_mapping
+
+__all__ = [
+    "LaserConfig",
+    "DMDConfig",
+    "MediumConfig",
+    "PolarizerConfig",
+    "CameraConfig",
+    "SeedsConfig",
+    "SimulationConfig",
+    "DeviceConfig",
+    "load_config",
+    "dump_config",
+    "config_from_dict",
+]
+
+
+@dataclass(frozen=True)
+class LaserConfig:
+    """Continuous-wave laser.
+
+    ``rin_rms`` is the relative intensity noise: each frame's power is multiplied by
+    ``1 + eps_t`` with ``eps_t`` ~ N(0, rin_rms^2), one common factor per frame.
+    ``drift_rms`` and ``drift_time_s`` set a slow Ornstein-Uhlenbeck drift of the power
+    (relative rms and correlation time). ``nd_filter_od`` is the optical density of a
+    neutral-density attenuator in the beam (transmission 10^-OD).
+    """
+
+    wavelength_nm: float = setting(532.0, lo=200.0, hi=2000.0, unit="nm")
+    power_mw: float = setting(25.0, lo=0.0, lo_open=True, hi=1e5, unit="mW")
+    rin_rms: float = setting(0.0, lo=0.0, hi=0.5, unit="fraction rms")
+    drift_rms: float = setting(0.0, lo=0.0, hi=0.5, unit="fraction rms")
+    drift_time_s: float = setting(600.0, lo=0.0, lo_open=True, unit="s")
+    nd_filter_od: float = setting(0.0, lo=0.0, hi=10.0, unit="optical density")
+
+
+@dataclass(frozen=True)
+class DMDConfig:
+    """Digital micromirror device used as a binary amplitude modulator.
+
+    ``contrast`` is the on/off intensity contrast; an off mirror leaks a field
+    amplitude ``1/sqrt(contrast)`` (null: no leakage). ``macropixel_mirrors`` mirrors
+    show the same input feature (its transmission-matrix row is the sum of theirs).
+    ``held_on_mirrors`` mirrors outside the used region stay on and add a fixed
+    reference field. ``fill_factor`` is the fraction of the incident power the mirror
+    array reflects into the on-state direction.
+    """
+
+    rows: int = setting(768, kind=int, lo=1, unit="mirrors")
+    cols: int = setting(1024, kind=int, lo=1, unit="mirrors")
+    fill_factor: float = setting(0.92, lo=0.0, lo_open=True, hi=1.0)
+    contrast: Optional[float] = setting(1000.0, lo=1.0, optional=True, unit="on/off intensity ratio")
+    frame_rate_hz: float = setting(22_727.0, lo=0.0, lo_open=True, unit="Hz")
+    macropixel_mirrors: int = setting(1, kind=int, lo=1, unit="mirrors per feature")
+    held_on_mirrors: int = setting(0, kind=int, lo=0, unit="mirrors")
+
+
+@dataclass(frozen=True)
+class MediumConfig:
+    """Multiply scattering layer (TiO2) described by its transmission matrix.
+
+    ``transmission`` is the fraction of the power leaving the DMD that the layer and the
+    imaging optics deliver onto the camera sensor. ``drift_time_s`` is the decorrelation
+    time tau of the TM (null: static): over a step dt the TM becomes
+    ``sqrt(1 - a) T + sqrt(a) G`` with ``a = dt / tau``. ``speckle_grain_px`` is the
+    rms radius, in camera pixels, of the speckle grain (0: independent pixels).
+    ``thickness_um`` documents the layer; the i.i.d. model holds for a layer many
+    transport mean free paths thick.
+    """
+
+    transmission: float = setting(0.05, lo=0.0, lo_open=True, hi=1.0)
+    thickness_um: float = setting(300.0, lo=0.0, lo_open=True, unit="um")
+    drift_time_s: Optional[float] = setting(None, lo=0.0, lo_open=True, optional=True, unit="s")
+    speckle_grain_px: float = setting(0.0, lo=0.0, hi=64.0, unit="pixels")
+
+
+@dataclass(frozen=True)
+class PolarizerConfig:
+    """Linear polarizer in front of the camera.
+
+    ``extinction_ratio`` ER: the blocked polarization leaks ``eps = 1/ER`` of its
+    intensity; null means an ideal polarizer (eps = 0). A device config with no
+    polarizer section (null) lets both polarizations reach the camera (eps = 1).
+    """
+
+    extinction_ratio: Optional[float] = setting(100.0, lo=1.0, optional=True)
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    """Camera following the EMVA 1288 linear model.
+
+    Photons per pixel ``mu_p = P t lambda / (h c)`` for pixel power P and exposure t;
+    photo-electrons Poisson with mean ``QE mu_p`` plus dark current; clipped at the full
+    well; Gaussian read noise; converted with gain K (DN per electron) onto a black
+    offset; rounded and clipped to ``[0, 2^adc_bits - 1]``. ``adc_bits`` null gives an
+    ideal analog read-out (float DN, no rounding, no clipping) and ``full_well_e`` null
+    an unlimited well. ``prnu_rms`` (photo-response non-uniformity, relative) and
+    ``dsnu_e`` (dark-signal non-uniformity, electrons rms) are fixed per-pixel patterns.
+    ``binning`` sums binning x binning sensor pixels in the charge domain.
+    Shot noise is drawn exactly (Poisson) below ``shot_noise_exact_below_e`` electrons
+    and as a Gaussian of equal mean and variance above, where the two are
+    indistinguishable after quantization.
+    """
+
+    sensor_rows: int = setting(964, kind=int, lo=1, unit="pixels")
+    sensor_cols: int = setting(1292, kind=int, lo=1, unit="pixels")
+    quantum_efficiency: float = setting(0.6, lo=0.0, lo_open=True, hi=1.0)
+    exposure_us: float = setting(100.0, lo=0.0, lo_open=True, unit="us")
+    dark_current_e_per_s: float = setting(0.0, lo=0.0, unit="e-/s")
+    read_noise_e: float = setting(0.0, lo=0.0, unit="e- rms")
+    full_well_e: Optional[float] = setting(10_000.0, lo=0.0, lo_open=True, optional=True, unit="e-")
+    gain_dn_per_e: float = setting(0.0255, lo=0.0, lo_open=True, unit="DN/e-")
+    black_offset_dn: float = setting(0.0, lo=0.0, unit="DN")
+    adc_bits: Optional[int] = setting(8, kind=int, lo=1, hi=16, optional=True, unit="bits")
+    prnu_rms: float = setting(0.0, lo=0.0, hi=0.5, unit="fraction rms")
+    dsnu_e: float = setting(0.0, lo=0.0, unit="e- rms")
+    binning: int = setting(1, kind=int, lo=1, hi=16, unit="pixels per side")
+    max_frame_rate_hz: float = setting(2000.0, lo=0.0, lo_open=True, unit="Hz")
+    shot_noise: bool = setting(True, kind=bool)
+    shot_noise_exact_below_e: float = setting(50.0, lo=0.0, unit="e-")
+
+
+@dataclass(frozen=True)
+class SeedsConfig:
+    """One seed per independent random stream."""
+
+    tm: int = setting(0, kind=int, lo=0)
+    tm_drift: int = setting(1, kind=int, lo=0)
+    laser: int = setting(2, kind=int, lo=0)
+    camera: int = setting(3, kind=int, lo=0)
+    fixed_pattern: int = setting(4, kind=int, lo=0)
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    """How the transmission matrix is held in memory.
+
+    ``tm_storage``: ``dense`` stores it, ``streamed`` regenerates it tile by tile from a
+    counter-based seed on every acquisition (memory O(tile + batch (n_in + n_out))),
+    ``auto`` streams when the dense matrix would exceed ``max_dense_tm_mb``. Both give
+    the same matrix for the same seed.
+    """
+
+    tm_storage: str = setting("auto", kind=str, choices=("auto", "dense", "streamed"))
+    max_dense_tm_mb: float = setting(2048.0, lo=0.0, lo_open=True, unit="MiB")
+    tile_rows: int = setting(1024, kind=int, lo=1, unit="mirrors")
+    tile_cols: int = setting(1024, kind=int, lo=1, unit="pixels")
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    """A whole simulated OPU: sizes, elements, seeds and simulation settings.
+
+    ``n_in`` is the number of input features (each on ``dmd.macropixel_mirrors``
+    mirrors); ``n_out`` the number of camera output values (after binning).
+    ``polarizer`` null means no polarizer. ``electrical_power_w`` is the wall-plug power
+    of the whole device (laser, DMD, camera, control), for energy estimates.
+    """
+
+    name: str = "custom"
+    description: str = ""
+    electrical_power_w: float = setting(30.0, lo=0.0, lo_open=True, unit="W")
+    n_in: int = setting(1024, kind=int, lo=1, unit="features")
+    n_out: int = setting(1024, kind=int, lo=1, unit="camera pixels")
+    laser: LaserConfig = LaserConfig()
+    dmd: DMDConfig = DMDConfig()
+    medium: MediumConfig = MediumConfig()
+    polarizer: Optional[PolarizerConfig] = PolarizerConfig()
+    camera: CameraConfig = CameraConfig()
+    seeds: SeedsConfig = SeedsConfig()
+    simulation: SimulationConfig = SimulationConfig()
+
+    def check(self, source: str = "<config>") -> None:
+        """Check the constraints that tie several fields together."""
+        mirrors = self.dmd.rows * self.dmd.cols
+        used = self.n_in * self.dmd.macropixel_mirrors + self.dmd.held_on_mirrors
+        if used > mirrors:
+            raise ConfigError(
+                f"{source}: key 'n_in' = {self.n_in}: expected n_in * dmd.macropixel_mirrors "
+                f"+ dmd.held_on_mirrors <= {mirrors} mirrors of the {self.dmd.rows} x "
+                f"{self.dmd.cols} DMD (got {used})")
+        pixels = self.camera.sensor_rows * self.camera.sensor_cols
+        needed = self.n_out * self.camera.binning ** 2
+        if needed > pixels:
+            raise ConfigError(
+                f"{source}: key 'n_out' = {self.n_out}: expected n_out * camera.binning^2 <= "
+                f"{pixels} pixels of the {self.camera.sensor_rows} x {self.camera.sensor_cols} "
+                f"sensor (got {needed})")
+        bits = self.camera.adc_bits
+        if bits is not None and self.camera.black_offset_dn >= 2 ** bits - 1:
+            raise ConfigError(
+                f"{source}: key 'camera.black_offset_dn' = {self.camera.black_offset_dn}: "
+                f"expected a value below the ADC full scale {2 ** bits - 1} DN")
+
+    def replace(self, **changes) -> "DeviceConfig":
+        """Return a validated copy with top-level fields or ``section__field`` changed.
+
+        Examples
+        --------
+        >>> cfg.replace(n_in=256, camera__read_noise_e=5.0)  # doctest: +SKIP
+        """
+        top = {}
+        sections: dict[str, dict] = {}
+        for key, value in changes.items():
+            if "__" in key:
+                section, name = key.split("__", 1)
+                sections.setdefault(section, {})[name] = value
+            else:
+                top[key] = value
+        mapping = to_mapping(self)
+        for section, values in sections.items():
+            if section not in mapping or not isinstance(mapping[section], dict):
+                raise ConfigError(f"replace: unknown or empty section '{section}' in "
+                                  f"{section}__{next(iter(values))}")
+            mapping[section].update(values)
+        mapping.update({k: (to_mapping(v) if dataclasses.is_dataclass(v) else v)
+                        for k, v in top.items()})
+        return config_from_dict(mapping, source=f"{self.name} (replaced)")
+
+
+def config_from_dict(mapping: dict, source: str = "<dict>") -> DeviceConfig:
+    """Build a validated :class:`DeviceConfig` from a plain mapping."""
+    return from_mapping(DeviceConfig, mapping, source)
+
+
+def load_config(path: str | pathlib.Path) -> DeviceConfig:
+    """Load and validate a device configuration from a YAML file.
+
+    Raises
+    ------
+    ConfigError
+        With the file name, the key and the value at fault.
+    """
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise ConfigError(f"path = '{path}': expected an existing YAML file")
+    try:
+        mapping = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from err
+    return config_from_dict(mapping, source=str(path))
+
+
+def dump_config(config: DeviceConfig, path: str | pathlib.Path | None = None) -> str:
+    """Return ``config`` as YAML text, also writing it to ``path`` when given."""
+    text = yaml.safe_dump(to_mapping(config), sort_keys=False)
+    if path is not None:
+        pathlib.Path(path).write_text(text, encoding="utf-8")
+    return text

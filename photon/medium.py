@@ -1,0 +1,335 @@
+"""Multiply scattering medium: a transmission matrix per polarization.
+
+Model
+-----
+The field on camera pixel ``j`` in polarization ``p`` is ``E_pj = sum_i T_pji a_i + b_pj``
+where ``a_i`` is the field amplitude leaving mirror ``i`` of the DMD's used region and
+``b`` the fixed reference field of mirrors held on outside it. ``T`` is i.i.d. circular
+complex Gaussian with variance ``1 / n_mirrors`` (DESIGN.md section 2), one independent
+matrix per polarization. A macropixel's row is the sum of its mirrors' rows, so the
+feature-level matrix of ``n_in`` macropixels of ``m`` mirrors has variance ``1 / n_in``.
+The held-on mirrors' field is the sum of ``held_on_mirrors`` such rows, i.e. circular
+Gaussian of variance ``held_on_mirrors / n_mirrors``.
+
+Fields are real arrays of shape ``(batch, n_polarizations, 2, n_pixels)`` (real and
+imaginary parts) in units where ``|E|^2 = 1`` is the mean intensity of all used mirrors
+on. The product with a batch of frames is one real GEMM against the real and imaginary
+parts side by side.
+
+Drift follows DESIGN.md's ``T(t + dt) = sqrt(1 - a) T(t) + sqrt(a) G`` with ``a = dt / tau``,
+taken from keyframes: independent Gaussian matrices ``K_0 = T(0), K_1, K_2, ...`` sit
+``tau`` apart and ``T(m tau + dt) = sqrt(1 - a) K_m + sqrt(a) K_(m+1)`` for
+``0 <= dt < tau``. The correlation between ``T(m tau)`` (the TM at time zero, say) and the
+TM ``dt`` later is exactly ``sqrt(1 - dt / tau)``; every ``T(t)`` has the same i.i.d.
+Gaussian law; and any block of ``T(t)`` is computable from two keyframe tiles, so a
+streamed TM drifts exactly as a stored one does. (Between two times that are both off a
+keyframe the correlation is higher than a Markov process's: the path runs along a great
+circle from one keyframe to the next.) The reference field drifts the same way.
+Speckle grain larger
+than a pixel is a Gaussian smoothing of the field across the 2-D pixel grid (periodic
+edges), renormalized so that the mean intensity is unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .backend import array_module, asarray_like
+from .tiles import GaussianTiles
+
+__all__ = ["ScatteringMedium", "near_square_shape"]
+
+# Stream identifiers of the medium's random matrices (combined with the polarization).
+_TM, _REFERENCE = 0, 1
+
+
+def near_square_shape(n: int) -> tuple[int, int]:
+    """Return ``(rows, cols)`` with ``rows * cols == n`` and rows the largest divisor <= sqrt(n)."""
+    rows = int(math.isqrt(n))
+    while n % rows:
+        rows -= 1
+    return rows, n // rows
+
+
+class ScatteringMedium:
+    """Transmission matrices of a scattering layer, stored or streamed.
+
+    Parameters
+    ----------
+    n_in
+        Number of input features (DMD macropixels).
+    n_pixels
+        Number of camera sensor pixels the field is computed on.
+    n_polarizations
+        1 (an ideal polarizer: only one polarization matters) or 2.
+    macropixel_mirrors
+        Mirrors per feature; the TM is drawn per mirror and summed per macropixel.
+    held_on_mirrors
+        Mirrors held on outside the used region (reference field).
+    drift_time_s
+        Decorrelation time tau of the TM, or None for a static medium.
+    speckle_grain_px
+        Rms radius of the speckle grain in pixels (0: independent pixels).
+    pixel_grid
+        ``(rows, cols)`` layout of the pixels, used by the speckle grain.
+    seed, drift_seed
+        Seeds of the TM and of its drift innovations.
+    storage
+        ``"dense"``, ``"streamed"`` or ``"auto"`` (dense below ``max_dense_mb``).
+    tile_rows, tile_cols
+        Tile grid of the counter-based generator (see :class:`~photon.tiles.GaussianTiles`).
+    """
+
+    def __init__(self, n_in: int, n_pixels: int, *, n_polarizations: int = 1,
+                 macropixel_mirrors: int = 1, held_on_mirrors: int = 0,
+                 drift_time_s: float | None = None, speckle_grain_px: float = 0.0,
+                 pixel_grid: tuple[int, int] | None = None, seed: int = 0,
+                 drift_seed: int = 1, storage: str = "auto", max_dense_mb: float = 2048.0,
+                 tile_rows: int = 1024, tile_cols: int = 1024):
+        if n_polarizations not in (1, 2):
+            raise ValueError(f"n_polarizations = {n_polarizations!r}: expected 1 or 2")
+        if storage not in ("auto", "dense", "streamed"):
+            raise ValueError(f"storage = {storage!r}: expected 'auto', 'dense' or 'streamed'")
+        self.n_in, self.n_pixels = int(n_in), int(n_pixels)
+        self.n_polarizations = n_polarizations
+        self.macropixel_mirrors = int(macropixel_mirrors)
+        self.n_mirrors = self.n_in * self.macropixel_mirrors
+        self.held_on_mirrors = int(held_on_mirrors)
+        self.drift_time_s = drift_time_s
+        self.speckle_grain_px = float(speckle_grain_px)
+        self.pixel_grid = tuple(pixel_grid) if pixel_grid else near_square_shape(self.n_pixels)
+        if self.pixel_grid[0] * self.pixel_grid[1] != self.n_pixels:
+            raise ValueError(f"pixel_grid = {pixel_grid!r}: expected rows * cols == n_pixels "
+                             f"= {self.n_pixels}")
+        self.seed, self.drift_seed = int(seed), int(drift_seed)
+        self.tile_rows, self.tile_cols = int(tile_rows), int(tile_cols)
+        if storage == "auto":
+            storage = "dense" if self.dense_nbytes <= max_dense_mb * 2**20 else "streamed"
+        if drift_time_s is not None and not drift_time_s > 0:
+            raise ValueError(f"drift_time_s = {drift_time_s!r}: expected a decorrelation time "
+                             "> 0 seconds, or None for a static medium")
+        self.storage = storage
+        self.elapsed_s = 0.0
+        self._keyframes = {}         # dense only: keyframe index -> (weights, reference)
+        self._weights = None         # dense (n_in, n_pol * 2 * n_pixels) float32, NumPy
+        self._reference = None       # (n_pol * 2 * n_pixels,) float32, NumPy
+        self._device_copies = {}     # backend module -> (weights, reference, ones_field)
+        if storage == "dense":
+            self._weights, self._reference = self._dense_keyframe(0)
+
+    # ------------------------------------------------------------------ generation
+    @property
+    def dense_nbytes(self) -> int:
+        """Bytes of the stored float32 TM (real and imaginary parts, all polarizations)."""
+        return 4 * self.n_in * self.n_polarizations * 2 * self.n_pixels
+
+    def _tiles(self, reference: bool, pol: int, keyframe: int) -> GaussianTiles:
+        """Tile generator of keyframe ``keyframe`` (0: the TM at time zero)."""
+        seed = self.seed if keyframe == 0 else self.drift_seed
+        if reference:
+            return GaussianTiles(seed, (_REFERENCE, pol, keyframe), 1, self.n_pixels,
+                                 self.held_on_mirrors / self.n_mirrors,
+                                 self.tile_rows, self.tile_cols)
+        return GaussianTiles(seed, (_TM, pol, keyframe), self.n_mirrors, self.n_pixels,
+                             1.0 / self.n_mirrors, self.tile_rows, self.tile_cols)
+
+    def _feature_chunk(self) -> int:
+        return max(1, self.tile_rows // self.macropixel_mirrors)
+
+    def _drift_position(self) -> tuple[int, float]:
+        """``(m, a)``: the TM now is ``sqrt(1 - a) K_m + sqrt(a) K_(m+1)``."""
+        if self.drift_time_s is None:
+            return 0, 0.0
+        phase = self.elapsed_s / self.drift_time_s
+        m = int(math.floor(phase))
+        return m, phase - m
+
+    def _keyframe_block(self, pol: int, f0: int, f1: int, c0: int, c1: int,
+                        keyframe: int) -> tuple[np.ndarray, np.ndarray]:
+        return self._tiles(False, pol, keyframe).summed_rows(
+            self.macropixel_mirrors, f0, f1, c0, c1)
+
+    def _weight_block(self, pol: int, f0: int, f1: int, c0: int, c1: int):
+        """Real and imaginary parts of the TM now, features ``f0:f1``, pixels ``c0:c1``."""
+        m, a = self._drift_position()
+        real, imag = self._keyframe_block(pol, f0, f1, c0, c1, m)
+        if a > 0:
+            real2, imag2 = self._keyframe_block(pol, f0, f1, c0, c1, m + 1)
+            keep, fresh = np.float32(math.sqrt(1.0 - a)), np.float32(math.sqrt(a))
+            real = keep * real + fresh * real2
+            imag = keep * imag + fresh * imag2
+        return real, imag
+
+    def _reference_now(self) -> np.ndarray:
+        m, a = self._drift_position()
+        reference = self._keyframe_reference(m)
+        if a > 0:
+            reference = (np.float32(math.sqrt(1.0 - a)) * reference
+                         + np.float32(math.sqrt(a)) * self._keyframe_reference(m + 1))
+        return reference
+
+    def _keyframe_weights(self, keyframe: int) -> np.ndarray:
+        n, p = self.n_pixels, self.n_polarizations
+        weights = np.empty((self.n_in, p * 2 * n), np.float32)
+        chunk = self._feature_chunk()
+        for pol in range(p):
+            for f0 in range(0, self.n_in, chunk):
+                f1 = min(self.n_in, f0 + chunk)
+                real, imag = self._keyframe_block(pol, f0, f1, 0, n, keyframe)
+                weights[f0:f1, (2 * pol) * n:(2 * pol + 1) * n] = real
+                weights[f0:f1, (2 * pol + 1) * n:(2 * pol + 2) * n] = imag
+        return weights
+
+    def _keyframe_reference(self, keyframe: int) -> np.ndarray:
+        n, p = self.n_pixels, self.n_polarizations
+        reference = np.zeros(p * 2 * n, np.float32)
+        if self.held_on_mirrors:
+            for pol in range(p):
+                real, imag = self._tiles(True, pol, keyframe).block(0, 1, 0, n)
+                reference[(2 * pol) * n:(2 * pol + 1) * n] = real[0]
+                reference[(2 * pol + 1) * n:(2 * pol + 2) * n] = imag[0]
+        return reference
+
+    def _dense_keyframe(self, keyframe: int) -> tuple[np.ndarray, np.ndarray]:
+        """Stored keyframe (kept while it is one of the two in use)."""
+        if keyframe not in self._keyframes:
+            self._keyframes[keyframe] = (self._keyframe_weights(keyframe),
+                                         self._keyframe_reference(keyframe))
+        return self._keyframes[keyframe]
+
+    # ------------------------------------------------------------------ inspection
+    def transmission_matrix(self, polarization: int = 0) -> np.ndarray:
+        """Return the feature-level TM ``R`` of shape ``(n_pixels, n_in)``, complex64.
+
+        ``E = R a + b`` for a column vector ``a`` of feature amplitudes. Built from the
+        same tiles whether the TM is stored or streamed (a streamed one is generated
+        here, so mind its size).
+        """
+        n = self.n_pixels
+        if self._weights is not None:
+            w = self._weights
+            real = w[:, (2 * polarization) * n:(2 * polarization + 1) * n]
+            imag = w[:, (2 * polarization + 1) * n:(2 * polarization + 2) * n]
+        else:
+            real, imag = self._weight_block(polarization, 0, self.n_in, 0, n)
+        return (real + 1j * imag).T.astype(np.complex64)
+
+    def mirror_transmission_matrix(self, polarization: int = 0) -> np.ndarray:
+        """Return the mirror-level TM at time zero, shape ``(n_pixels, n_mirrors)``, complex64."""
+        real, imag = self._tiles(False, polarization, 0).block(0, self.n_mirrors, 0, self.n_pixels)
+        return (real + 1j * imag).T.astype(np.complex64)
+
+    def reference_field(self, polarization: int = 0) -> np.ndarray:
+        """Return the held-on mirrors' field ``b`` on each pixel now, complex64."""
+        n = self.n_pixels
+        ref = self._reference if self._reference is not None else self._reference_now()
+        return (ref[(2 * polarization) * n:(2 * polarization + 1) * n]
+                + 1j * ref[(2 * polarization + 1) * n:(2 * polarization + 2) * n]).astype(np.complex64)
+
+    # ------------------------------------------------------------------ propagation
+    def _on_backend(self, xp):
+        """Dense weights, reference field and all-on field on backend ``xp`` (cached)."""
+        cached = self._device_copies.get(xp)
+        if cached is None:
+            weights = asarray_like(self._weights, xp)
+            reference = asarray_like(self._reference, xp)
+            ones_field = weights.sum(axis=0)
+            cached = (weights, reference, ones_field)
+            self._device_copies[xp] = cached
+        return cached
+
+    def field(self, modulated, uniform: float = 0.0):
+        """Propagate mirror amplitudes ``modulated + uniform`` through the medium.
+
+        Parameters
+        ----------
+        modulated : (batch, n_in) float32 array
+            The part of each feature's field amplitude that follows the frame.
+        uniform
+            A field amplitude common to every used mirror (DMD off-state leakage).
+
+        Returns
+        -------
+        (batch, n_polarizations, 2, n_pixels) float32 array
+            Real and imaginary parts of the field on each pixel, same backend as
+            ``modulated``.
+        """
+        xp = array_module(modulated)
+        if self.storage == "dense":
+            weights, reference, ones_field = self._on_backend(xp)
+            out = modulated @ weights
+            offset = reference + np.float32(uniform) * ones_field if uniform else reference
+            if uniform or self.held_on_mirrors:
+                out += offset
+        else:
+            out = self._streamed_field(modulated, uniform, xp)
+        out = out.reshape(modulated.shape[0], self.n_polarizations, 2, self.n_pixels)
+        if self.speckle_grain_px > 0:
+            out = self._apply_grain(out, xp)
+        return out
+
+    def _streamed_field(self, modulated, uniform: float, xp):
+        batch, n = modulated.shape[0], self.n_pixels
+        out = xp.empty((batch, self.n_polarizations * 2 * n), np.float32)
+        reference = asarray_like(self._reference_now(), xp) if self.held_on_mirrors else None
+        chunk = self._feature_chunk()
+        for pol in range(self.n_polarizations):
+            for c0 in range(0, n, self.tile_cols):
+                c1 = min(n, c0 + self.tile_cols)
+                acc = xp.zeros((batch, 2 * (c1 - c0)), np.float32)
+                ones_acc = xp.zeros(2 * (c1 - c0), np.float32) if uniform else None
+                for f0 in range(0, self.n_in, chunk):
+                    f1 = min(self.n_in, f0 + chunk)
+                    real, imag = self._weight_block(pol, f0, f1, c0, c1)
+                    block = asarray_like(np.concatenate([real, imag], axis=1), xp)
+                    acc += modulated[:, f0:f1] @ block
+                    if uniform:
+                        ones_acc += block.sum(axis=0)
+                if uniform:
+                    acc += np.float32(uniform) * ones_acc
+                re_cols = slice((2 * pol) * n + c0, (2 * pol) * n + c1)
+                im_cols = slice((2 * pol + 1) * n + c0, (2 * pol + 1) * n + c1)
+                out[:, re_cols] = acc[:, :c1 - c0]
+                out[:, im_cols] = acc[:, c1 - c0:]
+        if reference is not None:
+            out += reference
+        return out
+
+    def _apply_grain(self, field, xp):
+        """Smooth the field over the pixel grid (periodic), keeping the mean intensity."""
+        if xp is np:
+            from scipy.ndimage import gaussian_filter  # noqa: PLC0415
+        else:
+            from cupyx.scipy.ndimage import gaussian_filter  # noqa: PLC0415
+        rows, cols = self.pixel_grid
+        grid = field.reshape(field.shape[:3] + (rows, cols))
+        sigma = (0, 0, 0, self.speckle_grain_px, self.speckle_grain_px)
+        smooth = gaussian_filter(grid, sigma=sigma, mode="wrap")
+        # Variance of a filtered white field = sum of squared weights (1-D weights squared).
+        radius = int(4.0 * self.speckle_grain_px + 0.5)
+        taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / self.speckle_grain_px) ** 2)
+        taps /= taps.sum()
+        smooth *= np.float32(1.0 / float((taps ** 2).sum()))  # (sum w^2)^-1/2 per axis, two axes
+        return smooth.reshape(field.shape)
+
+    # ------------------------------------------------------------------ drift
+    def advance(self, dt_s: float) -> None:
+        """Let ``dt_s`` seconds pass: the TM drifts (a static medium only keeps time)."""
+        if not dt_s >= 0:  # also refuses NaN
+            raise ValueError(f"dt_s = {dt_s!r}: expected a time step >= 0 seconds")
+        before = self._drift_position()
+        self.elapsed_s += dt_s
+        if self.storage != "dense" or self._drift_position() == before:
+            return
+        m, a = self._drift_position()
+        self._keyframes = {k: v for k, v in self._keyframes.items() if k in (m, m + 1)}
+        weights, reference = self._dense_keyframe(m)
+        if a > 0:
+            weights2, reference2 = self._dense_keyframe(m + 1)
+            keep, fresh = np.float32(math.sqrt(1.0 - a)), np.float32(math.sqrt(a))
+            weights = keep * weights + fresh * weights2
+            reference = keep * reference + fresh * reference2
+        self._weights, self._reference = weights, reference
+        self._device_copies.clear()

@@ -1,0 +1,74 @@
+"""Bad input is refused with an error naming the argument, the value and what was expected."""
+
+import numpy as np
+import pytest
+
+from photon import Camera, ConfigError, build_chain, load_config
+
+
+@pytest.fixture(scope="module")
+def chain():
+    return build_chain("lab-bench", n_in=16, n_out=32)
+
+
+@pytest.mark.parametrize("bad, value", [
+    (np.full((2, 16), 0.5), "0.5"),
+    (np.full((2, 16), 2, np.uint8), "2"),
+    (np.full((2, 16), -1, np.int64), "-1"),
+    (np.full((2, 16), np.nan), "nan"),
+    (np.full((2, 16), np.inf), "inf"),
+])
+def test_non_binary_frames_are_refused(chain, bad, value):
+    bad = bad.copy()
+    bad[0, :3] = 0  # the first offending entry is at (0, 3)
+    with pytest.raises(ValueError, match=rf"frames: value {value}.* at index \(0, 3\): expected binary"):
+        chain.acquire(bad)
+
+
+def test_wrong_width_is_refused(chain):
+    with pytest.raises(ValueError, match=r"frames: shape \(4, 17\): expected \(batch, 16\)"):
+        chain.acquire(np.zeros((4, 17), np.uint8))
+
+
+def test_a_refused_frame_leaves_the_device_untouched(chain):
+    elapsed = chain.elapsed_s
+    with pytest.raises(ValueError):
+        chain.acquire(np.full((2, 16), 3, np.uint8))
+    assert chain.elapsed_s == elapsed
+
+
+@pytest.mark.parametrize("exposure", [-1.0, 0.0, float("nan"), float("inf")])
+def test_bad_exposure_is_refused_by_the_camera(exposure):
+    with pytest.raises(ValueError, match=r"exposure_us = .*: expected a finite exposure > 0 us"):
+        Camera(8, exposure_us=exposure)
+
+
+@pytest.mark.parametrize("text, key, value", [
+    ("exposure_us: -5.0", "camera.exposure_us", "-5.0"),
+    ("exposure_us: .nan", "camera.exposure_us", "nan"),
+    ("exposure_us: fast", "camera.exposure_us", "'fast'"),
+    ("quantum_efficiency: 1.5", "camera.quantum_efficiency", "1.5"),
+    ("adc_bits: 8.5", "camera.adc_bits", "8.5"),
+    ("shot_noise: 1", "camera.shot_noise", "1"),
+    ("shutter: global", "camera.shutter", "'global'"),
+])
+def test_bad_yaml_names_the_file_the_key_and_the_value(tmp_path, text, key, value):
+    path = tmp_path / "device.yaml"
+    path.write_text(f"name: broken\ncamera:\n  {text}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert str(path) in message and f"'{key}'" in message and value in message
+    assert "expected" in message
+
+
+def test_sizes_beyond_the_hardware_are_refused():
+    with pytest.raises(ConfigError, match=r"'n_in' = 786433: expected .* <= 786432 mirrors"):
+        build_chain("lab-bench", n_in=768 * 1024 + 1, n_out=8)
+    with pytest.raises(ConfigError, match=r"'n_out' = .*: expected .* sensor"):
+        build_chain("lab-bench", n_in=8, n_out=964 * 1292 + 1)
+
+
+def test_unknown_preset_lists_the_known_ones():
+    with pytest.raises(ValueError, match=r"preset = 'lab-bnech': expected one of .*lab-bench"):
+        build_chain("lab-bnech")

@@ -1,0 +1,93 @@
+"""Time behaviour (TM drift, laser RIN) and the DMD's macropixels."""
+
+import numpy as np
+import pytest
+
+from photon import ScatteringMedium, build_chain
+from tests.stats import Z
+
+
+def _correlation(a, b) -> float:
+    """Real part of the normalized inner product of two complex matrices (phase-sensitive)."""
+    return float(np.real(np.vdot(a, b)) / np.sqrt(np.vdot(a, a).real * np.vdot(b, b).real))
+
+
+@pytest.mark.parametrize("dt_over_tau", [0.1, 0.3, 0.75])
+def test_tm_correlation_after_dt_is_sqrt_one_minus_dt_over_tau(dt_over_tau):
+    tau = 3600.0
+    medium = ScatteringMedium(128, 512, drift_time_s=tau, seed=3, drift_seed=4)
+    before = medium.transmission_matrix()
+    medium.advance(dt_over_tau * tau)
+    after = medium.transmission_matrix()
+    n = before.size
+    # Sample correlation of N complex pairs: standard error below 1 / sqrt(N).
+    assert abs(_correlation(before, after) - np.sqrt(1 - dt_over_tau)) < Z / np.sqrt(n)
+    # The drifted TM keeps the i.i.d. law: variance 1 / n_in.
+    assert np.mean(np.abs(after) ** 2) == pytest.approx(1 / 128, rel=Z * np.sqrt(1 / n))
+
+
+def test_drift_is_the_same_for_stored_and_streamed_tms_and_decorrelates_after_tau():
+    kw = dict(drift_time_s=100.0, seed=1, drift_seed=2, tile_rows=40, tile_cols=96)
+    dense = ScatteringMedium(64, 256, storage="dense", **kw)
+    streamed = ScatteringMedium(64, 256, storage="streamed", **kw)
+    t0 = dense.transmission_matrix()
+    for medium in (dense, streamed):
+        medium.advance(37.0)
+        medium.advance(30.0)
+    np.testing.assert_array_equal(dense.transmission_matrix(), streamed.transmission_matrix())
+    dense.advance(100.0)  # now more than tau after the start
+    assert abs(_correlation(t0, dense.transmission_matrix())) < Z / np.sqrt(t0.size)
+
+
+def test_a_static_medium_does_not_move():
+    medium = ScatteringMedium(16, 32, drift_time_s=None)
+    before = medium.transmission_matrix()
+    medium.advance(1e6)
+    np.testing.assert_array_equal(before, medium.transmission_matrix())
+
+
+def test_acquisition_advances_the_device_clock_and_drifts_the_tm():
+    chain = build_chain("ideal", n_in=16, n_out=64, medium__drift_time_s=1.0)
+    before = chain.medium.transmission_matrix()
+    chain.acquire(np.ones((50, 16), np.uint8))
+    assert chain.elapsed_s == pytest.approx(50 * chain.frame_time_s)
+    assert not np.array_equal(before, chain.medium.transmission_matrix())
+
+
+def test_rin_scales_a_whole_frame_by_one_common_factor():
+    rin = 0.01
+    n_frames = 400
+    chain = build_chain("ideal", n_in=32, n_out=256, laser__rin_rms=rin)
+    frame = (np.arange(32) % 3 == 0).astype(np.uint8)
+    frames = np.tile(frame, (n_frames, 1))
+    noise_free = chain.intensity(frames[:1])[0] * chain.watts_per_unit_intensity
+    counts = chain.acquire(frames)
+    ideal_counts = chain.camera(noise_free[None, :].copy(), chain.laser.wavelength_nm)[0]
+    ratio = counts / ideal_counts
+    # One factor per frame: every pixel of a frame sees the same ratio (to float precision).
+    spread = ratio.max(axis=1) - ratio.min(axis=1)
+    assert np.all(spread < 1e-5)
+    factors = ratio[:, 0]
+    assert factors.mean() == pytest.approx(1.0, abs=Z * rin / np.sqrt(n_frames))
+    # Sample sd of n Gaussian values: relative standard error 1 / sqrt(2 (n - 1)).
+    assert factors.std(ddof=1) == pytest.approx(rin, rel=Z / np.sqrt(2 * (n_frames - 1)))
+
+
+@pytest.mark.parametrize("mirrors", [2, 5])
+def test_a_macropixel_row_is_the_sum_of_its_mirror_rows(mirrors):
+    n_in = 24
+    medium = ScatteringMedium(n_in, 40, macropixel_mirrors=mirrors, seed=9,
+                              tile_rows=16, tile_cols=16)
+    mirror_tm = medium.mirror_transmission_matrix()  # (n_pixels, n_in * mirrors)
+    summed = mirror_tm.reshape(40, n_in, mirrors).sum(axis=2)
+    np.testing.assert_allclose(medium.transmission_matrix(), summed, rtol=1e-5, atol=1e-6)
+    # A macropixel feature has variance 1/n_in (its mirrors have 1/(n_in * mirrors)).
+    assert np.mean(np.abs(mirror_tm) ** 2) == pytest.approx(1 / (n_in * mirrors), rel=0.15)
+
+
+def test_the_chain_sees_macropixels_as_tiled_mirror_frames():
+    chain = build_chain("ideal", n_in=12, n_out=64, dmd__macropixel_mirrors=3)
+    frames = (np.random.default_rng(0).random((5, 12)) < 0.5).astype(np.uint8)
+    mirror_frames = np.repeat(frames, 3, axis=1)
+    expected = np.abs(mirror_frames @ chain.medium.mirror_transmission_matrix().T) ** 2
+    np.testing.assert_allclose(chain.intensity(frames), expected, rtol=1e-4, atol=1e-6)

@@ -1,0 +1,49 @@
+"""The CuPy path: same physics, CuPy in and CuPy out (skipped without a GPU)."""
+
+import numpy as np
+import pytest
+
+from photon import build_chain
+
+pytestmark = pytest.mark.gpu
+
+
+def _frames(n_in, batch=32, seed=0):
+    return (np.random.default_rng(seed).random((batch, n_in)) < 0.5).astype(np.uint8)
+
+
+def test_cupy_frames_give_cupy_counts_with_the_same_intensity():
+    import cupy
+
+    chain = build_chain("lab-bench", n_in=256, n_out=512)
+    frames = _frames(256)
+    host = chain.intensity(frames)
+    device = chain.intensity(cupy.asarray(frames))
+    assert isinstance(device, cupy.ndarray)
+    np.testing.assert_allclose(cupy.asnumpy(device), host, rtol=1e-4, atol=1e-7)
+    counts = chain.acquire(cupy.asarray(frames))
+    assert isinstance(counts, cupy.ndarray) and counts.dtype == cupy.uint8
+
+
+def test_cupy_counts_are_reproducible_and_statistically_like_numpy():
+    import cupy
+
+    frames = _frames(256, batch=64)
+    a = build_chain("lab-bench", n_in=256, n_out=2048).acquire(cupy.asarray(frames))
+    b = build_chain("lab-bench", n_in=256, n_out=2048).acquire(cupy.asarray(frames))
+    cupy.testing.assert_array_equal(a, b)
+    host = build_chain("lab-bench", n_in=256, n_out=2048).acquire(frames).astype(np.float64)
+    dev = cupy.asnumpy(a).astype(np.float64)
+    # Same TM and intensities, independent noise: means agree to within the noise.
+    assert abs(host.mean() - dev.mean()) < 5 * 1.5 / np.sqrt(host.size) + 0.05
+
+
+def test_streamed_tm_on_cupy():
+    import cupy
+
+    kw = dict(n_in=300, n_out=500, simulation__tile_rows=128, simulation__tile_cols=192)
+    frames = _frames(300, batch=8)
+    dense = build_chain("ideal", simulation__tm_storage="dense", **kw).intensity(frames)
+    streamed = build_chain("ideal", simulation__tm_storage="streamed", **kw).intensity(
+        cupy.asarray(frames))
+    np.testing.assert_allclose(cupy.asnumpy(streamed), dense, rtol=1e-4, atol=1e-7)
