@@ -18,7 +18,7 @@ __all__ = [
     "to_numpy",
     "asarray_like",
     "cupy_available",
-    "noise_generator",
+    "NoiseStream",
 ]
 
 
@@ -67,13 +67,53 @@ def cupy_available() -> bool:
         return False
 
 
-def noise_generator(xp: types.ModuleType, seed: int):
-    """Return a seeded random generator living on backend ``xp``.
+class NoiseStream:
+    """A seeded stream of noise on one backend.
 
-    NumPy gets a PCG64 :class:`numpy.random.Generator`; CuPy gets its own
-    :class:`cupy.random.Generator`. The same seed gives bit-identical streams on the
-    same backend; the two backends' streams differ from each other.
+    On NumPy a large float32 normal draw is filled in two fixed halves by two child
+    generators of the seed, the second half on a helper thread (NumPy releases the GIL
+    while it fills): the result depends on the seed and the shape only, never on the
+    number of cores or on thread timing. On CuPy one device generator draws it all.
+    The same seed gives bit-identical streams on the same backend.
+
+    Parameters
+    ----------
+    xp
+        ``numpy`` or ``cupy``.
+    seed
+        Seed of the stream.
     """
-    if xp is np:
-        return np.random.Generator(np.random.PCG64(seed))
-    return xp.random.default_rng(seed)
+
+    _PARALLEL_MIN_SIZE = 1 << 16
+    _executor = None
+
+    def __init__(self, xp: types.ModuleType, seed: int):
+        self.xp = xp
+        if xp is np:
+            children = np.random.SeedSequence(seed).spawn(2)
+            self._generators = [np.random.Generator(np.random.SFC64(c)) for c in children]
+        else:
+            self._generators = [xp.random.default_rng(seed)]
+
+    def standard_normal(self, shape):
+        """Float32 N(0, 1) samples of ``shape``."""
+        first = self._generators[0]
+        size = int(np.prod(shape))
+        if self.xp is not np or size < self._PARALLEL_MIN_SIZE:
+            return first.standard_normal(shape, dtype=np.float32)
+        out = np.empty(shape, np.float32)
+        flat = out.reshape(-1)
+        half = size // 2
+        if NoiseStream._executor is None:
+            from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
+
+            NoiseStream._executor = ThreadPoolExecutor(1, thread_name_prefix="noise")
+        second = NoiseStream._executor.submit(
+            self._generators[1].standard_normal, dtype=np.float32, out=flat[half:])
+        first.standard_normal(dtype=np.float32, out=flat[:half])
+        second.result()
+        return out
+
+    def poisson(self, lam):
+        """Poisson samples of mean ``lam`` (an array on this backend)."""
+        return self._generators[0].poisson(lam)

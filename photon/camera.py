@@ -28,7 +28,7 @@ import math
 
 import numpy as np
 
-from .backend import array_module, asarray_like, noise_generator
+from .backend import NoiseStream, array_module, asarray_like
 from .constants import photons_per_joule
 
 __all__ = ["Camera"]
@@ -141,7 +141,7 @@ class Camera:
     # ------------------------------------------------------------------ pieces
     def _generator(self, xp):
         if xp not in self._generators:
-            self._generators[xp] = noise_generator(xp, self.noise_seed)
+            self._generators[xp] = NoiseStream(xp, self.noise_seed)
         return self._generators[xp]
 
     def _fixed_patterns(self, xp):
@@ -193,38 +193,36 @@ class Camera:
         return mu
 
     def _noisy_electrons(self, mu, xp):
-        """Collected charge plus read noise for mean electrons ``mu`` (float32, in place)."""
-        rng = self._generator(xp)
+        """Collected charge plus read noise for mean electrons ``mu`` (float32)."""
+        noise = self._generator(xp)
         read2 = self.read_noise_e ** 2
         full = self.full_well_e
         if not self.shot_noise:
-            if full is not None:
-                xp.minimum(mu, np.float32(full), out=mu)
+            electrons = mu if full is None else xp.minimum(mu, np.float32(full))
             if read2:
-                mu += np.float32(self.read_noise_e) * rng.standard_normal(mu.shape, dtype=np.float32)
-            return mu
+                electrons = electrons + np.float32(self.read_noise_e) * noise.standard_normal(mu.shape)
+            return electrons
         # Bulk: one Gaussian of variance mu + sigma_r^2 carries shot and read noise.
-        electrons = mu + np.float32(read2) if read2 else mu.copy()
+        electrons = mu + np.float32(read2)
         xp.sqrt(electrons, out=electrons)
-        electrons *= rng.standard_normal(mu.shape, dtype=np.float32)
+        electrons *= noise.standard_normal(mu.shape)
         electrons += mu
         # Exact treatment where the Gaussian shot model or the merged draw is not exact.
         special = mu < np.float32(self.shot_noise_exact_below_e)
         if full is not None:
             near_full = (math.sqrt(9.0 + full) - 3.0) ** 2  # mu + 6 sqrt(mu) = full well
             special |= mu > np.float32(near_full)
-        index = xp.nonzero(special.ravel())[0]
-        if index.size:
-            m = mu.ravel()[index]
+        m = mu[special]
+        if m.size:
             low = m < np.float32(self.shot_noise_exact_below_e)
-            shot = m + xp.sqrt(m) * rng.standard_normal(m.shape, dtype=np.float32)
+            shot = m + xp.sqrt(m) * noise.standard_normal(m.shape)
             if bool(low.any()):
-                shot[low] = rng.poisson(m[low]).astype(np.float32)
+                shot[low] = noise.poisson(m[low]).astype(np.float32)
             if full is not None:
                 xp.clip(shot, 0, np.float32(full), out=shot)
             if read2:
-                shot += np.float32(self.read_noise_e) * rng.standard_normal(m.shape, dtype=np.float32)
-            electrons.ravel()[index] = shot
+                shot += np.float32(self.read_noise_e) * noise.standard_normal(m.shape)
+            electrons[special] = shot
         return electrons
 
     # ------------------------------------------------------------------ read-out

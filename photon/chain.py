@@ -148,7 +148,7 @@ class OpticalChain:
         exactly ``|R x|^2`` for the feature-level TM ``R`` of variance ``1 / n_in``. The
         device clock does not move.
         """
-        return self.polarizer(self.field(frames))
+        return self.polarizer(self.field(frames), overwrite=True)
 
     def acquire(self, frames):
         """Take one camera frame per DMD frame: the full noisy chain.

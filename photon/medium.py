@@ -200,6 +200,16 @@ class ScatteringMedium:
         return self._keyframes[keyframe]
 
     # ------------------------------------------------------------------ inspection
+    @property
+    def stored_weights(self) -> np.ndarray | None:
+        """The stored TM now as the float32 GEMM operand, or None when streamed.
+
+        Shape ``(n_in, n_polarizations * 2 * n_pixels)``: for each polarization the real
+        parts then the imaginary parts of ``R^T``, so ``frames @ stored_weights`` is the
+        field. Read-only by convention.
+        """
+        return self._weights
+
     def transmission_matrix(self, polarization: int = 0) -> np.ndarray:
         """Return the feature-level TM ``R`` of shape ``(n_pixels, n_in)``, complex64.
 

@@ -53,19 +53,27 @@ class Polarizer:
         """Contrast of fully developed speckle seen through this polarizer."""
         return speckle_contrast_for_leak(self.leak)
 
-    def __call__(self, field):
+    def __call__(self, field, overwrite: bool = False):
         """Return the intensity ``|E_par|^2 + eps |E_perp|^2``, shape (batch, n_pixels).
 
         Parameters
         ----------
         field : (batch, n_polarizations, 2, n_pixels) float32 array
             Real and imaginary parts per polarization (same backend out).
+        overwrite
+            Square ``field`` in place and return a view into it (saves two passes
+            and an allocation on the hot path).
         """
-        intensity = field[:, 0, 0] * field[:, 0, 0]
-        intensity += field[:, 0, 1] * field[:, 0, 1]
-        if field.shape[1] == 2:
-            perp = field[:, 1, 0] * field[:, 1, 0]
-            perp += field[:, 1, 1] * field[:, 1, 1]
+        if overwrite:
+            squared = field
+            squared *= field
+        else:
+            squared = field * field
+        intensity = squared[:, 0, 0]
+        intensity += squared[:, 0, 1]
+        if squared.shape[1] == 2:
+            perp = squared[:, 1, 0]
+            perp += squared[:, 1, 1]
             if self.leak != 1.0:
                 perp *= intensity.dtype.type(self.leak)
             intensity += perp

@@ -1,0 +1,38 @@
+"""The command-line fronts run end to end at tiny sizes and print what they promise."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+def _run(*args):
+    done = subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_bench_physics_prints_one_json_object_with_its_ratios():
+    result = json.loads(_run("scripts/bench_physics.py", "--json", "--n-in", "256",
+                             "--n-out", "256", "--batch", "16", "--repeats", "1"))
+    for key in ("chain_s", "gemm_s", "naive_s", "overhead_ratio", "speedup_vs_naive", "peak_rss_mb"):
+        assert result[key] > 0
+    assert result["overhead_ratio"] == pytest.approx(result["chain_s"] / result["gemm_s"])
+    assert result["speedup_vs_naive"] == pytest.approx(result["naive_s"] / result["chain_s"])
+
+
+def test_bench_physics_streamed_reports_peak_memory():
+    result = json.loads(_run("scripts/bench_physics.py", "--json", "--streamed", "--n-in", "512",
+                             "--n-out", "512", "--batch", "8"))
+    assert result["tm_storage"] == "streamed" and result["gemm_s"] is None
+    assert result["chain_s"] > 0 and result["peak_rss_mb"] > 0
+
+
+def test_photon_main_job_prints_the_device_and_its_statistics(tmp_path):
+    result = json.loads(_run("-m", "photon", "--n-in", "128", "--n-out", "1024", "--json",
+                             "--plot", str(tmp_path)))
+    assert result["device"]["name"] == "lab-bench"
+    stats = result["statistics"]
+    assert abs(stats["speckle_contrast"] - stats["speckle_contrast_theory"]) < 0.05
+    assert (tmp_path / "speckle_lab-bench.png").stat().st_size > 10_000
