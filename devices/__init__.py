@@ -1,3 +1,29 @@
-"""devices: the device-agnostic OPU operator (built on photon/; see DESIGN.md section 6)."""
+"""devices: one device-agnostic random-projection operator over any OPU.
 
-__all__: list[str] = []
+* :class:`OPUDevice`: the protocol calibration and DFA code see (binary frames in,
+  counts out, timing, power, open/close);
+* backends: :class:`IdealDevice` (exact ``|R x|^2``), :class:`VirtualDevice` (the
+  :mod:`photon` chain), :class:`CalibratedDevice` (an estimated TM),
+  :class:`HardwareDevice` (the slot for a real driver), found by name through
+  :func:`open_device` and :func:`register_backend`;
+* :class:`OPU`: ``fit`` / ``transform`` (intensities) / ``linear_transform`` (a linear
+  random projection recovered from intensities) / ``cost`` (frames, seconds, joules);
+* :mod:`devices.encoders`: real-valued data to binary planes and back.
+"""
+
+from .calibrated import CalibratedDevice
+from .cost import JobCost, job_cost
+from .encoders import BitPlaneEncoder, Encoder, TernaryEncoder, ThermometerEncoder, ThresholdEncoder
+from .hardware import HardwareDevice
+from .ideal import IdealDevice
+from .operator import OPU
+from .protocol import DeviceClosedError, OPUDevice
+from .registry import backend_names, open_device, register_backend
+from .virtual import VirtualDevice
+
+__all__ = [
+    "CalibratedDevice", "JobCost", "job_cost", "BitPlaneEncoder", "Encoder", "TernaryEncoder",
+    "ThermometerEncoder", "ThresholdEncoder", "HardwareDevice", "IdealDevice", "OPU",
+    "DeviceClosedError", "OPUDevice", "backend_names", "open_device", "register_backend",
+    "VirtualDevice",
+]

@@ -111,6 +111,7 @@ class ScatteringMedium:
             raise ValueError(f"drift_time_s = {drift_time_s!r}: expected a decorrelation time "
                              "> 0 seconds, or None for a static medium")
         self.storage = storage
+        self.has_reference = self.held_on_mirrors > 0
         self.elapsed_s = 0.0
         self._keyframes = {}         # dense only: keyframe index -> (weights, reference)
         self._weights = None         # dense (n_in, n_pol * 2 * n_pixels) float32, NumPy
@@ -118,6 +119,38 @@ class ScatteringMedium:
         self._device_copies = {}     # backend module -> (weights, reference, ones_field)
         if storage == "dense":
             self._weights, self._reference = self._dense_keyframe(0)
+
+    @classmethod
+    def from_transmission_matrix(cls, transmission_matrix, reference_field=None) -> "ScatteringMedium":
+        """A static medium with a given TM (an estimate, say) instead of a random one.
+
+        Parameters
+        ----------
+        transmission_matrix : (n_pixels, n_in) complex array
+            ``R`` in ``E = R a + b``.
+        reference_field : (n_pixels,) complex array, optional
+            The fixed field ``b`` (zero when omitted).
+        """
+        tm = np.asarray(transmission_matrix)
+        if tm.ndim != 2 or not np.all(np.isfinite(tm)):
+            raise ValueError(f"transmission_matrix: shape {tm.shape}: expected a finite "
+                             "(n_pixels, n_in) complex matrix")
+        n_pixels, n_in = tm.shape
+        medium = cls(n_in, n_pixels, storage="streamed")  # generates nothing
+        medium.storage = "dense"
+        weights = np.empty((n_in, 2 * n_pixels), np.float32)
+        weights[:, :n_pixels] = tm.real.T
+        weights[:, n_pixels:] = tm.imag.T
+        reference = np.zeros(2 * n_pixels, np.float32)
+        if reference_field is not None:
+            ref = np.asarray(reference_field).reshape(-1)
+            if ref.shape != (n_pixels,) or not np.all(np.isfinite(ref)):
+                raise ValueError(f"reference_field: shape {ref.shape}: expected ({n_pixels},) "
+                                 "finite complex values")
+            reference[:n_pixels], reference[n_pixels:] = ref.real, ref.imag
+            medium.has_reference = True
+        medium._weights, medium._reference = weights, reference
+        return medium
 
     # ------------------------------------------------------------------ generation
     @property
@@ -271,7 +304,7 @@ class ScatteringMedium:
             weights, reference, ones_field = self._on_backend(xp)
             out = modulated @ weights
             offset = reference + np.float32(uniform) * ones_field if uniform else reference
-            if uniform or self.held_on_mirrors:
+            if uniform or self.has_reference:
                 out += offset
         else:
             out = self._streamed_field(modulated, uniform, xp)

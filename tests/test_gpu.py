@@ -47,3 +47,28 @@ def test_streamed_tm_on_cupy():
     streamed = build_chain("ideal", simulation__tm_storage="streamed", **kw).intensity(
         cupy.asarray(frames))
     np.testing.assert_allclose(cupy.asnumpy(streamed), dense, rtol=1e-4, atol=1e-7)
+
+
+def test_ideal_backend_gives_the_same_numbers_on_numpy_and_cupy():
+    import cupy
+
+    from devices import open_device
+
+    frames = _frames(512, batch=16)
+    for storage in ("dense", "streamed"):
+        device = open_device("ideal", n_in=512, n_out=700, seed=3, storage=storage)
+        host = device.acquire(frames)
+        gpu = device.acquire(cupy.asarray(frames))
+        assert isinstance(gpu, cupy.ndarray)
+        np.testing.assert_allclose(cupy.asnumpy(gpu), host, rtol=1e-4, atol=1e-6)
+
+
+def test_linear_transform_on_cupy_matches_numpy():
+    import cupy
+
+    from devices import OPU, open_device
+
+    opu = OPU(open_device("ideal", n_in=256, n_out=512)).fit(200)
+    x = _frames(200, batch=10)
+    np.testing.assert_allclose(cupy.asnumpy(opu.linear_transform(cupy.asarray(x))),
+                               opu.linear_transform(x), rtol=1e-3, atol=1e-3)

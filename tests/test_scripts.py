@@ -36,3 +36,16 @@ def test_photon_main_job_prints_the_device_and_its_statistics(tmp_path):
     stats = result["statistics"]
     assert abs(stats["speckle_contrast"] - stats["speckle_contrast_theory"]) < 0.05
     assert (tmp_path / "speckle_lab-bench.png").stat().st_size > 10_000
+
+
+def test_opu_info_prints_the_device_and_the_cost_of_a_job():
+    result = json.loads(_run("scripts/opu_info.py", "--device", "datacenter-opu", "--json"))
+    device = result["device"]
+    assert device["n_in"] == 912 * 1140 and device["electrical_power_w"] == 30.0
+    intensity = result["cost"]["intensity_binary"]
+    linear = result["cost"]["linear_binary"]
+    assert result["n_vectors"] == 10_000 and result["n_features"] == 1_000
+    assert intensity["frames"] == 10_000
+    assert intensity["seconds"] == pytest.approx(10_000 * device["frame_time_s"])
+    assert intensity["joules"] == pytest.approx(intensity["seconds"] * 30.0)
+    assert 2 * 10_000 < linear["frames"] <= 2 * 10_000 + 2 * 10

@@ -1,0 +1,94 @@
+"""The calibrated backend: what a device would measure, predicted from estimates.
+
+Given an estimated transmission matrix ``R`` (and optionally a fixed field ``b``), a
+gain and an offset, it predicts ``y = gain |R x + b|^2 + offset`` (float32). The
+estimate is only defined up to a phase per output row (and a global conjugation), to
+which this prediction is invariant. ``calibration/`` builds one from a real or virtual
+device's frames; it can also be made from any known matrix.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from photon import Polarizer, ScatteringMedium, array_module
+from photon.backend import asarray_like
+
+from .protocol import OPUDevice
+
+__all__ = ["CalibratedDevice"]
+
+
+class CalibratedDevice(OPUDevice):
+    """A device model from an estimated TM.
+
+    Parameters
+    ----------
+    transmission_matrix : (n_out, n_in) complex array
+        The estimate of ``R``.
+    reference_field : (n_out,) complex array, optional
+        Estimated fixed field ``b``.
+    gain : float or (n_out,) array
+        Counts per unit of ``|R x + b|^2``.
+    offset : float or (n_out,) array
+        Counts of a dark frame.
+    frame_time_s, electrical_power_w, exposure_us
+        Timing and power of the device that was calibrated.
+    full_scale
+        Clip predictions at this count (None: no clipping).
+    name
+        A label, e.g. the calibrated device's name.
+    """
+
+    backend = "calibrated"
+
+    def __init__(self, transmission_matrix, *, reference_field=None, gain=1.0, offset=0.0,
+                 frame_time_s: float = 500e-6, electrical_power_w: float = 30.0,
+                 exposure_us: float | None = None, full_scale: float | None = None,
+                 name: str | None = None):
+        super().__init__(name)
+        self.medium = ScatteringMedium.from_transmission_matrix(transmission_matrix,
+                                                                reference_field)
+        n_out = self.medium.n_pixels
+        self.gain = self._per_output("gain", gain, n_out)
+        self.offset = self._per_output("offset", offset, n_out)
+        if not frame_time_s > 0:
+            raise ValueError(f"frame_time_s = {frame_time_s!r}: expected > 0 seconds")
+        self._frame_time_s = float(frame_time_s)
+        self._power_w = float(electrical_power_w)
+        self._exposure_us = exposure_us
+        self._full_scale = full_scale
+        self._analyser = Polarizer()
+        self._device_params = {}
+
+    @staticmethod
+    def _per_output(name, value, n_out):
+        array = np.asarray(value, np.float32)
+        if array.ndim == 0:
+            array = np.full(n_out, array, np.float32)
+        if array.shape != (n_out,) or not np.all(np.isfinite(array)):
+            raise ValueError(f"{name}: shape {array.shape}: expected a finite scalar or ({n_out},)")
+        return array
+
+    n_in = property(lambda self: self.medium.n_in, doc="Number of inputs.")
+    n_out = property(lambda self: self.medium.n_pixels, doc="Number of outputs.")
+    frame_time_s = property(lambda self: self._frame_time_s, doc="Seconds per frame.")
+    electrical_power_w = property(lambda self: self._power_w, doc="Wall-plug watts.")
+    exposure_us = property(lambda self: self._exposure_us, doc="Exposure of the calibration.")
+    full_scale = property(lambda self: self._full_scale, doc="Clip level of predictions.")
+
+    def transmission_matrix(self):
+        """The estimated TM, shape ``(n_out, n_in)``, complex64."""
+        return self.medium.transmission_matrix()
+
+    def _acquire(self, frames):
+        xp = array_module(frames)
+        if xp not in self._device_params:
+            self._device_params[xp] = (asarray_like(self.gain, xp), asarray_like(self.offset, xp))
+        gain, offset = self._device_params[xp]
+        intensity = self._analyser(self.medium.field(frames.astype(np.float32)), overwrite=True)
+        predicted = intensity * gain
+        predicted += offset
+        if self._full_scale is not None:
+            xp.clip(predicted, 0, np.float32(self._full_scale), out=predicted)
+        return predicted

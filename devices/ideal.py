@@ -1,0 +1,68 @@
+"""The ideal backend: exact ``|R x|^2``, no noise, no camera.
+
+``R`` is the i.i.d. circular complex Gaussian transmission matrix of variance
+``1 / n_in`` that :class:`photon.ScatteringMedium` generates (stored, or streamed tile by
+tile for sizes beyond memory). Outputs are float32 intensities in those units: for a
+frame with ``k`` inputs on, ``E[y] = k / n_in``. NumPy frames run on the CPU, CuPy
+frames on the GPU, with the same TM for the same seed.
+"""
+
+from __future__ import annotations
+
+from photon import Polarizer, ScatteringMedium
+
+from .protocol import OPUDevice
+
+__all__ = ["IdealDevice"]
+
+
+class IdealDevice(OPUDevice):
+    """Noise-free OPU computing ``|R x|^2`` exactly.
+
+    Parameters
+    ----------
+    n_in, n_out
+        Inputs and outputs.
+    seed
+        Seed of the TM.
+    storage
+        ``"dense"``, ``"streamed"`` or ``"auto"`` (see :class:`photon.ScatteringMedium`).
+    frame_time_s
+        Time per frame assumed by cost estimates (default: a data-centre OPU's 500 us).
+    electrical_power_w
+        Wall-plug power assumed by cost estimates (default 30 W).
+    name
+        A label.
+    """
+
+    backend = "ideal"
+
+    def __init__(self, n_in: int, n_out: int, *, seed: int = 0, storage: str = "auto",
+                 frame_time_s: float = 500e-6, electrical_power_w: float = 30.0,
+                 max_dense_mb: float = 2048.0, name: str | None = None):
+        super().__init__(name)
+        for arg, value in (("n_in", n_in), ("n_out", n_out)):
+            if int(value) != value or value < 1:
+                raise ValueError(f"{arg} = {value!r}: expected a positive integer")
+        if not frame_time_s > 0:
+            raise ValueError(f"frame_time_s = {frame_time_s!r}: expected > 0 seconds")
+        if not electrical_power_w > 0:
+            raise ValueError(f"electrical_power_w = {electrical_power_w!r}: expected > 0 W")
+        self.medium = ScatteringMedium(int(n_in), int(n_out), seed=seed, storage=storage,
+                                       max_dense_mb=max_dense_mb)
+        self._frame_time_s = float(frame_time_s)
+        self._power_w = float(electrical_power_w)
+        self._analyser = Polarizer()  # ideal: |E|^2 of the one polarization
+
+    n_in = property(lambda self: self.medium.n_in, doc="Number of inputs.")
+    n_out = property(lambda self: self.medium.n_pixels, doc="Number of outputs.")
+    frame_time_s = property(lambda self: self._frame_time_s, doc="Seconds per frame.")
+    electrical_power_w = property(lambda self: self._power_w, doc="Wall-plug watts.")
+
+    def transmission_matrix(self):
+        """The TM ``R``, shape ``(n_out, n_in)``, complex64 (for tests and studies)."""
+        return self.medium.transmission_matrix()
+
+    def _acquire(self, frames):
+        field = self.medium.field(frames.astype("float32"))
+        return self._analyser(field, overwrite=True)

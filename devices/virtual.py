@@ -1,0 +1,66 @@
+"""The virtual backend: the full physical chain of :mod:`photon`, noise and all.
+
+A virtual device is built from a preset name (``lab-bench``, ``datacenter-opu``,
+``ideal``), a YAML path or a :class:`photon.DeviceConfig`, with optional field
+overrides. It returns camera counts (uint8 for an 8-bit camera), keeps its own device
+clock (the TM drifts as frames are taken) and lets the exposure be set, as a real
+device does.
+"""
+
+from __future__ import annotations
+
+from photon import OpticalChain, resolve_config
+
+from .protocol import OPUDevice
+
+__all__ = ["VirtualDevice"]
+
+
+class VirtualDevice(OPUDevice):
+    """An OPU simulated at the physics level.
+
+    Parameters
+    ----------
+    device
+        Preset name, YAML path or :class:`photon.DeviceConfig`.
+    **changes
+        Overrides, e.g. ``n_in=256, camera__read_noise_e=5.0`` (see
+        :meth:`photon.DeviceConfig.replace`).
+    """
+
+    backend = "virtual"
+
+    def __init__(self, device="lab-bench", **changes):
+        config = resolve_config(device, **changes)
+        super().__init__(config.name)
+        self.chain = OpticalChain.from_config(config)
+
+    n_in = property(lambda self: self.chain.n_in, doc="Number of inputs.")
+    n_out = property(lambda self: self.chain.n_out, doc="Number of outputs.")
+    frame_time_s = property(lambda self: self.chain.frame_time_s, doc="Seconds per frame.")
+    electrical_power_w = property(lambda self: self.chain.config.electrical_power_w,
+                                  doc="Wall-plug watts.")
+
+    @property
+    def exposure_us(self) -> float:
+        """Camera exposure in microseconds (settable)."""
+        return self.chain.camera.exposure_us
+
+    @exposure_us.setter
+    def exposure_us(self, value: float) -> None:
+        OPUDevice.exposure_us.fset(self, value)
+
+    def _set_exposure_us(self, value: float) -> None:
+        self.chain.camera.exposure_us = value
+
+    @property
+    def full_scale(self) -> float | None:
+        """ADC full scale in DN (None for an analog camera)."""
+        return self.chain.camera.full_scale_dn
+
+    def _acquire(self, frames):
+        return self.chain.acquire(frames)
+
+    def metadata(self) -> dict:
+        """The protocol's metadata plus the physical summary of the chain."""
+        return {**super().metadata(), "physics": self.chain.summary()}

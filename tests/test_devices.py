@@ -1,0 +1,123 @@
+"""The device protocol, its backends and the factory."""
+
+import numpy as np
+import pytest
+
+from devices import (CalibratedDevice, DeviceClosedError, HardwareDevice, IdealDevice, OPUDevice,
+                     VirtualDevice, backend_names, open_device, register_backend)
+
+
+def _frames(n_in, batch=8, seed=0):
+    return (np.random.default_rng(seed).random((batch, n_in)) < 0.5).astype(np.uint8)
+
+
+def test_ideal_device_computes_abs_r_x_squared_exactly():
+    with open_device("ideal", n_in=64, n_out=128, seed=4) as device:
+        frames = _frames(64)
+        expected = np.abs(frames @ device.transmission_matrix().T.astype(np.complex128)) ** 2
+        np.testing.assert_allclose(device.acquire(frames), expected, rtol=2e-5, atol=1e-7)
+        assert device.frames_acquired == 8
+
+
+def test_ideal_device_is_the_same_stored_or_streamed():
+    frames = _frames(300)
+    dense = open_device("ideal", n_in=300, n_out=200, storage="dense").acquire(frames)
+    streamed = open_device("ideal", n_in=300, n_out=200, storage="streamed").acquire(frames)
+    np.testing.assert_allclose(dense, streamed, rtol=1e-4, atol=1e-7)
+
+
+def test_a_preset_name_opens_a_virtual_device_with_its_physics():
+    device = open_device("lab-bench", n_in=32, n_out=64)
+    assert isinstance(device, VirtualDevice) and device.is_open
+    counts = device.acquire(_frames(32))
+    assert counts.dtype == np.uint8 and counts.shape == (8, 64)
+    meta = device.metadata()
+    assert meta["backend"] == "virtual" and meta["name"] == "lab-bench"
+    assert meta["physics"]["adc_bits"] == 8 and meta["full_scale"] == 255
+
+
+def test_exposure_is_settable_and_checked_on_a_virtual_device():
+    device = open_device("lab-bench", n_in=16, n_out=256)
+    frames = np.ones((4, 16), np.uint8)
+    low = device.acquire(frames).astype(float).mean()
+    device.exposure_us = device.exposure_us / 2
+    assert device.acquire(frames).astype(float).mean() < 0.7 * low
+    for bad in (-1.0, float("nan")):
+        with pytest.raises(ValueError, match="exposure_us = .*expected a finite exposure > 0"):
+            device.exposure_us = bad
+    with pytest.raises(NotImplementedError, match="no settable exposure"):
+        open_device("ideal", n_in=4, n_out=4).exposure_us = 10.0
+
+
+def test_context_manager_opens_and_closes():
+    device = IdealDevice(8, 8)
+    assert not device.is_open
+    with pytest.raises(DeviceClosedError, match="closed: call open"):
+        device.acquire(np.zeros((1, 8), np.uint8))
+    with device as opened:
+        assert opened is device and device.is_open
+        device.acquire(np.zeros((1, 8), np.uint8))
+    assert not device.is_open
+
+
+def test_calibrated_device_predicts_and_ignores_row_phases():
+    ideal = open_device("ideal", n_in=48, n_out=96)
+    tm = ideal.transmission_matrix()
+    phases = np.exp(1j * np.random.default_rng(1).uniform(0, 2 * np.pi, 96))
+    frames = _frames(48)
+    truth = ideal.acquire(frames)
+    for estimate in (tm, phases[:, None] * tm, np.conj(tm)):
+        with CalibratedDevice(estimate, gain=2.0, offset=3.0) as model:
+            np.testing.assert_allclose(model.acquire(frames), 2.0 * truth + 3.0, rtol=1e-4)
+    clipped = CalibratedDevice(tm, gain=1e6, full_scale=255.0).open().acquire(frames)
+    assert clipped.max() == 255.0
+
+
+def test_calibrated_device_adds_its_reference_field():
+    rng = np.random.default_rng(2)
+    tm = (rng.standard_normal((20, 10)) + 1j * rng.standard_normal((20, 10))) / np.sqrt(20)
+    b = rng.standard_normal(20) + 1j * rng.standard_normal(20)
+    frames = _frames(10)
+    with CalibratedDevice(tm, reference_field=b) as model:
+        np.testing.assert_allclose(model.acquire(frames), np.abs(frames @ tm.T + b) ** 2, rtol=1e-4)
+
+
+def test_a_hardware_driver_plugs_in_by_name_without_touching_the_rest():
+    class FakeBench(HardwareDevice):
+        connected = False
+
+        def _connect(self):
+            FakeBench.connected = True
+
+        def _disconnect(self):
+            FakeBench.connected = False
+
+        def _display_and_capture(self, frames):
+            return frames.sum(axis=1, keepdims=True).repeat(3, axis=1).astype(np.uint8)
+
+        def _describe(self):
+            return dict(n_in=5, n_out=3, frame_time_s=1e-3, electrical_power_w=50.0)
+
+    register_backend("fake-bench", FakeBench, replace=True)
+    assert "fake-bench" in backend_names()
+    with open_device("fake-bench") as device:
+        assert FakeBench.connected and isinstance(device, OPUDevice)
+        assert device.acquire(np.ones((2, 5), np.uint8)).tolist() == [[5, 5, 5], [5, 5, 5]]
+        assert device.metadata()["electrical_power_w"] == 50.0
+    assert not FakeBench.connected
+    with pytest.raises(ValueError, match="name = 'ideal': expected a name not yet taken"):
+        register_backend("ideal", FakeBench)
+
+
+def test_unknown_device_name_lists_the_choices():
+    with pytest.raises(ValueError, match=r"device = 'nope': expected a backend .*ideal.*lab-bench"):
+        open_device("nope")
+
+
+def test_backends_refuse_bad_frames_before_the_device_sees_them():
+    device = open_device("ideal", n_in=8, n_out=8)
+    with pytest.raises(ValueError, match=r"frames: value 0.5 at index \(0, 0\): expected binary"):
+        device.acquire(np.full((1, 8), 0.5))
+    with pytest.raises(ValueError, match=r"frames: shape \(1, 9\): expected \(batch, 8\)"):
+        device.acquire(np.zeros((1, 9), np.uint8))
+    assert device.frames_acquired == 0

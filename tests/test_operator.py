@@ -1,0 +1,158 @@
+"""The OPU operator: linearity, Gaussian statistics, encodings and frame cost."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from devices import OPU, BitPlaneEncoder, TernaryEncoder, VirtualDevice, open_device
+from tests.stats import Z
+
+METHODS = [("complement", 0), ("anchor", 64)]
+
+
+def _opu(method, n_in=256, n_out=1024, device="ideal", **kw):
+    if device == "ideal":
+        dev = open_device("ideal", n_in=n_in, n_out=n_out, seed=kw.pop("seed", 0))
+    else:
+        dev = open_device(device, n_in=n_in, n_out=n_out)
+    n_anchor = dict(METHODS)[method] or None
+    return OPU(dev, linear_method=method, n_anchor=n_anchor, **kw)
+
+
+def _disjoint_pair(d, rng):
+    x1 = np.zeros(d, np.uint8)
+    x2 = np.zeros(d, np.uint8)
+    x1[: d // 2] = rng.random(d // 2) < 0.5
+    x2[d // 2:] = rng.random(d - d // 2) < 0.5
+    return x1, x2
+
+
+def _noise_free_device(kind):
+    if kind == "ideal-backend":
+        return open_device("ideal", n_in=256, n_out=1024)
+    # The photon chain, noise off but imperfect optics: DMD leakage and a leaky polarizer
+    # make the field affine rather than linear in the frame; the identities stay exact.
+    return VirtualDevice("ideal", n_in=256, n_out=1024, dmd__contrast=100.0,
+                         polarizer__extinction_ratio=20.0)
+
+
+@pytest.mark.parametrize("method", ["complement", "anchor"])
+@pytest.mark.parametrize("kind", ["ideal-backend", "virtual-noise-free"])
+def test_linear_transform_is_linear_on_a_noise_free_device(method, kind):
+    """f(x1) + f(x2) = f(x1 + x2) for disjoint supports, to float precision."""
+    opu = OPU(_noise_free_device(kind), linear_method=method,
+              n_anchor=dict(METHODS)[method] or None).fit(n_features=180)
+    rng = np.random.default_rng(0)
+    pairs = [_disjoint_pair(180, rng) for _ in range(6)]
+    x1 = np.stack([p[0] for p in pairs])
+    x2 = np.stack([p[1] for p in pairs])
+    f = opu.linear_transform(np.concatenate([x1, x2, x1 + x2]))
+    f1, f2, f12 = f[:6], f[6:12], f[12:]
+    np.testing.assert_allclose(f1 + f2, f12, atol=2e-5 * np.abs(f12).max())
+
+
+@pytest.mark.parametrize("method", ["complement", "anchor"])
+def test_effective_matrix_entries_are_iid_standard_gaussian(method):
+    n_out, d, probes = 2048, 160, 32
+    opu = _opu(method, n_out=n_out, probe_frames=probes).fit(n_features=d)
+    m = opu.effective_matrix().astype(np.float64)
+    entries = m.ravel()
+    # The output scale is fitted on probes/2 pair differences over n_out rows.
+    scale_se = math.sqrt(2 / (probes // 2 * n_out) + 2 / entries.size)
+    assert abs(entries.var() - 1.0) < Z * scale_se
+    assert abs(entries.mean()) < Z / math.sqrt(entries.size)
+    assert abs(sps.kurtosis(entries)) < Z * math.sqrt(24 / entries.size)  # Laplace would be 3
+    # Rows are independent: sample correlation of two rows ~ N(0, 1/d).
+    corr = np.corrcoef(m[:200])[np.triu_indices(200, 1)]
+    assert np.abs(corr).max() < 5.5 / math.sqrt(d)
+    if method == "complement":  # M acts on deviations from the mean: rows sum to zero
+        assert np.abs(m.sum(axis=1)).max() < 1e-3 * math.sqrt(d)
+
+
+def test_pairwise_distances_are_preserved_within_johnson_lindenstrauss_bounds():
+    n_out, d = 2048, 160
+    opu = _opu("anchor", n_out=n_out).fit(n_features=d)
+    rng = np.random.default_rng(5)
+    x = (rng.random((24, d)) < 0.5).astype(np.uint8)
+    y = opu.linear_transform(x).astype(np.float64)
+    i, j = np.triu_indices(len(x), 1)
+    ratio = ((y[i] - y[j]) ** 2).sum(axis=1) / (n_out * ((x[i].astype(float) - x[j]) ** 2).sum(axis=1))
+    # |M z|^2 / (n_out |z|^2) is chi-square(n_out)/n_out: sd sqrt(2 / n_out), scale fitted to ~1 %.
+    assert np.abs(ratio - 1).max() < Z * math.sqrt(2 / n_out) + 0.03
+
+
+@pytest.mark.parametrize("method", ["complement", "anchor"])
+def test_bit_plane_real_inputs_match_x_times_m_within_quantization(method):
+    d = 100
+    opu = _opu(method, n_out=256, encoder=BitPlaneEncoder(n_bits=6))
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((20, d))
+    opu.fit(x)
+    m = opu.effective_matrix().astype(np.float64)
+    y = opu.linear_transform(x).astype(np.float64)
+    # Decoding is exact for the quantized data (the projection is linear).
+    np.testing.assert_allclose(y, opu.encoder.quantize(x) @ m.T, atol=1e-3 * np.abs(y).max())
+    # Against the unquantized data, the error is bounded by the quantization step.
+    bound = opu.encoder.quantization_step * np.abs(m).sum(axis=1)
+    assert np.all(np.abs(y - x @ m.T) <= bound[None, :] + 1e-3 * np.abs(y).max())
+
+
+@pytest.mark.parametrize("method", ["complement", "anchor"])
+def test_linear_mode_costs_two_frames_per_input_plus_references_per_block(method):
+    opu = _opu(method, n_out=128, batch_size=64).fit(n_features=100)
+    device = opu.device
+    before = device.frames_acquired
+    n = 300
+    opu.linear_transform((np.random.default_rng(0).random((n, 100)) < 0.5).astype(np.uint8))
+    taken = device.frames_acquired - before
+    blocks = math.ceil(n / 64)
+    assert taken == 2 * n + 2 * blocks
+    cost = opu.cost(n, "linear")
+    assert cost.frames == taken and cost.reference_frames == 2 * blocks
+    assert cost.seconds == pytest.approx(taken * device.frame_time_s)
+    assert cost.joules == pytest.approx(cost.seconds * device.electrical_power_w)
+    assert opu.cost(n, "intensity").frames == n
+
+
+def test_ternary_errors_cost_two_planes():
+    opu = _opu("complement", n_out=64, encoder=TernaryEncoder()).fit(
+        np.random.default_rng(0).standard_normal((10, 30)))
+    assert opu.cost(100, "linear").frames == 2 * 2 * 100 + 2 * math.ceil(200 / opu.batch_size)
+
+
+def test_intensity_transform_is_rescaled_to_abs_r_x_squared():
+    opu = _opu("complement", n_out=4096).fit(n_features=64)
+    x = np.zeros((1, 64), np.uint8)
+    x[0, :16] = 1
+    y = opu.transform(x)
+    # E[y] = (on inputs) / n_features with the standard rescaling; exponential speckle.
+    assert y.mean() == pytest.approx(16 / 64, rel=Z / math.sqrt(4096))
+
+
+def test_bad_input_is_refused_with_names_and_values():
+    opu = _opu("complement", n_out=32)
+    with pytest.raises(RuntimeError, match="call fit"):
+        opu.transform(np.zeros((1, 8), np.uint8))
+    with pytest.raises(ValueError, match=r"n_features = 300: expected at most 256 inputs"):
+        opu.fit(n_features=300)
+    with pytest.raises(ValueError, match=r"n_features = 200: expected at most 192 inputs .*anchor"):
+        _opu("anchor", n_out=32).fit(n_features=200)
+    opu.fit(n_features=8)
+    with pytest.raises(ValueError, match=r"X: shape \(1, 9\): expected \(n_samples, 8\)"):
+        opu.transform(np.zeros((1, 9), np.uint8))
+    with pytest.raises(ValueError, match=r"X: value 2 at index \(0, 1\): expected binary"):
+        opu.transform(np.array([[0, 2, 0, 0, 0, 0, 0, 0]], np.uint8))
+    with pytest.raises(ValueError, match=r"X: non-binary values \(e.g. 0.3\).*encoder"):
+        opu.linear_transform(np.full((1, 8), 0.3))
+    with pytest.raises(ValueError, match="linear_method = 'hologram'"):
+        OPU(opu.device, linear_method="hologram")
+
+
+def test_encoder_range_warning_keeps_the_result():
+    opu = _opu("complement", n_out=32, encoder=BitPlaneEncoder(n_bits=4))
+    opu.fit(np.random.default_rng(0).uniform(-1, 1, (10, 8)))
+    with pytest.warns(RuntimeWarning, match="outside"):
+        y = opu.linear_transform(np.full((2, 8), 3.0))
+    assert np.all(np.isfinite(y))
