@@ -1,3 +1,27 @@
-"""calibration: black-box transmission-matrix and camera estimation (DESIGN.md section 4)."""
+"""calibration: estimate a device's transmission matrix and camera from its frames alone.
 
-__all__: list[str] = []
+* :func:`estimate_transmission_matrix`: anchors phase the intensities, one shared
+  least-squares solve and a five-parameter metric per row give the TM (up to a phase
+  and a conjugation per row), its fixed field and dark level (DESIGN.md section 4);
+* :func:`estimate_camera`: gain, read noise, black offset, saturation capacity by the
+  EMVA 1288 photon-transfer method;
+* :func:`calibrate`: both, scored on fresh frames, giving a :class:`Calibration` whose
+  :meth:`~Calibration.device` is a ``calibrated`` device for the OPU operator;
+* :class:`DriftMonitor`: says when a device has moved away from its calibration;
+* metrics invariant to the per-row phase: :func:`row_correlation`,
+  :func:`intensity_correlation`, :func:`projection_error`.
+"""
+
+from .camera import CameraEstimate, estimate_camera, fit_rounded_gaussian
+from .drift import DriftCheck, DriftMonitor
+from .metrics import (fresh_frames, intensity_correlation, projection_error, row_correlation,
+                      row_projection_errors)
+from .session import Calibration, calibrate
+from .transmission import TMEstimate, estimate_transmission_matrix, min_frames
+
+__all__ = [
+    "CameraEstimate", "estimate_camera", "fit_rounded_gaussian", "DriftCheck", "DriftMonitor",
+    "fresh_frames", "intensity_correlation", "projection_error", "row_correlation",
+    "row_projection_errors",
+    "Calibration", "calibrate", "TMEstimate", "estimate_transmission_matrix", "min_frames",
+]

@@ -61,6 +61,22 @@ class VirtualDevice(OPUDevice):
     def _acquire(self, frames):
         return self.chain.acquire(frames)
 
+    def noise_free_twin(self) -> "VirtualDevice":
+        """The same optics and seeds with every noise source off (open).
+
+        Laser RIN and drift, shot, dark and read noise, PRNU/DSNU and the ADC are
+        switched off; DMD leakage, the polarizer and the TM (with its drift) stay, so
+        the twin shows what the device computes without noise: the truth a
+        calibration or a noise study compares against.
+        """
+        quiet = self.chain.config.replace(
+            laser__rin_rms=0.0, laser__drift_rms=0.0, camera__shot_noise=False,
+            camera__read_noise_e=0.0, camera__dark_current_e_per_s=0.0, camera__prnu_rms=0.0,
+            camera__dsnu_e=0.0, camera__adc_bits=None, camera__full_well_e=None)
+        twin = VirtualDevice(quiet).open()
+        twin.chain.advance(self.chain.elapsed_s)
+        return twin
+
     def metadata(self) -> dict:
         """The protocol's metadata plus the physical summary of the chain."""
         return {**super().metadata(), "physics": self.chain.summary()}

@@ -72,3 +72,15 @@ def test_linear_transform_on_cupy_matches_numpy():
     x = _frames(200, batch=10)
     np.testing.assert_allclose(cupy.asnumpy(opu.linear_transform(cupy.asarray(x))),
                                opu.linear_transform(x), rtol=1e-3, atol=1e-3)
+
+
+def test_tm_estimation_runs_unchanged_on_cupy():
+    import cupy
+
+    from calibration import estimate_transmission_matrix, row_correlation
+    from devices import VirtualDevice
+
+    device = VirtualDevice("ideal", n_in=128, n_out=128).open()
+    estimate = estimate_transmission_matrix(device, probes_per_input=1.5, like=cupy.empty(0))
+    corr = row_correlation(estimate.tm, device.chain.medium.transmission_matrix())
+    assert np.median(corr) >= 0.999

@@ -49,3 +49,14 @@ def test_opu_info_prints_the_device_and_the_cost_of_a_job():
     assert intensity["seconds"] == pytest.approx(10_000 * device["frame_time_s"])
     assert intensity["joules"] == pytest.approx(intensity["seconds"] * 30.0)
     assert 2 * 10_000 < linear["frames"] <= 2 * 10_000 + 2 * 10
+
+
+def test_calibrate_prints_quality_frames_and_camera(tmp_path):
+    result = json.loads(_run("scripts/calibrate.py", "--device", "lab-bench", "--n-in", "48",
+                             "--n-out", "64", "--probes-per-input", "2", "--json"))
+    for key in ("intensity_r", "tm_corr", "frames", "seconds", "acquisition_s", "camera",
+                "projection_error"):
+        assert key in result
+    assert 0.5 < result["intensity_r"] <= 1.0 and 0.5 < result["tm_corr"] <= 1.0
+    assert result["frames"] <= 40 * 48 + 400
+    assert result["camera"]["gain_dn_per_e"] == pytest.approx(0.0255, rel=0.2)
