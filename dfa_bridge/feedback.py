@@ -1,0 +1,294 @@
+"""Feedback sources: the projection ``B e`` of the error onto every hidden layer at once.
+
+Model (DESIGN.md section 5)
+---------------------------
+For hidden widths ``n_1 .. n_{N-1}`` (total ``S``) and ``C`` classes, a feedback source
+holds one fixed matrix ``B`` (S, C), the hidden layers' ``B_i`` (n_i, C) stacked. A batch
+of errors ``E`` (batch, C) is projected ONCE, ``E B^T`` (batch, S), and the result is
+sliced per layer: ``E B_i^T`` (batch, n_i). That one projection is what an OPU computes.
+
+Scale: ``B_i = G_i / sqrt(n_i)`` with ``G`` i.i.d. N(0, 1), so ``E[|B_i e|^2] = |e|^2``.
+Backpropagation's signal at a layer initialised with variance ``1/n_i`` has the same
+norm, ``E[|W_{i+1}^T delta|^2] = |delta|^2``: both methods start on the same scale, and a
+learning rate tuned for one suits the other.
+
+Sources
+-------
+:class:`IdealFeedback`   a seeded Gaussian ``G``, no device: one GEMM.
+:class:`DeviceFeedback`  ``G`` realized by any device of the :mod:`devices` protocol through
+                         the :class:`devices.OPU` operator: the error is encoded into binary
+                         planes (ternarized with a threshold, or bit planes), each plane is
+                         projected with the complement identity, and the linear projection
+                         is recovered from camera intensities. ``G`` is the device's
+                         transmission physics, fixed over training; noise, drift and
+                         quantization act on it as they would.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+from typing import Sequence
+
+import numpy as np
+
+from devices import (OPU, BitPlaneEncoder, Encoder, OPUDevice, TernaryEncoder, backend_names,
+                     open_device)
+from photon import array_module
+from photon.backend import asarray_like
+
+__all__ = ["Feedback", "IdealFeedback", "DeviceFeedback", "ENCODERS", "make_encoder",
+           "make_feedback"]
+
+ENCODERS = ("ternary", "bitplanes")
+
+
+def _check_widths(widths: Sequence[int]) -> tuple[int, ...]:
+    widths = tuple(widths)
+    if not widths or any(isinstance(w, bool) or not isinstance(w, (int, np.integer)) or w < 1
+                         for w in widths):
+        raise ValueError(f"widths = {widths!r}: expected one or more positive hidden widths "
+                         "(a network with no hidden layer has nothing to feed back to)")
+    return tuple(int(w) for w in widths)
+
+
+class Feedback(abc.ABC):
+    """Base class: one projection of the error, sliced and scaled per hidden layer.
+
+    Parameters
+    ----------
+    widths
+        Hidden widths ``n_1 .. n_{N-1}``.
+    n_classes
+        Width ``C`` of the error.
+    """
+
+    def __init__(self, widths: Sequence[int], n_classes: int):
+        self.widths = _check_widths(widths)
+        if isinstance(n_classes, bool) or not isinstance(n_classes, (int, np.integer)) or n_classes < 2:
+            raise ValueError(f"n_classes = {n_classes!r}: expected an integer >= 2")
+        self.n_classes = int(n_classes)
+        self.total_width = sum(self.widths)
+        bounds = np.cumsum((0,) + self.widths)
+        self.slices = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+        #: column scale of the projection: 1 / sqrt(n_i) on layer i's slice, float32
+        self.column_scale = np.concatenate(
+            [np.full(w, 1.0 / math.sqrt(w)) for w in self.widths]).astype(np.float32)
+
+    def project(self, error) -> list:
+        """``[E B_1^T, .., E B_{N-1}^T]`` of ``error`` E (batch, C), from one projection.
+
+        Returns
+        -------
+        list of (batch, n_i) arrays
+            Views into one (batch, S) array, on the backend of ``error``.
+        """
+        if getattr(error, "ndim", 0) != 2 or error.shape[1] != self.n_classes:
+            raise ValueError(f"error: shape {getattr(error, 'shape', None)}: expected "
+                             f"(batch, {self.n_classes})")
+        projection = self._project(error)
+        return [projection[:, s] for s in self.slices]
+
+    @abc.abstractmethod
+    def _project(self, error):
+        """``E B^T`` (batch, S), scaled; on the backend of ``error``."""
+
+    @abc.abstractmethod
+    def matrix(self) -> np.ndarray:
+        """The stacked feedback matrix ``B`` (S, C) as applied, float64 NumPy."""
+
+    def matrices(self) -> list[np.ndarray]:
+        """``[B_1, .., B_{N-1}]``, each (n_i, C), float64 NumPy."""
+        stacked = self.matrix()
+        return [stacked[s] for s in self.slices]
+
+    def describe(self) -> dict:
+        """Plain-data description for reports."""
+        return {"source": self.name, "widths": list(self.widths), "n_classes": self.n_classes}
+
+    def close(self) -> None:
+        """Release the device behind the feedback, if any (idempotent)."""
+
+    @property
+    def name(self) -> str:
+        """``"ideal"`` or the device's name."""
+        return "ideal"
+
+
+class IdealFeedback(Feedback):
+    """Gaussian feedback with no device: ``B = diag(1/sqrt(n_i)) G``, ``G`` i.i.d. N(0, 1).
+
+    Parameters
+    ----------
+    widths, n_classes
+        As for :class:`Feedback`.
+    seed
+        Seed of ``G`` (its own stream).
+    """
+
+    def __init__(self, widths: Sequence[int], n_classes: int, seed: int = 0):
+        super().__init__(widths, n_classes)
+        self.seed = int(seed)
+        gaussian = np.random.default_rng(self.seed).standard_normal(
+            (self.total_width, self.n_classes))
+        self._matrix = gaussian * self.column_scale[:, None].astype(np.float64)
+        self._transposed: dict[tuple[str, str], object] = {}
+
+    def _project(self, error):
+        xp = array_module(error)
+        key = (xp.__name__, str(error.dtype))
+        transposed = self._transposed.get(key)
+        if transposed is None:  # B^T, cached per backend and dtype
+            transposed = asarray_like(np.ascontiguousarray(self._matrix.T.astype(error.dtype)), xp)
+            self._transposed[key] = transposed
+        return error @ transposed
+
+    def matrix(self) -> np.ndarray:
+        """``B`` (S, C), float64."""
+        return self._matrix.copy()
+
+    def describe(self) -> dict:
+        """Plain-data description for reports."""
+        return {**super().describe(), "seed": self.seed}
+
+
+def make_encoder(name: str, n_bits: int = 4) -> Encoder:
+    """The error encoder ``name``: ``"ternary"`` or ``"bitplanes"`` (``n_bits`` per sign)."""
+    if name == "ternary":
+        return TernaryEncoder()
+    if name == "bitplanes":
+        return BitPlaneEncoder(n_bits=n_bits, signed=True)
+    raise ValueError(f"encoder = {name!r}: expected one of {', '.join(ENCODERS)}")
+
+
+class DeviceFeedback(Feedback):
+    """Feedback through an OPU device: ``B = diag(1/sqrt(n_i)) M`` with ``M`` the device's.
+
+    The :class:`devices.OPU` operator in complement linear mode is fitted once (dark
+    level, per-row normalization, scale: ``M`` has i.i.d. N(0, 1)-like entries and its rows
+    sum to zero, which loses nothing since each error row sums to zero). At each
+    projection only the encoder is refitted on the batch's error, so the threshold and
+    scale follow the error's magnitude; the device, hence ``M``, is never re-measured.
+    Output pixels beyond ``S`` are not used.
+
+    Parameters
+    ----------
+    device
+        An :class:`devices.OPUDevice` with ``n_in >= C`` and ``n_out >= S``.
+    widths, n_classes
+        As for :class:`Feedback`.
+    encoder
+        ``"ternary"`` (two planes: ``sign(e) [|e| > t]``), ``"bitplanes"``, or an
+        :class:`devices.Encoder` instance.
+    n_bits
+        Bits per sign for ``"bitplanes"``.
+    """
+
+    def __init__(self, device: OPUDevice, widths: Sequence[int], n_classes: int,
+                 encoder: str | Encoder = "ternary", n_bits: int = 4):
+        super().__init__(widths, n_classes)
+        if not isinstance(device, OPUDevice):
+            raise TypeError(f"device = {device!r}: expected an OPUDevice (see devices.open_device)")
+        if device.n_in < self.n_classes:
+            raise ValueError(f"device: {device.n_in} inputs: expected at least n_classes = "
+                             f"{self.n_classes} (one input per class of the error)")
+        if device.n_out < self.total_width:
+            raise ValueError(f"device: {device.n_out} outputs: expected at least the sum of the "
+                             f"hidden widths {self.widths} = {self.total_width} (one output per "
+                             "row of the feedback matrix)")
+        encoder = make_encoder(encoder, n_bits) if isinstance(encoder, str) else encoder
+        if not isinstance(encoder, Encoder):
+            raise TypeError(f"encoder = {encoder!r}: expected {' or '.join(map(repr, ENCODERS))} "
+                            "or a devices.Encoder")
+        self.opu = OPU(device, linear_method="complement", encoder=encoder,
+                       progress=False).fit(n_features=self.n_classes)
+        self._scale_by_backend: dict[str, object] = {}
+        self._matrix = None
+
+    @property
+    def device(self) -> OPUDevice:
+        """The device the feedback runs through."""
+        return self.opu.device
+
+    @property
+    def name(self) -> str:
+        """The device's name."""
+        return self.device.name
+
+    def _project(self, error):
+        xp = array_module(error)
+        if not bool(xp.any(error)):  # nothing to encode: the projection is zero
+            return xp.zeros((error.shape[0], self.total_width), np.float32)
+        self.opu.encoder.fit(error)
+        projection = self.opu.linear_transform(error)[:, :self.total_width]
+        scale = self._scale_by_backend.get(xp.__name__)
+        if scale is None:
+            scale = self._scale_by_backend[xp.__name__] = asarray_like(self.column_scale, xp)
+        projection *= scale
+        return projection.astype(error.dtype, copy=False)
+
+    def matrix(self) -> np.ndarray:
+        """``B`` (S, C) as the device realizes it, measured once on unit frames, float64.
+
+        The first call costs ``2 C`` frames plus references (for alignment logging only).
+        """
+        if self._matrix is None:
+            measured = np.asarray(self.opu.effective_matrix(), np.float64)[:self.total_width]
+            self._matrix = measured * self.column_scale[:, None].astype(np.float64)
+        return self._matrix.copy()
+
+    def close(self) -> None:
+        """Close the device (idempotent)."""
+        self.device.close()
+
+    def describe(self) -> dict:
+        """Plain-data description: device, encoder, frames shown, their time on the device."""
+        return {**super().describe(), "backend": self.device.backend,
+                "encoder": repr(self.opu.encoder), "frames_acquired": self.device.frames_acquired,
+                "device_seconds": self.device.frames_acquired * self.device.frame_time_s,
+                "weak_outputs": int(self.opu.weak_outputs_)}
+
+
+def make_feedback(name: str, widths: Sequence[int], n_classes: int, *, seed: int = 0,
+                  encoder: str | Encoder = "ternary", n_bits: int = 4,
+                  macropixel_mirrors: int = 64, **device_options) -> Feedback:
+    """A feedback source by name.
+
+    Parameters
+    ----------
+    name
+        ``"ideal"``: Gaussian, no device. Any other name, optionally written
+        ``"device:NAME"``, is a device :func:`devices.open_device` opens: a preset
+        (``lab-bench``, ``datacenter-opu``, ...), a YAML path or a backend
+        (``device:ideal`` is the noise-free ``|R x|^2`` backend, through the OPU path).
+    widths, n_classes
+        Hidden widths and classes.
+    seed
+        Seed of the ideal feedback matrix (a device's matrix is its physics).
+    encoder, n_bits
+        Error encoder of a device (see :class:`DeviceFeedback`).
+    macropixel_mirrors
+        DMD mirrors per input of a simulated (virtual) device: more light per class.
+    **device_options
+        Further arguments of :func:`devices.open_device` (e.g. preset overrides).
+
+    Returns
+    -------
+    Feedback
+        The source; a device is opened with ``n_in = n_classes`` inputs and
+        ``n_out = sum(widths)`` outputs.
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"feedback = {name!r}: expected 'ideal' or a device name")
+    if name == "ideal":
+        return IdealFeedback(widths, n_classes, seed=seed)
+    device_name = name.removeprefix("device:")
+    options = {"n_in": n_classes, "n_out": sum(_check_widths(widths))}
+    if device_name not in backend_names() or device_name == "virtual":
+        options["dmd__macropixel_mirrors"] = macropixel_mirrors
+    options.update(device_options)
+    try:
+        device = open_device(device_name, **options)
+    except ValueError as error:
+        raise ValueError(f"feedback = {name!r}: expected 'ideal' or a device ({error})") from error
+    return DeviceFeedback(device, widths, n_classes, encoder=encoder, n_bits=n_bits)

@@ -1,0 +1,58 @@
+"""Softmax cross-entropy, the loss every classifier here trains on.
+
+Model
+-----
+For logits ``a`` (n, C) and integer labels ``y`` (n,),
+
+    ``p = softmax(a)``,  ``L = -(1/n) sum_k log p[k, y_k]``,  ``e = dL/da = (p - onehot(y)) / n``.
+
+``e`` is the error DFA projects (DESIGN.md section 5). Each row of ``e`` sums to zero over
+the classes, so a projection that acts on deviations from the mean over its inputs (the
+OPU's complement identity) loses nothing.
+"""
+
+from __future__ import annotations
+
+from photon import array_module
+
+__all__ = ["SoftmaxCrossEntropy"]
+
+
+class SoftmaxCrossEntropy:
+    """Mean softmax cross-entropy and its gradient with respect to the logits."""
+
+    def __init__(self):
+        self._probabilities = None
+        self._labels = None
+
+    def forward(self, logits, labels) -> float:
+        """Mean loss of ``logits`` (n, C) against integer ``labels`` (n,) in ``[0, C)``.
+
+        Returns
+        -------
+        float
+            ``-(1/n) sum_k log softmax(a_k)[y_k]``.
+        """
+        if getattr(logits, "ndim", 0) != 2:
+            raise ValueError(f"logits: shape {getattr(logits, 'shape', None)}: expected (n, n_classes)")
+        if getattr(labels, "shape", None) != logits.shape[:1]:
+            raise ValueError(f"labels: shape {getattr(labels, 'shape', None)}: expected "
+                             f"({logits.shape[0]},), one label per row of logits")
+        xp = array_module(logits)
+        rows = xp.arange(logits.shape[0])
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        log_normalizer = xp.log(xp.exp(shifted).sum(axis=1))
+        self._probabilities = xp.exp(shifted - log_normalizer[:, None])
+        self._labels = labels
+        return float((log_normalizer - shifted[rows, labels]).mean())
+
+    def backward(self):
+        """``e = (softmax(a) - onehot(y)) / n`` (n, C) of the last :meth:`forward`."""
+        if self._probabilities is None:
+            raise RuntimeError("SoftmaxCrossEntropy: call forward(logits, labels) before backward()")
+        xp = array_module(self._probabilities)
+        n = self._probabilities.shape[0]
+        error = self._probabilities.copy()
+        error[xp.arange(n), self._labels] -= 1
+        error *= error.dtype.type(1.0 / n)
+        return error

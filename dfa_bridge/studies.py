@@ -1,0 +1,120 @@
+"""The acceptance studies: several methods on one task, same seeds and epochs, with goals.
+
+``digits``  MLP (2 x 256 tanh) on scikit-learn's digits: ``bp``, ``dfa`` with ideal
+            feedback, ``dfa`` through the ``lab-bench`` virtual OPU (ternarized error,
+            8-bit camera, every noise source on) and ``shallow``.
+``csbm``    Two-layer GCN on the contextual block model (2,000 nodes, 5 classes):
+            ``bp``, ``dfa``, ``shallow``, and the feature-only MLP (``bp``) that shows the
+            graph is needed.
+
+Each study reports every run's result, the accuracy gaps in points, and each goal of
+the issue next to the measured value (DESIGN.md section 7: a study states its
+reference next to its own result).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from .experiment import run_experiment
+from .training import History
+
+__all__ = ["STUDIES", "run_study"]
+
+
+def _max_angle(result: dict) -> float:
+    angles = result["alignment_deg"]
+    return max(angles["update_vs_gradient"] + angles["weights_vs_feedback"])
+
+
+#: name -> runs (label -> run_experiment arguments), gaps (a, b: accuracy of a minus b, in
+#: points) and goals (claim -> (accuracies in %, results) -> (measured value, met)).
+STUDIES: dict[str, dict] = {
+    "digits": {
+        "runs": {
+            "bp": {"model": "mlp", "data": "digits", "method": "bp"},
+            "dfa-ideal": {"model": "mlp", "data": "digits", "method": "dfa"},
+            "dfa-lab-bench": {"model": "mlp", "data": "digits", "method": "dfa",
+                              "feedback": "lab-bench"},
+            "shallow": {"model": "mlp", "data": "digits", "method": "shallow"},
+        },
+        "gaps": (("dfa-ideal", "bp"), ("dfa-lab-bench", "dfa-ideal"), ("dfa-ideal", "shallow")),
+        "goals": {
+            "bp test accuracy >= 97 %": lambda a, r: (a["bp"], a["bp"] >= 97.0),
+            "dfa (ideal) within 1.5 points of bp":
+                lambda a, r: (a["dfa-ideal"] - a["bp"], a["bp"] - a["dfa-ideal"] <= 1.5),
+            "dfa (lab-bench) within 3 points of dfa (ideal)":
+                lambda a, r: (a["dfa-lab-bench"] - a["dfa-ideal"],
+                              a["dfa-ideal"] - a["dfa-lab-bench"] <= 3.0),
+            "shallow below dfa (ideal)":
+                lambda a, r: (a["shallow"] - a["dfa-ideal"], a["shallow"] < a["dfa-ideal"]),
+            "dfa alignment angles below 80 degrees (largest)":
+                lambda a, r: (max(_max_angle(r["dfa-ideal"]), _max_angle(r["dfa-lab-bench"])),
+                              max(_max_angle(r["dfa-ideal"]), _max_angle(r["dfa-lab-bench"])) < 80),
+        },
+    },
+    "csbm": {
+        "runs": {
+            "gcn-bp": {"model": "gcn", "data": "csbm", "method": "bp"},
+            "gcn-dfa": {"model": "gcn", "data": "csbm", "method": "dfa"},
+            "gcn-shallow": {"model": "gcn", "data": "csbm", "method": "shallow"},
+            "mlp-features": {"model": "mlp", "data": "csbm", "method": "bp"},
+        },
+        "gaps": (("gcn-dfa", "gcn-bp"), ("gcn-dfa", "gcn-shallow"), ("gcn-bp", "mlp-features")),
+        "goals": {
+            "feature-only MLP below 80 %":
+                lambda a, r: (a["mlp-features"], a["mlp-features"] < 80.0),
+            "gcn dfa within 2 points of gcn bp":
+                lambda a, r: (a["gcn-dfa"] - a["gcn-bp"], a["gcn-bp"] - a["gcn-dfa"] <= 2.0),
+            "gcn dfa above gcn shallow":
+                lambda a, r: (a["gcn-dfa"] - a["gcn-shallow"], a["gcn-dfa"] > a["gcn-shallow"]),
+        },
+    },
+}
+
+
+def run_study(name: str, seed: int = 0, epochs: int | None = None, progress: bool | None = None,
+              on_run: Callable[[str, dict], None] | None = None,
+              **options) -> tuple[dict, dict[str, History]]:
+    """Run every configuration of a study with the same seeds and epochs.
+
+    Parameters
+    ----------
+    name
+        ``"digits"`` or ``"csbm"``.
+    seed
+        Training seed shared by every run.
+    epochs
+        Epochs of every run (default: each model's).
+    progress
+        Progress bars on stderr.
+    on_run
+        Called with each run's label and result as it finishes.
+    **options
+        Further :func:`~dfa_bridge.experiment.run_experiment` arguments for every run
+        (``backend``, ``max_train`` ...).
+
+    Returns
+    -------
+    (dict, dict)
+        ``{"study", "seed", "accuracy_pct", "gaps_pt", "goals", "runs"}`` and each run's
+        history.
+    """
+    if name not in STUDIES:
+        raise ValueError(f"study = {name!r}: expected one of {', '.join(STUDIES)}")
+    study = STUDIES[name]
+    results, histories = {}, {}
+    for label, arguments in study["runs"].items():
+        results[label], histories[label] = run_experiment(
+            **arguments, seed=seed, epochs=epochs, progress=progress, **options)
+        if on_run is not None:
+            on_run(label, results[label])
+    accuracy = {label: 100.0 * result["test_accuracy"] for label, result in results.items()}
+    gaps = {f"{a} - {b}": accuracy[a] - accuracy[b] for a, b in study["gaps"]}
+    goals = {}
+    for claim, check in study["goals"].items():
+        value, met = check(accuracy, results)
+        goals[claim] = {"value": value, "met": bool(met)}
+    summary = {"study": name, "seed": seed, "accuracy_pct": accuracy, "gaps_pt": gaps,
+               "goals": goals, "runs": results}
+    return summary, histories

@@ -1,0 +1,72 @@
+"""scripts/train.py, bench_dfa.py and dfa_study.py run end to end at small sizes."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+def _run(*args, expect=0):
+    done = subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=300)
+    assert done.returncode == expect, done.stderr
+    return done
+
+
+def test_train_prints_the_promised_json_and_saves_plots(tmp_path):
+    done = _run("scripts/train.py", "--model", "mlp", "--data", "digits", "--method", "dfa",
+                "--feedback", "ideal", "--epochs", "3", "--seed", "1", "--json", "--plot",
+                str(tmp_path))
+    result = json.loads(done.stdout)
+    assert result["epochs"] == 3 and result["method"] == "dfa"
+    assert 0.85 < result["test_accuracy"] <= 1.0
+    assert 0 < result["train_loss"] < 1.0 and result["seconds"] > 0
+    alignment = result["alignment_deg"]
+    assert len(alignment["update_vs_gradient"]) == 2 == len(alignment["weights_vs_feedback"])
+    assert all(0 < angle < 90 for angle in alignment["weights_vs_feedback"])
+    assert len(result["curves"]["test_accuracy"]) == 3
+    for path in result["plots"]:
+        assert (tmp_path / path.split("/")[-1]).stat().st_size > 10_000
+    assert json.loads((tmp_path / "mlp_digits_dfa_ideal.json").read_text())["epochs"] == 3
+    assert "dfa training" in done.stderr  # the progress bar
+
+
+def test_train_runs_a_gcn_through_a_virtual_opu():
+    result = json.loads(_run("scripts/train.py", "--model", "gcn", "--data", "csbm", "--method",
+                             "dfa", "--feedback", "lab-bench", "--epochs", "5", "--json").stdout)
+    assert result["feedback"]["source"] == "lab-bench"
+    assert result["data"]["n_nodes"] == 2000 and 0 < result["test_accuracy"] <= 1
+    assert len(result["alignment_deg"]["update_vs_gradient"]) == 1
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--feedback", "no-such-opu"), "feedback = 'no-such-opu': expected 'ideal' or a device"),
+    (("--model", "gcn", "--data", "digits"), "data = 'digits': expected a graph dataset"),
+    (("--data", "mnist"), "path = None: expected the directory of the mnist files"),
+    (("--data", "mnist", "--data-path", "/nowhere/mnist"), "path = '/nowhere/mnist': expected a directory"),
+    (("--method", "hebbian"), "invalid choice: 'hebbian'"),
+    (("--model", "gcn", "--batch-size", "8"), "batch_size = 8: expected one of the hyper-parameters"),
+])
+def test_train_refuses_bad_arguments_with_a_clear_message(args, message):
+    done = _run("scripts/train.py", "--epochs", "1", *args, expect=2)
+    assert message in done.stderr
+
+
+def test_bench_dfa_prints_the_step_times_and_their_ratio():
+    result = json.loads(_run("scripts/bench_dfa.py", "--json", "--features", "64", "--hidden",
+                             "128,128", "--batch", "32", "--repeats", "3").stdout)
+    for key in ("bp_s", "dfa_s", "bp_backward_s", "dfa_backward_s"):
+        assert result[key] > 0
+    assert result["dfa_over_bp"] == pytest.approx(result["dfa_s"] / result["bp_s"])
+    assert result["hidden"] == [128, 128] and result["batch_size"] == 32
+
+
+def test_dfa_study_reports_accuracies_gaps_and_goals():
+    summary = json.loads(_run("scripts/dfa_study.py", "--study", "csbm", "--epochs", "3",
+                              "--json").stdout)
+    assert set(summary["accuracy_pct"]) == {"gcn-bp", "gcn-dfa", "gcn-shallow", "mlp-features"}
+    gap = summary["gaps_pt"]["gcn-dfa - gcn-shallow"]
+    accuracy = summary["accuracy_pct"]
+    assert gap == pytest.approx(accuracy["gcn-dfa"] - accuracy["gcn-shallow"])
+    assert set(summary["goals"]) == {"feature-only MLP below 80 %", "gcn dfa within 2 points of gcn bp",
+                                     "gcn dfa above gcn shallow"}
