@@ -29,7 +29,7 @@ import warnings
 
 import numpy as np
 
-from photon import array_module, check_binary_frames
+from photon import array_module, check_binary_frames, to_numpy
 from photon.progress import Progress
 
 from .cost import JobCost, job_cost
@@ -40,6 +40,7 @@ from .protocol import OPUDevice
 __all__ = ["OPU"]
 
 _MAX_BATCH_ELEMENTS = 1 << 25  # device frames x outputs per acquisition (128 MiB of float32)
+SATURATION_TARGET = 1e-3      # largest fraction of saturated outputs on the brightest frame
 
 
 class OPU:
@@ -67,6 +68,11 @@ class OPU:
         raw (offset-free) counts.
     progress
         Show a progress bar: True, False, or None for work of four batches or more.
+    auto_exposure
+        At :meth:`fit`, shorten the device's exposure (when it has a settable one) until
+        the brightest frame linear mode shows (every used input on) saturates at most
+        0.1 % of the outputs: a saturated count breaks the identities' linearity. The
+        device's exposure is changed; ``exposure_us_`` records it.
     probe_frames
         Random frames used by :meth:`fit` to set the output scale.
     seed
@@ -76,7 +82,7 @@ class OPU:
     def __init__(self, device: OPUDevice, *, linear_method: str = "complement",
                  n_anchor: int | None = None, encoder=None, batch_size: int = 1024,
                  rescale: str = "standard", progress: bool | None = None,
-                 probe_frames: int = 32, seed: int = 0):
+                 auto_exposure: bool = True, probe_frames: int = 32, seed: int = 0):
         if not isinstance(device, OPUDevice):
             raise TypeError(f"device = {device!r}: expected an OPUDevice (see devices.open_device)")
         if linear_method not in ("complement", "anchor"):
@@ -99,6 +105,7 @@ class OPU:
         self.batch_size = batch_size
         self.rescale = rescale
         self.progress = progress
+        self.auto_exposure = bool(auto_exposure)
         self.probe_frames = int(probe_frames)
         self.seed = int(seed)
         self.n_features_: int | None = None
@@ -153,8 +160,35 @@ class OPU:
         self._fit_scales()
         return self
 
+    def _settle_exposure(self) -> None:
+        """Keep the brightest frame of linear mode below saturation (see ``auto_exposure``)."""
+        device, full = self.device, self.device.full_scale
+        self.exposure_us_ = device.exposure_us
+        if full is None:
+            return
+        brightest = np.zeros((2, device.n_in), np.uint8)
+        brightest[:, :self.n_features_] = 1
+        if self.n_anchor:
+            brightest[:, device.n_in - self.n_anchor:] = 1
+        for _ in range(4):
+            saturated = float((np.asarray(to_numpy(device.acquire(brightest))) >= full).mean())
+            if saturated <= SATURATION_TARGET:
+                break
+            if not self.auto_exposure or device.exposure_us is None:
+                warnings.warn(f"{saturated:.1%} of the outputs saturate at {full} when every "
+                              f"used input is on: expected at most {SATURATION_TARGET:.1%}; "
+                              "linear mode is distorted there (lower the exposure)",
+                              RuntimeWarning, stacklevel=4)
+                break
+            # Exponential speckle: P(y > S) = exp(-S / mean), so the mean must shrink by
+            # log(p) / log(target) (a quarter when everything saturates).
+            factor = math.log(saturated) / math.log(SATURATION_TARGET) if saturated < 1 else 0.25
+            device.exposure_us = device.exposure_us * 0.9 * factor
+        self.exposure_us_ = device.exposure_us
+
     def _fit_scales(self) -> None:
         """Measure the dark level, the per-row references and the output scales."""
+        self._settle_exposure()
         d, n_in = self.n_features_, self.device.n_in
         rng = np.random.default_rng(self.seed)
         probes = (rng.random((self.probe_frames, d)) < 0.5).astype(np.uint8)

@@ -156,3 +156,19 @@ def test_encoder_range_warning_keeps_the_result():
     with pytest.warns(RuntimeWarning, match="outside"):
         y = opu.linear_transform(np.full((2, 8), 3.0))
     assert np.all(np.isfinite(y))
+
+
+def test_fit_shortens_the_exposure_until_the_all_on_frame_stays_linear():
+    device = open_device("lab-bench", n_in=16, n_out=4096)  # exposure set for half-on frames
+    before = device.exposure_us
+    opu = OPU(device).fit(10)
+    assert opu.exposure_us_ < before and device.exposure_us == opu.exposure_us_
+    all_on = np.zeros((8, 16), np.uint8)
+    all_on[:, :10] = 1
+    saturated = (device.acquire(all_on) >= 255).mean()
+    # The 8 repeats share one speckle: 4096 independent pixels, binomial error at p = 1e-3.
+    assert saturated < 1e-3 + Z * math.sqrt(1e-3 / 4096)
+    fixed = open_device("lab-bench", n_in=16, n_out=4096)
+    with pytest.warns(RuntimeWarning, match=r"saturate at 255.0 when every used input is on"):
+        OPU(fixed, auto_exposure=False).fit(10)
+    assert fixed.exposure_us == before
