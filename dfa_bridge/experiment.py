@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from devices import OPUDevice
+
 from .data import Dataset
 from .datasets import load_dataset
-from .feedback import make_feedback
+from .feedback import DeviceFeedback, make_feedback
 from .graphs import GraphData
 from .models import GCN, MLP
 from .training import History, Trainer, fit
@@ -58,7 +60,8 @@ def run_experiment(model: str = "mlp", data: str = "digits", method: str = "dfa"
                    feedback: str = "ideal", *, epochs: int | None = None, seed: int = 0,
                    data_seed: int = 0, data_path=None, backend: str = "numpy",
                    encoder: str = "ternary", n_bits: int = 4, max_train: int | None = None,
-                   progress: bool | None = None, **overrides) -> tuple[dict, History]:
+                   progress: bool | None = None, device_options: dict | None = None,
+                   **overrides) -> tuple[dict, History]:
     """Train one model on one dataset with one method and feedback source.
 
     Parameters
@@ -70,7 +73,9 @@ def run_experiment(model: str = "mlp", data: str = "digits", method: str = "dfa"
     method
         ``"bp"``, ``"dfa"`` or ``"shallow"``.
     feedback
-        ``"ideal"`` or a device name (see :func:`dfa_bridge.feedback.make_feedback`).
+        ``"ideal"``, a device name (see :func:`dfa_bridge.feedback.make_feedback`), or an
+        open :class:`devices.OPUDevice` (a calibrated device, say) with ``n_in >= classes``
+        and ``n_out >=`` the sum of the hidden widths.
     epochs
         Epochs (default: the model's, :data:`DEFAULTS`).
     seed
@@ -85,6 +90,8 @@ def run_experiment(model: str = "mlp", data: str = "digits", method: str = "dfa"
         Error encoder of a device feedback.
     max_train
         Keep only the first ``max_train`` training samples (tabular data; for quick runs).
+    device_options
+        Overrides of a named device's configuration (``camera__adc_bits=6``, ...).
     progress
         Progress bar on stderr (None: for runs of four steps or more).
     **overrides
@@ -130,8 +137,12 @@ def run_experiment(model: str = "mlp", data: str = "digits", method: str = "dfa"
     else:
         network = MLP(dataset.n_features, dataset.n_classes, hidden, settings["activation"],
                       settings["dropout"], seed=seeds["model"])
-    source = make_feedback(feedback, hidden, dataset.n_classes, seed=seeds["feedback"],
-                           encoder=encoder, n_bits=n_bits)
+    if isinstance(feedback, OPUDevice):
+        source = DeviceFeedback(feedback, hidden, dataset.n_classes, encoder=encoder,
+                                n_bits=n_bits)
+    else:
+        source = make_feedback(feedback, hidden, dataset.n_classes, seed=seeds["feedback"],
+                               encoder=encoder, n_bits=n_bits, **(device_options or {}))
     try:
         trainer = Trainer(network.to(xp), method, source, settings["optimizer"],
                           lr=settings["lr"], weight_decay=settings["weight_decay"])
