@@ -60,3 +60,24 @@ def test_calibrate_prints_quality_frames_and_camera(tmp_path):
     assert 0.5 < result["intensity_r"] <= 1.0 and 0.5 < result["tm_corr"] <= 1.0
     assert result["frames"] <= 40 * 48 + 400
     assert result["camera"]["gain_dn_per_e"] == pytest.approx(0.0255, rel=0.2)
+
+
+def test_throughput_marks_memory_and_the_opu_crossover(tmp_path):
+    result = json.loads(_run("scripts/throughput.py", "--min-exp", "6", "--max-exp", "8",
+                             "--batch", "8", "--out", str(tmp_path), "--json"))
+    rows = result["rows"]
+    assert {r["backend"] for r in rows} >= {"opu-intensity", "opu-linear", "cpu-numpy"}
+    opu = [r for r in rows if r["backend"] == "opu-intensity"]
+    assert all(r["projections_per_s"] == pytest.approx(2000.0) for r in opu)  # 500 us frames
+    assert all(r["joules_per_projection"] == pytest.approx(30.0 / 2000.0) for r in opu)
+    assert result["assumed_power_w"] == {"cpu": 25.0, "gpu": 700.0}
+    assert (tmp_path / "throughput.png").stat().st_size > 10_000
+    assert "| 64 | cpu-numpy |" in (tmp_path / "throughput.md").read_text()
+
+
+def test_dense_projection_beyond_memory_is_generated_block_by_block():
+    from devices.throughput import dense_point
+
+    point = dense_point(2048, batch=4, memory_bytes=2048 * 2048, block_rows=512)
+    assert point.storage == "generated" and "4 blocks, 2 timed" in point.note
+    assert point.projections_per_s > 0
