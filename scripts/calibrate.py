@@ -12,7 +12,8 @@ linear projection the calibrated device gives, against the noise-free device's; 
 median over rows), the frames
 used, the compute ``seconds`` and the device's own ``acquisition_s``, and the camera
 estimates next to the truth. With ``--plot DIR`` it also draws calibration quality
-against the number of frames, for the noise-free preset and the chosen one, as PNG.
+against the number of frames, for the noise-free preset and the chosen one (every
+shipped preset with ``--all-presets``), as PNG.
 """
 
 from __future__ import annotations
@@ -30,11 +31,13 @@ import numpy as np  # noqa: E402
 
 from calibration import (calibrate, projection_error, row_correlation,  # noqa: E402
                          row_projection_errors)
+from calibration.quality import PUBLISHED_R, plot_quality, quality_against_frames  # noqa: E402
 from devices import OPU, VirtualDevice, open_device  # noqa: E402
+from photon import preset_names  # noqa: E402
 
-__all__ = ["main", "calibration_report", "quality_against_frames"]
+__all__ = ["main", "calibration_report"]
 
-REFERENCE = "published: Pearson r = 0.978 on a real 100 x 100 TM (Gupta et al., ICASSP 2020)"
+REFERENCE = f"published: Pearson r = {PUBLISHED_R} on a real 100 x 100 TM (Gupta et al., ICASSP 2020)"
 
 
 def calibration_report(device, probes_per_input: float, seed: int = 0,
@@ -74,50 +77,6 @@ def calibration_report(device, probes_per_input: float, seed: int = 0,
     return report
 
 
-def quality_against_frames(preset: str, n_in: int, n_out: int,
-                           probes=(1.0, 1.5, 2.0, 3.0, 4.0, 6.0)) -> list[dict]:
-    """Calibration quality of ``preset`` for several probe budgets."""
-    rows = []
-    for count in probes:
-        device = VirtualDevice(preset, n_in=n_in, n_out=n_out).open()
-        result = calibrate(device, probes_per_input=count, camera=False, progress=False)
-        corr = row_correlation(result.tm.tm, device.chain.medium.transmission_matrix())
-        rows.append({"preset": preset, "probes_per_input": count,
-                     "frames_per_input": result.tm.frames / n_in,
-                     "intensity_r": result.intensity_r, "tm_corr": float(np.median(corr))})
-        print(f"  {preset}: {count} probes/input -> {result.tm.frames / n_in:.1f} frames/input, "
-              f"r = {result.intensity_r:.4f}", file=sys.stderr)
-    return rows
-
-
-def _plot(rows, directory: pathlib.Path) -> pathlib.Path:
-    import matplotlib  # noqa: PLC0415
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for preset in dict.fromkeys(r["preset"] for r in rows):
-        mine = [r for r in rows if r["preset"] == preset]
-        x = [r["frames_per_input"] for r in mine]
-        axes[0].plot(x, [1 - r["intensity_r"] for r in mine], "o-", label=preset)
-        axes[1].plot(x, [1 - r["tm_corr"] for r in mine], "o-", label=preset)
-    axes[0].axhline(1 - 0.978, color="gray", ls="--", label="published real device (r = 0.978)")
-    for ax, what in zip(axes, ["1 - intensity r (fresh frames)", "1 - median TM row correlation"]):
-        ax.set_yscale("log")
-        ax.set_xlabel("device frames per input")
-        ax.set_ylabel(what)
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend()
-    fig.suptitle("Calibration quality against frames")
-    fig.tight_layout()
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / "calibration_quality.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
-
-
 def main(argv=None) -> int:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -129,18 +88,24 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--plot", metavar="DIR", help="save quality against frames as PNG")
+    parser.add_argument("--all-presets", action="store_true",
+                        help="with --plot: curves for every shipped preset")
     args = parser.parse_args(argv)
 
     device = open_device(args.device, n_in=args.n_in, n_out=args.n_out)
     print(f"calibrating {args.device} ({args.n_in} x {args.n_out}) ...", file=sys.stderr)
     report = calibration_report(device, args.probes_per_input, args.seed)
     if args.plot:
+        presets = (preset_names() if args.all_presets else
+                   ["ideal", args.device if isinstance(device, VirtualDevice) else "lab-bench"])
         rows = []
-        for preset in dict.fromkeys(["ideal", args.device if isinstance(device, VirtualDevice)
-                                     else "lab-bench"]):
+        for preset in dict.fromkeys(presets):
             rows += quality_against_frames(preset, args.n_in, args.n_out)
+        directory = pathlib.Path(args.plot)
+        directory.mkdir(parents=True, exist_ok=True)
+        plot_quality(rows, directory / "calibration_quality.png")
         report["quality_against_frames"] = rows
-        report["plot"] = str(_plot(rows, pathlib.Path(args.plot)))
+        report["plot"] = str(directory / "calibration_quality.png")
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
