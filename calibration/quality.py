@@ -37,12 +37,10 @@ def quality_against_frames(preset: str, n_in: int, n_out: int,
 
 def plot_quality(rows, path) -> None:
     """``1 - r`` and ``1 - row correlation`` against frames per input, one curve per preset."""
-    import matplotlib  # noqa: PLC0415
+    from matplotlib.figure import Figure  # noqa: PLC0415  (Agg canvas, no pyplot state)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    fig = Figure(figsize=(10, 4))
+    axes = fig.subplots(1, 2)
     for preset in dict.fromkeys(r["preset"] for r in rows):
         mine = [r for r in rows if r["preset"] == preset]
         x = [r["frames_per_input"] for r in mine]
@@ -59,4 +57,3 @@ def plot_quality(rows, path) -> None:
     fig.suptitle("Calibration quality against frames")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)

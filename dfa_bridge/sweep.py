@@ -229,10 +229,7 @@ def _pair_grids(results):
 
 def plot_sweep(results: Sequence[dict], directory) -> list[pathlib.Path]:
     """Accuracy curves per axis and a 2-D map per pair, as PNG files in ``directory``."""
-    import matplotlib  # noqa: PLC0415
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    from matplotlib.figure import Figure  # noqa: PLC0415  (Agg canvas, no pyplot state)
 
     directory = pathlib.Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -241,7 +238,8 @@ def plot_sweep(results: Sequence[dict], directory) -> list[pathlib.Path]:
     if names:
         cols = min(4, len(names))
         rows = math.ceil(len(names) / cols)
-        fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.2 * rows), squeeze=False)
+        fig = Figure(figsize=(4 * cols, 3.2 * rows))
+        axes = fig.subplots(rows, cols, squeeze=False)
         for ax, name in zip(axes.ravel(), names):
             data = _single_axis(results, name)
             labels = [str(r["point"][name]) for r in data]
@@ -256,9 +254,9 @@ def plot_sweep(results: Sequence[dict], directory) -> list[pathlib.Path]:
         fig.tight_layout()
         paths.append(directory / "noise_sweep_axes.png")
         fig.savefig(paths[-1], dpi=110)
-        plt.close(fig)
     for first, second, grid in _pair_grids(results):
-        fig, ax = plt.subplots(figsize=(5.5, 4.5))
+        fig = Figure(figsize=(5.5, 4.5))
+        ax = fig.subplots()
         values = [[math.nan if v is None else 100 * v for v in row] for row in grid]
         image = ax.imshow(values, origin="lower", cmap="viridis", aspect="auto")
         ax.set_xticks(range(len(AXES[second].values)), [str(v) for v in AXES[second].values])
@@ -269,5 +267,4 @@ def plot_sweep(results: Sequence[dict], directory) -> list[pathlib.Path]:
         fig.tight_layout()
         paths.append(directory / f"noise_sweep_{first}_x_{second}.png")
         fig.savefig(paths[-1], dpi=110)
-        plt.close(fig)
     return paths

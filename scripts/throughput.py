@@ -46,12 +46,10 @@ def crossovers(rows) -> dict:
 
 def plot(rows, path: pathlib.Path, marks: dict) -> None:
     """Projections/s and J/projection against n, log-log."""
-    import matplotlib  # noqa: PLC0415
+    from matplotlib.figure import Figure  # noqa: PLC0415  (Agg canvas, no pyplot state)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig = Figure(figsize=(11, 4.2))
+    axes = fig.subplots(1, 2)
     for backend in dict.fromkeys(r["backend"] for r in rows):
         mine = [r for r in rows if r["backend"] == backend and r["projections_per_s"]]
         n = [r["n"] for r in mine]
@@ -73,7 +71,6 @@ def plot(rows, path: pathlib.Path, marks: dict) -> None:
         ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def markdown(rows) -> str:
