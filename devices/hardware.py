@@ -16,7 +16,9 @@ no other module changes::
     register_backend("my-lab-opu", MyLabOPU)
 
 Frames reach ``_display_and_capture`` already checked (binary, ``n_in`` wide) and as
-NumPy arrays, since drivers talk to host memory.
+NumPy arrays, since drivers talk to host memory. A driver whose camera exposure can be
+set says ``exposure_settable = True`` and implements ``exposure_us`` and
+``_set_exposure_us``.
 """
 
 from __future__ import annotations

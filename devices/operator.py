@@ -174,7 +174,7 @@ class OPU:
             saturated = float((np.asarray(to_numpy(device.acquire(brightest))) >= full).mean())
             if saturated <= SATURATION_TARGET:
                 break
-            if not self.auto_exposure or device.exposure_us is None:
+            if not self.auto_exposure or not device.exposure_settable:
                 warnings.warn(f"{saturated:.1%} of the outputs saturate at {full} when every "
                               f"used input is on: expected at most {SATURATION_TARGET:.1%}; "
                               "linear mode is distorted there (lower the exposure)",

@@ -33,6 +33,8 @@ class OPUDevice(abc.ABC):
     """
 
     backend = "abstract"
+    #: Whether ``exposure_us`` may be set (a camera whose exposure the driver controls).
+    exposure_settable = False
 
     def __init__(self, name: str | None = None):
         self.name = name or self.backend

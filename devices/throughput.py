@@ -29,7 +29,8 @@ from photon.tiles import GaussianTiles
 
 from .cost import job_cost
 
-__all__ = ["ThroughputPoint", "opu_point", "dense_point", "throughput_table", "machine_memory_bytes"]
+__all__ = ["ThroughputPoint", "opu_point", "dense_point", "throughput_table", "machine_memory_bytes",
+           "crossovers", "plot_throughput", "throughput_markdown"]
 
 
 @dataclass(frozen=True)
@@ -140,3 +141,58 @@ def throughput_table(sizes, device, *, batch: int = 256, cpu_power_w: float = 25
                 rows.append(dense_point(n, cupy, batch=batch, power_w=gpu_power_w).as_dict())
             bar.update()
     return rows
+
+
+def crossovers(rows) -> dict:
+    """Smallest size where the OPU beats each measured backend, and where storage ends."""
+    result = {}
+    measured = sorted({r["backend"] for r in rows if not r["backend"].startswith("opu")})
+    opu = {r["n"]: r["projections_per_s"] for r in rows if r["backend"] == "opu-intensity"}
+    for backend in measured:
+        mine = sorted((r for r in rows if r["backend"] == backend), key=lambda r: r["n"])
+        faster = [r["n"] for r in mine if opu.get(r["n"]) and r["projections_per_s"] < opu[r["n"]]]
+        generated = [r["n"] for r in mine if r["storage"] == "generated"]
+        result[backend] = {"opu_overtakes_at_n": faster[0] if faster else None,
+                           "matrix_stops_fitting_at_n": generated[0] if generated else None}
+    return result
+
+
+def plot_throughput(rows, path, marks: dict) -> None:
+    """Projections/s and J/projection against n, log-log."""
+    from matplotlib.figure import Figure  # noqa: PLC0415  (Agg canvas, no pyplot state)
+
+    fig = Figure(figsize=(11, 4.2))
+    axes = fig.subplots(1, 2)
+    for backend in dict.fromkeys(r["backend"] for r in rows):
+        mine = [r for r in rows if r["backend"] == backend and r["projections_per_s"]]
+        n = [r["n"] for r in mine]
+        axes[0].plot(n, [r["projections_per_s"] for r in mine], "o-", label=backend)
+        axes[1].plot(n, [r["joules_per_projection"] for r in mine], "o-", label=backend)
+    for backend, mark in marks.items():
+        if mark["matrix_stops_fitting_at_n"]:
+            axes[0].axvline(mark["matrix_stops_fitting_at_n"], ls=":", color="gray")
+            axes[0].text(mark["matrix_stops_fitting_at_n"], axes[0].get_ylim()[0] * 2,
+                         f" {backend}: R generated\n beyond memory", fontsize=7)
+        if mark["opu_overtakes_at_n"]:
+            axes[0].axvline(mark["opu_overtakes_at_n"], ls="--", color="red")
+    for ax, label in zip(axes, ["projections per second", "joules per projection"]):
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("n (inputs = outputs)")
+        ax.set_ylabel(label)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def throughput_markdown(rows) -> str:
+    """One Markdown table row per backend and size."""
+    lines = ["| n | backend | projections/s | J/projection | power (W) | R | note |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        rate = "-" if r["projections_per_s"] is None else f"{r['projections_per_s']:.4g}"
+        energy = "-" if r["joules_per_projection"] is None else f"{r['joules_per_projection']:.3g}"
+        lines.append(f"| {r['n']} | {r['backend']} | {rate} | {energy} | {r['power_w']} | "
+                     f"{r['storage']} | {r['note']} |")
+    return "\n".join(lines)

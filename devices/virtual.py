@@ -29,6 +29,7 @@ class VirtualDevice(OPUDevice):
     """
 
     backend = "virtual"
+    exposure_settable = True
 
     def __init__(self, device="lab-bench", **changes):
         config = resolve_config(device, **changes)

@@ -81,3 +81,17 @@ def test_dense_projection_beyond_memory_is_generated_block_by_block():
     point = dense_point(2048, batch=4, memory_bytes=2048 * 2048, block_rows=512)
     assert point.storage == "generated" and "4 blocks, 2 timed" in point.note
     assert point.projections_per_s > 0
+
+
+def test_report_runs_end_to_end_and_writes_its_figures(tmp_path):
+    _run("scripts/report.py", "--out", str(tmp_path), "--epochs", "1", "--sweep-epochs", "1",
+         "--max-exp", "8")
+    index = (tmp_path / "index.md").read_text()
+    for section in ("## 1. Calibration", "## 2. Training", "## 3. Noise", "## 4. Throughput"):
+        assert section in index
+    for figure in ("calibration_quality.png", "learning_curves.png", "noise_sweep_axes.png",
+                   "throughput.png"):
+        assert f"({figure})" in index and (tmp_path / figure).stat().st_size > 5_000
+    numbers = json.loads((tmp_path / "numbers.json").read_text())
+    assert f"{numbers['calibration']['intensity_r']:.4f}" in index  # numbers come from the run
+    assert len((tmp_path / "noise_sweep.jsonl").read_text().splitlines()) == 8
