@@ -11,6 +11,9 @@ Modules
 :mod:`~dfa_bridge.losses`      softmax cross-entropy and its error ``e``
 :mod:`~dfa_bridge.optim`       SGD with momentum, Adam
 :mod:`~dfa_bridge.models`      blocks, MLP, GCN
+:mod:`~dfa_bridge.transformer` embeddings, layer norm, causal attention, GELU FFN, blocks, the LM
+:mod:`~dfa_bridge.text`        character corpora: pydoc (shipped), any UTF-8 file
+:mod:`~dfa_bridge.language`    ``bp`` / macro ``dfa`` / ``shallow`` for the LM, perplexity, sampling
 :mod:`~dfa_bridge.feedback`    ideal (Gaussian) and device feedback (through :class:`devices.OPU`)
 :mod:`~dfa_bridge.training`    ``bp`` / ``dfa`` / ``shallow`` steps, evaluation, the training loop
 :mod:`~dfa_bridge.alignment`   update-vs-gradient and weights-vs-feedback angles
@@ -36,7 +39,10 @@ from .layers import Dropout, GraphConv, Layer, Linear, Parameter, ReLU, Tanh
 from .losses import SoftmaxCrossEntropy
 from .models import GCN, MLP, Block, Network
 from .optim import SGD, Adam, make_optimizer
+from .language import LanguageTrainer, fit_language_model, run_language_experiment, sample
 from .studies import run_study
+from .text import CharCorpus, load_pydoc, load_text_file
+from .transformer import TransformerLM
 from .training import METHODS, History, Trainer, fit
 
 __all__ = [
@@ -47,4 +53,6 @@ __all__ = [
     "Dropout", "GraphConv", "Layer", "Linear", "Parameter", "ReLU", "Tanh",
     "SoftmaxCrossEntropy", "GCN", "MLP", "Block", "Network", "SGD", "Adam", "make_optimizer",
     "run_study", "METHODS", "History", "Trainer", "fit",
+    "LanguageTrainer", "fit_language_model", "run_language_experiment", "sample",
+    "CharCorpus", "load_pydoc", "load_text_file", "TransformerLM",
 ]

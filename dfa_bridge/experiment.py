@@ -22,7 +22,7 @@ from .training import History, Trainer, fit
 
 __all__ = ["MODELS", "BACKENDS", "DEFAULTS", "backend_module", "derive_seeds", "run_experiment"]
 
-MODELS = ("mlp", "gcn")
+MODELS = ("mlp", "gcn", "transformer")
 BACKENDS = ("numpy", "cupy")
 
 #: Hyper-parameters of each model unless given: the MLP of the digits study and the
@@ -67,7 +67,9 @@ def run_experiment(model: str = "mlp", data: str = "digits", method: str = "dfa"
     Parameters
     ----------
     model
-        ``"mlp"`` (on a graph dataset: the node features alone) or ``"gcn"``.
+        ``"mlp"`` (on a graph dataset: the node features alone), ``"gcn"``, or
+        ``"transformer"`` (a text dataset; delegated to
+        :func:`dfa_bridge.language.run_language_experiment`, ``epochs`` read as steps).
     data
         A name of :func:`dfa_bridge.datasets.load_dataset`.
     method
@@ -108,6 +110,14 @@ def run_experiment(model: str = "mlp", data: str = "digits", method: str = "dfa"
     """
     if model not in MODELS:
         raise ValueError(f"model = {model!r}: expected one of {', '.join(MODELS)}")
+    if model == "transformer":  # trained in steps, not epochs: see dfa_bridge.language
+        from .language import run_language_experiment  # noqa: PLC0415
+
+        if epochs is not None:
+            overrides.setdefault("steps", epochs)
+        return run_language_experiment(data, method, feedback, data_path=data_path, seed=seed,
+                                       backend=backend, encoder=encoder, n_bits=n_bits,
+                                       progress=progress, **overrides)
     overrides = {k: v for k, v in overrides.items() if v is not None}
     unknown = sorted(set(overrides) - set(DEFAULTS[model]))
     if unknown:

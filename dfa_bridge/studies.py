@@ -6,6 +6,10 @@
 ``csbm``    Two-layer GCN on the contextual block model (2,000 nodes, 5 classes):
             ``bp``, ``dfa``, ``shallow``, and the feature-only MLP (``bp``) that shows the
             graph is needed.
+``transformer`` Character Transformer (4 blocks x 128, 4 heads, context 64) on the pydoc
+            corpus: ``bp``, ``dfa`` (ideal), ``dfa`` through ``lab-bench``, ``shallow``;
+            validation perplexity per character, the share of the shallow-to-bp gap dfa
+            closes, and each run's wall time.
 
 Each study reports every run's result, the accuracy gaps in points, and each goal of
 the issue next to the measured value (DESIGN.md section 7: a study states its
@@ -19,7 +23,7 @@ from typing import Callable
 from .experiment import run_experiment
 from .training import History
 
-__all__ = ["STUDIES", "run_study"]
+__all__ = ["STUDIES", "STUDY_NAMES", "LM_STUDY", "gap_closed_pct", "run_study"]
 
 
 def _max_angle(result: dict) -> float:
@@ -73,6 +77,54 @@ STUDIES: dict[str, dict] = {
 }
 
 
+#: The language-model study: perplexity, lower is better.
+LM_STUDY = {
+    "runs": {
+        "bp": {"model": "transformer", "data": "pydoc", "method": "bp"},
+        "dfa-ideal": {"model": "transformer", "data": "pydoc", "method": "dfa"},
+        "dfa-lab-bench": {"model": "transformer", "data": "pydoc", "method": "dfa",
+                          "feedback": "lab-bench"},
+        "shallow": {"model": "transformer", "data": "pydoc", "method": "shallow"},
+    },
+}
+
+
+STUDY_NAMES = tuple(STUDIES) + ("transformer",)
+
+
+def gap_closed_pct(perplexity: dict, label: str = "dfa-ideal") -> float:
+    """Share of the shallow-to-bp perplexity gap that run ``label`` closes, in percent."""
+    gap = perplexity["shallow"] - perplexity["bp"]
+    return 100.0 * (perplexity["shallow"] - perplexity[label]) / gap if gap else float("nan")
+
+
+def _run_lm_study(seed, steps, progress, on_run, options):
+    results, histories = {}, {}
+    for label, arguments in LM_STUDY["runs"].items():
+        results[label], histories[label] = run_experiment(
+            **arguments, seed=seed, epochs=steps, progress=progress, **options)
+        if on_run is not None:
+            on_run(label, results[label])
+    ppl = {label: result["val_perplexity"] for label, result in results.items()}
+    closed = gap_closed_pct(ppl)
+    goals = {
+        "bp has the lowest perplexity": (ppl["bp"], ppl["bp"] == min(ppl.values())),
+        "dfa (ideal) strictly between bp and shallow":
+            (ppl["dfa-ideal"], ppl["bp"] < ppl["dfa-ideal"] < ppl["shallow"]),
+        "dfa (ideal) closes >= 50 % of the shallow-to-bp gap": (closed, closed >= 50.0),
+        "dfa (lab-bench) below shallow": (ppl["dfa-lab-bench"], ppl["dfa-lab-bench"] < ppl["shallow"]),
+    }
+    summary = {"study": "transformer", "seed": seed, "val_perplexity": ppl,
+               "unigram_perplexity": results["bp"]["unigram_perplexity"],
+               "gap_closed_pct": {"dfa-ideal": closed,
+                                  "dfa-lab-bench": gap_closed_pct(ppl, "dfa-lab-bench")},
+               "seconds": {label: result["seconds"] for label, result in results.items()},
+               "goals": {claim: {"value": value, "met": bool(met)}
+                         for claim, (value, met) in goals.items()},
+               "runs": results}
+    return summary, histories
+
+
 def run_study(name: str, seed: int = 0, epochs: int | None = None, progress: bool | None = None,
               on_run: Callable[[str, dict], None] | None = None,
               **options) -> tuple[dict, dict[str, History]]:
@@ -81,7 +133,9 @@ def run_study(name: str, seed: int = 0, epochs: int | None = None, progress: boo
     Parameters
     ----------
     name
-        ``"digits"`` or ``"csbm"``.
+        ``"digits"``, ``"csbm"`` or ``"transformer"`` (``epochs`` is then the number of
+        steps; the summary holds ``val_perplexity``, ``gap_closed_pct`` and ``seconds``
+        instead of accuracies).
     seed
         Training seed shared by every run.
     epochs
@@ -100,6 +154,8 @@ def run_study(name: str, seed: int = 0, epochs: int | None = None, progress: boo
         ``{"study", "seed", "accuracy_pct", "gaps_pt", "goals", "runs"}`` and each run's
         history.
     """
+    if name == "transformer":
+        return _run_lm_study(seed, epochs, progress, on_run, options)
     if name not in STUDIES:
         raise ValueError(f"study = {name!r}: expected one of {', '.join(STUDIES)}")
     study = STUDIES[name]

@@ -4,6 +4,7 @@ Usage::
 
     python scripts/dfa_study.py --study digits --json      # bp, dfa (ideal), dfa (lab-bench), shallow
     python scripts/dfa_study.py --study csbm --plot out/   # GCN bp, dfa, shallow; feature-only MLP
+    python scripts/dfa_study.py --study transformer        # char Transformer: perplexities, gap closed
 
 Prints each run's test accuracy, the gaps between methods in points and each goal of
 the issue next to the measured value; ``--plot DIR`` saves the learning curves of every
@@ -23,7 +24,7 @@ if importlib.util.find_spec("dfa_bridge") is None:  # run from a checkout withou
 
 from dfa_bridge.experiment import BACKENDS  # noqa: E402
 from dfa_bridge.plots import plot_alignment_curves, plot_learning_curves  # noqa: E402
-from dfa_bridge.studies import STUDIES, run_study  # noqa: E402
+from dfa_bridge.studies import STUDY_NAMES, run_study  # noqa: E402
 
 __all__ = ["main"]
 
@@ -31,23 +32,27 @@ __all__ = ["main"]
 def main(argv=None) -> int:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--study", choices=tuple(STUDIES), default="digits")
+    parser.add_argument("--study", choices=STUDY_NAMES, default="digits")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--epochs", type=int, help="default: 30 (mlp), 200 (gcn)")
+    parser.add_argument("--epochs", "--steps", type=int,
+                        help="default: 30 (mlp), 200 (gcn); steps for the transformer (1500)")
     parser.add_argument("--backend", choices=BACKENDS, default="numpy")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--plot", metavar="DIR", help="save learning and alignment curves as PNG")
     args = parser.parse_args(argv)
 
     def report(label, result):
-        print(f"{label}: test accuracy {100 * result['test_accuracy']:.2f} % "
-              f"({result['seconds']:.1f} s)", file=sys.stderr)
+        score = (f"val perplexity {result['val_perplexity']:.3f}" if "val_perplexity" in result
+                 else f"test accuracy {100 * result['test_accuracy']:.2f} %")
+        print(f"{label}: {score} ({result['seconds']:.1f} s)", file=sys.stderr)
 
     try:
         summary, histories = run_study(args.study, seed=args.seed, epochs=args.epochs,
                                        backend=args.backend, on_run=report)
     except ValueError as error:
         parser.error(str(error))
+    if args.study == "transformer":
+        return _print_lm_study(summary, args)
     if args.plot:
         directory = pathlib.Path(args.plot)
         directory.mkdir(parents=True, exist_ok=True)
@@ -65,6 +70,23 @@ def main(argv=None) -> int:
         print(f"  {label:<16} {accuracy:6.2f} %")
     for gap, value in summary["gaps_pt"].items():
         print(f"  {gap:<28} {value:+6.2f} points")
+    for claim, goal in summary["goals"].items():
+        print(f"  [{'met' if goal['met'] else 'NOT met'}] {claim}: {goal['value']:.2f}")
+    return 0
+
+
+def _print_lm_study(summary: dict, args) -> int:
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    print(f"study transformer, seed {args.seed} (unigram perplexity "
+          f"{summary['unigram_perplexity']:.2f})")
+    for label, ppl in summary["val_perplexity"].items():
+        angles = summary["runs"][label]["alignment_deg"]["update_vs_gradient"]
+        angles = "" if angles is None else f"  alignment {[round(a, 1) for a in angles]} deg"
+        print(f"  {label:<16} perplexity {ppl:7.3f}  {summary['seconds'][label]:7.1f} s{angles}")
+    for label, closed in summary["gap_closed_pct"].items():
+        print(f"  {label} closes {closed:.1f} % of the shallow-to-bp gap")
     for claim, goal in summary["goals"].items():
         print(f"  [{'met' if goal['met'] else 'NOT met'}] {claim}: {goal['value']:.2f}")
     return 0

@@ -1,4 +1,4 @@
-"""Train an MLP or a GCN by backpropagation, DFA or the shallow baseline.
+"""Train an MLP, a GCN or a character Transformer by backpropagation, DFA or the shallow baseline.
 
 Usage::
 
@@ -6,6 +6,8 @@ Usage::
     python scripts/train.py --model mlp --data digits --method dfa --feedback lab-bench --json
     python scripts/train.py --model gcn --data csbm --method dfa --epochs 200 --plot results/
     python scripts/train.py --model mlp --data mnist --data-path ~/data/mnist --backend cupy
+    python scripts/train.py --model transformer --data pydoc --method dfa --steps 1500 --sample 300 --json
+    python scripts/train.py --model transformer --data text --data-path book.txt --method bp
 
 ``--feedback`` is ``ideal`` (a seeded Gaussian matrix, no device) or any device
 ``devices.open_device`` takes (``lab-bench``, ``datacenter-opu``, a YAML path,
@@ -13,6 +15,9 @@ Usage::
 projected through the device's physics. Prints the result (test accuracy, training
 loss, epochs, seconds, final per-layer alignment angles in degrees) as one JSON object
 with ``--json``; ``--plot DIR`` saves the learning and alignment curves as PNG.
+``--model transformer`` (4 blocks x 128, 4 heads, context 64 by default) prints the
+validation perplexity per character, the seconds, the per-block alignment and, with
+``--sample N``, N characters sampled from the trained model.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ if importlib.util.find_spec("dfa_bridge") is None:  # run from a checkout withou
 from dfa_bridge.datasets import DATASET_NAMES  # noqa: E402
 from dfa_bridge.experiment import BACKENDS, MODELS, run_experiment  # noqa: E402
 from dfa_bridge.feedback import ENCODERS  # noqa: E402
+from dfa_bridge.language import FEEDBACK_MODES, run_language_experiment  # noqa: E402
+from dfa_bridge.text import TEXT_DATASETS  # noqa: E402
 from dfa_bridge.optim import OPTIMIZERS  # noqa: E402
 from dfa_bridge.plots import plot_alignment_curves, plot_learning_curves  # noqa: E402
 from dfa_bridge.training import METHODS  # noqa: E402
@@ -48,8 +55,10 @@ def main(argv=None) -> int:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", choices=MODELS, default="mlp")
-    parser.add_argument("--data", choices=DATASET_NAMES, default="digits")
-    parser.add_argument("--data-path", help="directory of the files (mnist, cora, citeseer, pubmed)")
+    parser.add_argument("--data", choices=DATASET_NAMES + TEXT_DATASETS,
+                        help="default: digits (mlp, gcn), pydoc (transformer)")
+    parser.add_argument("--data-path", help="directory of the files (mnist, cora, citeseer, "
+                        "pubmed) or a UTF-8 text file (text)")
     parser.add_argument("--data-seed", type=int, default=0, help="seed of generated data and splits")
     parser.add_argument("--method", choices=METHODS, default="dfa")
     parser.add_argument("--feedback", default="ideal",
@@ -68,9 +77,27 @@ def main(argv=None) -> int:
     parser.add_argument("--weight-decay", type=float)
     parser.add_argument("--batch-size", type=int, help="mini-batch size (mlp)")
     parser.add_argument("--max-train", type=int, help="keep the first N training samples (mlp)")
+    transformer = parser.add_argument_group("transformer")
+    transformer.add_argument("--steps", type=int, help="training steps (default 1500)")
+    transformer.add_argument("--blocks", type=int, help="number of blocks (default 4)")
+    transformer.add_argument("--width", type=int, help="model width (default 128)")
+    transformer.add_argument("--heads", type=int, help="attention heads (default 4)")
+    transformer.add_argument("--context", type=int, help="context length (default 64)")
+    transformer.add_argument("--tied", action="store_true", default=None,
+                             help="tie the output projection to the token embedding")
+    transformer.add_argument("--feedback-mode", choices=FEEDBACK_MODES,
+                             help="sliced: one slice of the projection per block (default); "
+                             "shared: the same signal for every block")
+    transformer.add_argument("--eval-chars", type=int,
+                             help="validation characters to score (default: all)")
+    transformer.add_argument("--sample", type=int, default=0, metavar="N",
+                             help="print N characters sampled from the trained model")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--plot", metavar="DIR", help="save learning and alignment curves as PNG")
     args = parser.parse_args(argv)
+    if args.model == "transformer":
+        return _train_transformer(parser, args)
+    args.data = args.data or "digits"
 
     try:
         result, history = run_experiment(
@@ -103,6 +130,34 @@ def main(argv=None) -> int:
         print("  alignment (degrees, per hidden layer): update vs gradient "
               f"{[round(a, 1) for a in alignment['update_vs_gradient']]}, weights vs feedback "
               f"{[round(a, 1) for a in alignment['weights_vs_feedback']]}")
+    return 0
+
+
+def _train_transformer(parser, args) -> int:
+    """``--model transformer``: train, print the perplexity, alignment and sample."""
+    try:
+        result, history = run_language_experiment(
+            args.data or "pydoc", args.method, args.feedback, data_path=args.data_path,
+            seed=args.seed, backend=args.backend, encoder=args.encoder, n_bits=args.bits,
+            n_sample=args.sample, max_eval_chars=args.eval_chars, steps=args.steps,
+            n_blocks=args.blocks, width=args.width, heads=args.heads, context=args.context,
+            tied=args.tied, feedback_mode=args.feedback_mode, optimizer=args.optimizer,
+            lr=args.lr, weight_decay=args.weight_decay, batch_size=args.batch_size)
+    except (ValueError, FileNotFoundError) as error:
+        parser.error(str(error))
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    angles = result["alignment_deg"]["update_vs_gradient"]
+    print(f"transformer on {result['data']['name']}, {args.method} ({result['feedback']['source']}), "
+          f"{result['steps']} steps in {result['seconds']:.1f} s")
+    print(f"  validation perplexity {result['val_perplexity']:.3f} per character (unigram "
+          f"{result['unigram_perplexity']:.2f}), training loss {result['train_loss']:.4f}")
+    if angles is not None:
+        print(f"  alignment (degrees, per block): update vs gradient {[round(a, 1) for a in angles]}")
+    if args.sample:
+        print("  sample:")
+        print(result["sample"])
     return 0
 
 
