@@ -7,17 +7,27 @@ The error is per token: ``e = (softmax(logits) - onehot(next char)) / (B T)``, s
 (B T, V).
 
 ``bp``       backpropagation through the whole model.
-``dfa``      "macro" DFA: the feedback projects ``e`` ONCE onto ``L D`` (one row per
-             token) and slices it per block; the slice ``B_k e`` is the gradient signal
-             at block ``k``'s output ``h_k`` (the residual stream, every token). Inside a
-             block, local backprop gives the parameters' updates (attention mixes
-             positions; its local backward handles that). No gradient flows from one
-             block to the one below. The embeddings get the input gradient of the first
-             block's local backward (``B_1 e`` carried through block 1, residual path
-             included), as in Launay et al., where the feedback enters after each
-             block and the layers below the first feedback point learn from it by local
-             backprop. The head (final layer norm, output projection) gets the true
-             gradient of ``e``, as DFA's last layer does.
+``dfa``      "macro" DFA: the feedback projects ``e`` ONCE (one row per token) and the
+             projection ``B e`` is the gradient signal at each block's output ``h_k``
+             (the residual stream, every token). It enters where backprop's
+             ``W_out^T e`` would, before the final layer norm, whose known local
+             backward carries it into the stream: the update then stays out of the
+             directions the normalization hides from the loss (the mean and the scale
+             of ``h_L``), along which it would grow unchecked. Inside a block, local
+             backprop gives the parameters' updates (attention mixes positions; its
+             local backward handles that). No gradient flows from one block to the one
+             below. The embeddings get the input gradient of the first block's local
+             backward, as in Launay et al., where the layers below the first feedback
+             point learn from it by local backprop. The head (final layer norm, output
+             projection) gets the true gradient of ``e``, as DFA's last layer does.
+
+             ``feedback_mode="shared"`` (default) projects onto ``D`` and gives every
+             block the same ``B e``; ``"sliced"`` projects onto ``L D`` and gives block
+             ``k`` its own slice (DESIGN.md section 5's MLP form). In a residual stack
+             the true gradients at the block outputs nearly coincide (the stream is
+             carried by identities), so one shared ``B`` can be aligned with by the head;
+             ``L`` independent ``B_k`` cannot all be. Measured here: shared closes most of
+             the shallow-to-bp gap, sliced does worse than shallow.
 ``shallow``  embeddings and blocks stay at their initialization; only the head trains.
 
 Feedback scale: ``B_k = G_k / sqrt(D)`` (see :mod:`dfa_bridge.feedback`); with Adam the
@@ -52,7 +62,7 @@ METHODS = ("bp", "dfa", "shallow")
 #: Defaults of the character Transformer runs (the issue's acceptance model).
 LM_DEFAULTS = {"n_blocks": 4, "width": 128, "heads": 4, "context": 64, "tied": False,
                "optimizer": "adam", "lr": 2e-3, "weight_decay": 0.0, "batch_size": 16,
-               "steps": 1500, "warmup": 100, "feedback_mode": "sliced"}
+               "steps": 1500, "warmup": 100, "feedback_mode": "shared"}
 
 #: How the projected error reaches the blocks: ``sliced`` projects onto ``L D`` and gives
 #: block ``k`` its own slice (DESIGN.md section 5); ``shared`` projects onto ``D`` and gives
@@ -128,6 +138,11 @@ class LanguageTrainer:
             grad = None
             for index in range(len(model.blocks) - 1, -1, -1):
                 signal = signals[index if self.feedback_mode == "sliced" else 0].reshape(top.shape)
+                # B e stands where W_out^T e would: the final layer norm's own local
+                # backward brings it into the residual stream, keeping the update out of
+                # the directions the normalization hides from the loss (mean and scale
+                # of h_L), along which it would otherwise grow without bound.
+                signal = model.final_norm.input_gradient(signal)
                 grad = model.backward_block(index, signal, input_grad=index == 0)
             model.backward_embedding(grad)
 

@@ -187,12 +187,23 @@ class LayerNorm(Layer):
     def backward(self, grad_output, input_grad: bool = True):
         """Store ``dL/dgamma``, ``dL/dbeta``; return ``dL/dx``."""
         self._require_forward(self._cache)
-        normalized, inverse_sigma = self._cache
+        normalized, _ = self._cache
         rows = grad_output.reshape(-1, self.width)
         (rows * normalized.reshape(-1, self.width)).sum(axis=0, out=self.gain.grad)
         rows.sum(axis=0, out=self.bias.grad)
         if not input_grad:
             return None
+        return self.input_gradient(grad_output)
+
+    def input_gradient(self, grad_output):
+        """``dL/dx`` for ``dL/dy = grad_output`` at the last forward, storing nothing.
+
+        ``(u - mean(u) - x_hat mean(u x_hat)) / sigma`` with ``u = gamma * grad_output``:
+        the component along the mean and along ``x_hat`` (to which the normalization
+        is blind) removed.
+        """
+        self._require_forward(self._cache)
+        normalized, inverse_sigma = self._cache
         u = grad_output * self.gain.value
         mean_u = u.mean(axis=-1, keepdims=True)
         mean_ux = (u * normalized).mean(axis=-1, keepdims=True)

@@ -10,26 +10,9 @@ from dfa_bridge.losses import SoftmaxCrossEntropy
 from dfa_bridge.models import GCN, MLP
 from dfa_bridge.optim import SGD, Adam, make_optimizer
 
-EPS = 1e-6
+from tests.gradcheck import numerical_gradient, relative_error
+
 TOLERANCE = 1e-6
-
-
-def relative_error(a, b):
-    return np.linalg.norm(a - b) / max(np.linalg.norm(a), np.linalg.norm(b), 1e-300)
-
-
-def numerical_gradient(objective, array):
-    """Central differences of the scalar ``objective()`` with respect to ``array`` (in place)."""
-    grad = np.zeros_like(array)
-    for index in np.ndindex(array.shape):
-        saved = array[index]
-        array[index] = saved + EPS
-        plus = objective()
-        array[index] = saved - EPS
-        minus = objective()
-        array[index] = saved
-        grad[index] = (plus - minus) / (2 * EPS)
-    return grad
 
 
 def check_layer(layer, x, training=False, before_forward=lambda: None):

@@ -15,25 +15,7 @@ from dfa_bridge.text import (UNK, build_corpus, load_pydoc, load_text_file, rand
 from dfa_bridge.transformer import (GELU, CausalSelfAttention, FeedForward, LayerNorm,
                                     OutputProjection, PositionalEmbedding, TokenEmbedding,
                                     TransformerBlock, TransformerLM)
-
-EPS = 1e-6
-
-
-def relative_error(a, b):
-    return np.linalg.norm(a - b) / max(np.linalg.norm(a), np.linalg.norm(b), 1e-300)
-
-
-def numerical_gradient(objective, array):
-    grad = np.zeros_like(array)
-    for index in np.ndindex(array.shape):
-        saved = array[index]
-        array[index] = saved + EPS
-        plus = objective()
-        array[index] = saved - EPS
-        minus = objective()
-        array[index] = saved
-        grad[index] = (plus - minus) / (2 * EPS)
-    return grad
+from tests.gradcheck import numerical_gradient, relative_error
 
 
 def check_layer(layer, x, check_input=True, tolerance=1e-6):
@@ -231,32 +213,42 @@ class TrueSignalFeedback(Feedback):
         raise NotImplementedError
 
 
-def _bp_signals_at_block_outputs(model, error):
-    """dL/dh_k at every block output, by backprop."""
-    grad = model.backward_head(error)
-    signals = [None] * len(model.blocks)
-    for index in range(len(model.blocks) - 1, -1, -1):
-        signals[index] = grad.reshape(-1, model.width).copy()
-        grad = model.backward_block(index, grad, input_grad=True)
-    return np.concatenate(signals, axis=1)
+def _signal_before_the_final_norm(model, error):
+    """``W_out^T e`` (B T, D): backprop's gradient at the final layer norm's output."""
+    return model.head.backward(error).reshape(-1, model.width).copy()
 
 
 @pytest.mark.parametrize("tied", [False, True])
-def test_dfa_with_the_true_signal_as_feedback_gives_the_backprop_gradient(tied, rng):
-    model = TransformerLM(9, context=6, width=8, heads=2, n_blocks=3, tied=tied, seed=1,
+def test_dfa_fed_the_true_head_signal_gives_the_backprop_gradient(tied, rng):
+    """One block: the DFA update from ``W_out^T e`` through the final norm IS backprop."""
+    model = TransformerLM(9, context=6, width=8, heads=2, n_blocks=1, tied=tied, seed=1,
                           dtype=np.float64)
     tokens, targets = rng.integers(0, 9, (3, 6)), rng.integers(0, 9, (3, 6))
-    probe = LanguageTrainer(model, "bp")
-    _, error = probe.error(tokens, targets)
+    _, error = LanguageTrainer(model, "bp").error(tokens, targets)
     model.backward(error)
     bp = [p.grad.copy() for p in model.parameters()]
-    signals = _bp_signals_at_block_outputs(model, error)
-    trainer = LanguageTrainer(model, "dfa", TrueSignalFeedback(signals, model.feedback_widths, 9))
+    signal = _signal_before_the_final_norm(model, error)
+    trainer = LanguageTrainer(model, "dfa", TrueSignalFeedback(signal, model.feedback_widths, 9))
     _, error = trainer.error(tokens, targets)
     trainer.backward(error)
     for parameter, expected in zip(model.parameters(), bp):
         np.testing.assert_allclose(parameter.grad, expected, rtol=1e-10, atol=1e-14,
                                    err_msg=parameter.name)
+
+
+def test_dfa_with_the_true_head_signal_matches_backprop_on_the_last_block(rng):
+    model = TransformerLM(9, context=6, width=8, heads=2, n_blocks=3, seed=1, dtype=np.float64)
+    tokens, targets = rng.integers(0, 9, (3, 6)), rng.integers(0, 9, (3, 6))
+    _, error = LanguageTrainer(model, "bp").error(tokens, targets)
+    model.backward(error)
+    bp_last = [p.grad.copy() for p in model.blocks[-1].parameters()]
+    signal = _signal_before_the_final_norm(model, error)
+    trainer = LanguageTrainer(model, "dfa", TrueSignalFeedback(signal, (8,), 9),
+                              feedback_mode="shared")
+    _, error = trainer.error(tokens, targets)
+    trainer.backward(error)
+    for parameter, expected in zip(model.blocks[-1].parameters(), bp_last):
+        np.testing.assert_allclose(parameter.grad, expected, rtol=1e-10, atol=1e-14)
 
 
 def test_dfa_projects_the_error_once_and_feeds_slice_k_to_block_k(rng):
@@ -273,10 +265,24 @@ def test_dfa_projects_the_error_once_and_feeds_slice_k_to_block_k(rng):
     dfa = [[p.grad.copy() for p in block.parameters()] for block in model.blocks]
     big_b = feedback.matrices()
     model.backward_head(error)
-    for index, block in enumerate(model.blocks):  # block k's update from B_k e at its output
-        model.backward_block(index, (error @ big_b[index].T).reshape(2, 4, 8))
+    for index, block in enumerate(model.blocks):
+        # block k's update: B_k e, through the final norm's local backward, at its output
+        signal = model.final_norm.input_gradient((error @ big_b[index].T).reshape(2, 4, 8))
+        model.backward_block(index, signal)
         for parameter, got in zip(block.parameters(), dfa[index]):
             np.testing.assert_allclose(got, parameter.grad, rtol=1e-12)
+
+
+def test_the_final_norm_input_gradient_removes_what_the_norm_cannot_see(rng):
+    model = TransformerLM(9, context=4, width=8, heads=2, n_blocks=1, seed=1, dtype=np.float64)
+    model.forward(rng.integers(0, 9, (2, 4)))
+    norm = model.final_norm
+    normalized, _ = norm._cache
+    # A push along the mean or along the normalized activity changes nothing downstream
+    # (up to the eps in the variance, which makes x_hat's norm a hair below sqrt(D)).
+    generic = np.linalg.norm(norm.input_gradient(rng.standard_normal((2, 4, 8))))
+    for direction in (np.ones((2, 4, 8)), normalized / norm.gain.value):
+        assert np.linalg.norm(norm.input_gradient(direction)) < 1e-3 * generic
 
 
 def test_shallow_trains_the_head_only_and_refuses_a_tied_model(rng):
