@@ -17,13 +17,13 @@ dimension are):
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
 from photon import array_module, to_numpy
 
-__all__ = ["angle_deg", "update_angles", "feedback_angles"]
+__all__ = ["angle_deg", "update_angles", "feedback_angles", "backward_with_alignment"]
 
 
 def angle_deg(a, b) -> float:
@@ -97,3 +97,23 @@ def feedback_angles(weights: Sequence, feedback_matrices: Sequence) -> list[floa
                              f"{product.shape}, the shape of W_{index + 1}^T ... W_N^T")
         angles.append(angle_deg(product, feedback))
     return angles[::-1]
+
+
+def backward_with_alignment(backward: Callable[[str], None], gradients: Callable[[], list],
+                            method: str) -> list[float]:
+    """Set the gradients of ``method`` and measure the DFA-to-backprop angles on the way.
+
+    ``backward(m)`` sets the gradients of method ``m`` for the current forward pass and
+    ``gradients()`` copies the ones compared (per layer or per block). The other of
+    ``bp`` / ``dfa`` runs first, the trainer's own ``method`` last, so its gradients are
+    the ones left in place for the update.
+    """
+    saved = {}
+    for other in ("bp", "dfa"):
+        if other != method:
+            backward(other)
+            saved[other] = gradients()
+    backward(method)
+    if method != "shallow":
+        saved[method] = gradients()
+    return update_angles(saved["dfa"], saved["bp"])

@@ -47,7 +47,7 @@ import numpy as np
 from photon import array_module, to_numpy
 from photon.progress import Progress
 
-from .alignment import update_angles
+from .alignment import backward_with_alignment
 from .feedback import Feedback, make_feedback
 from .losses import SoftmaxCrossEntropy
 from .optim import make_optimizer
@@ -158,15 +158,8 @@ class LanguageTrainer:
         loss, error = self.error(inputs, targets)
         angles = None
         if measure_alignment and self.feedback is not None:
-            saved = {}
-            for method in ("bp", "dfa"):
-                if method != self.method:
-                    self.backward(error, method)
-                    saved[method] = self._block_gradients()
-            self.backward(error)
-            if self.method != "shallow":
-                saved[self.method] = self._block_gradients()
-            angles = update_angles(saved["dfa"], saved["bp"])
+            angles = backward_with_alignment(lambda method: self.backward(error, method),
+                                             self._block_gradients, self.method)
         else:
             self.backward(error)
         self.optimizer.step()

@@ -30,7 +30,7 @@ import numpy as np
 from photon import array_module
 from photon.progress import Progress
 
-from .alignment import feedback_angles, update_angles
+from .alignment import backward_with_alignment, feedback_angles
 from .data import Dataset
 from .feedback import Feedback
 from .graphs import GraphData
@@ -175,15 +175,8 @@ class Trainer:
         batch = self.error(x, labels, rows)
         angles = None
         if measure_alignment and self.feedback is not None and self.model.hidden_widths:
-            saved = {}
-            for method in ("bp", "dfa"):  # the trainer's own method runs last, below
-                if method != self.method:
-                    self.backward(batch, method)
-                    saved[method] = self._hidden_gradients()
-            self.backward(batch)
-            if self.method != "shallow":
-                saved[self.method] = self._hidden_gradients()
-            angles = update_angles(saved["dfa"], saved["bp"])
+            angles = backward_with_alignment(lambda method: self.backward(batch, method),
+                                             self._hidden_gradients, self.method)
         else:
             self.backward(batch)
         self.optimizer.step()
