@@ -16,6 +16,8 @@ from __future__ import annotations
 import math
 
 from .config import DeviceConfig
+from .constants import photons_per_joule
+from .laser import attenuated_power_w
 
 __all__ = [
     "UNSATURATED_MEAN_FRACTION",
@@ -24,6 +26,7 @@ __all__ = [
     "mean_counts_dn",
     "exposure_for_mean_fraction",
     "saturated_fraction_exponential",
+    "watts_per_unit_intensity",
 ]
 
 UNSATURATED_MEAN_FRACTION = 1.0 / 6.9  # exp(-6.9) = 0.1 % of exponential speckle above
@@ -45,20 +48,31 @@ def mean_intensity(config: DeviceConfig, on_fraction: float = 0.5) -> float:
     return per_pol * pol_factor * config.camera.binning ** 2
 
 
-def _watts_per_unit_intensity(config: DeviceConfig) -> float:
-    dmd, laser = config.dmd, config.laser
+def watts_per_unit_intensity(laser_power_w: float, fill_factor: float, used_mirrors: int,
+                             illuminated_mirrors: int, transmission: float,
+                             sensor_pixels: int) -> float:
+    """Power on a sensor pixel per unit of field intensity (one polarization), watts.
+
+    ``P fill_factor (used / illuminated) transmission / (2 sensor_pixels)``: the laser
+    power spread over the illuminated mirrors, the used ones' share sent on, the medium's
+    transmission onto the sensor, split evenly between two polarizations.
+    """
+    return (laser_power_w * fill_factor * used_mirrors / illuminated_mirrors * transmission
+            / (2.0 * sensor_pixels))
+
+
+def _config_watts_per_unit_intensity(config: DeviceConfig) -> float:
+    dmd, laser, cam = config.dmd, config.laser, config.camera
     used = config.n_in * dmd.macropixel_mirrors
-    power_w = laser.power_mw * 1e-3 * 10.0 ** (-laser.nd_filter_od)
-    return (power_w * dmd.fill_factor * used / (used + dmd.held_on_mirrors)
-            * config.medium.transmission
-            / (2.0 * config.camera.sensor_rows * config.camera.sensor_cols))
+    return watts_per_unit_intensity(attenuated_power_w(laser.power_mw, laser.nd_filter_od),
+                                    dmd.fill_factor, used, used + dmd.held_on_mirrors,
+                                    config.medium.transmission,
+                                    cam.sensor_rows * cam.sensor_cols)
 
 
 def _photo_electrons_per_s(config: DeviceConfig, on_fraction: float) -> float:
-    from .constants import photons_per_joule  # noqa: PLC0415
-
     cam = config.camera
-    watts = mean_intensity(config, on_fraction) * _watts_per_unit_intensity(config)
+    watts = mean_intensity(config, on_fraction) * _config_watts_per_unit_intensity(config)
     return watts * photons_per_joule(config.laser.wavelength_nm) * cam.quantum_efficiency
 
 

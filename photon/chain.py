@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from .backend import array_module, asarray_like
+from .budget import watts_per_unit_intensity
 from .camera import Camera
 from .config import DeviceConfig
 from .dmd import DMD
@@ -131,9 +132,10 @@ class OpticalChain:
     @property
     def watts_per_unit_intensity(self) -> float:
         """Power on a sensor pixel per unit of field intensity (see the module notes)."""
-        used = self.dmd.n_in * self.dmd.macropixel_mirrors
-        return (self.laser.power_w * self.dmd.fill_factor * used / self.dmd.illuminated_mirrors
-                * self.transmission / (2.0 * self.sensor_pixels))
+        return watts_per_unit_intensity(self.laser.power_w, self.dmd.fill_factor,
+                                        self.dmd.n_in * self.dmd.macropixel_mirrors,
+                                        self.dmd.illuminated_mirrors, self.transmission,
+                                        self.sensor_pixels)
 
     # ------------------------------------------------------------------ light
     def field(self, frames):

@@ -13,7 +13,12 @@ import math
 
 import numpy as np
 
-__all__ = ["Laser"]
+__all__ = ["Laser", "attenuated_power_w"]
+
+
+def attenuated_power_w(power_mw: float, nd_filter_od: float) -> float:
+    """Power after a neutral-density filter of optical density ``nd_filter_od``, watts."""
+    return power_mw * 1e-3 * 10.0 ** (-nd_filter_od)
 
 
 class Laser:
@@ -51,7 +56,7 @@ class Laser:
     @property
     def power_w(self) -> float:
         """Mean power after the attenuator, in watts."""
-        return self.power_mw * 1e-3 * 10.0 ** (-self.nd_filter_od)
+        return attenuated_power_w(self.power_mw, self.nd_filter_od)
 
     def frame_factors(self, n_frames: int, dt_s: float = 0.0) -> np.ndarray:
         """Relative power of each of ``n_frames`` frames (float64, mean about 1).

@@ -303,9 +303,10 @@ class ScatteringMedium:
         if self.storage == "dense":
             weights, reference, ones_field = self._on_backend(xp)
             out = modulated @ weights
-            offset = reference + np.float32(uniform) * ones_field if uniform else reference
-            if uniform or self.has_reference:
-                out += offset
+            if uniform:
+                out += reference + np.float32(uniform) * ones_field
+            elif self.has_reference:
+                out += reference
         else:
             out = self._streamed_field(modulated, uniform, xp)
         out = out.reshape(modulated.shape[0], self.n_polarizations, 2, self.n_pixels)
