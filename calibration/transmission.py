@@ -227,7 +227,13 @@ def _align(xp, rows_a, e0_a, rows_b, e0_b, probes_a, probes_b, counts_mix, y0, f
         cross = cross * keep
     normal = design.transpose(0, 2, 1) @ design
     rhs = _row_dot(design, cross)
+    # A row whose mixed frames are (nearly) all censored has no information on C: a tiny
+    # ridge keeps the solve regular, and such a row keeps the identity map.
+    scale = xp.trace(normal, axis1=1, axis2=2)
+    informed = scale > 0
+    normal = normal + (1e-9 * scale + (~informed))[:, None, None] * xp.eye(4, dtype=normal.dtype)
     c = xp.linalg.solve(normal, rhs[..., None])[..., 0].reshape(-1, 2, 2)
+    c[~informed] = xp.eye(2, dtype=c.dtype)
     u, _, vt = xp.linalg.svd(c)
     return u @ vt                                                   # nearest orthogonal
 

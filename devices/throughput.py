@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from photon import cupy_available
-from photon.tiles import GaussianTiles
+from photon.gaussian_matrix import GaussianMatrix
 
 from .cost import job_cost
 
@@ -105,14 +105,15 @@ def dense_point(n: int, xp=np, *, batch: int = 256, power_w: float = 25.0,
         seconds = float(np.median(samples))
         storage, note = "stored", f"median of {repeats}"
     else:
-        tiles = GaussianTiles(seed, (0,), n, n, 1.0 / n, tile_rows=block_rows, tile_cols=n)
+        matrix = GaussianMatrix(seed, (0,), n, n, 2.0 / n)   # real part: variance 1 / n
         blocks = math.ceil(n / block_rows)
         timed = min(blocks, max_blocks_timed)
         out = xp.zeros((batch, n), np.float32)
         start = time.perf_counter()
         for b in range(timed):
-            real, _ = tiles.tile(b, 0)
-            out += x[:, b * block_rows:b * block_rows + real.shape[0]] @ xp.asarray(real)
+            r0, r1 = b * block_rows, min(n, (b + 1) * block_rows)
+            real, _ = matrix.block(r0, r1, 0, n, xp)        # generated where it is used
+            out += x[:, r0:r1] @ real
         _synchronize(xp)
         seconds = (time.perf_counter() - start) * blocks / timed
         storage = "generated"

@@ -157,10 +157,12 @@ class SeedsConfig:
 class SimulationConfig:
     """How the transmission matrix is held in memory.
 
-    ``tm_storage``: ``dense`` stores it, ``streamed`` regenerates it tile by tile from a
-    counter-based seed on every acquisition (memory O(tile + batch (n_in + n_out))),
-    ``auto`` streams when the dense matrix would exceed ``max_dense_tm_mb``. Both give
-    the same matrix for the same seed.
+    ``tm_storage``: ``dense`` stores it, ``streamed`` regenerates it block by block from a
+    counter-based seed on every acquisition, on the frames' backend (memory O(block +
+    batch (n_in + n_out))), ``auto`` streams when the dense matrix would exceed
+    ``max_dense_tm_mb``. ``tile_rows x tile_cols`` is the block size; it sets memory and
+    speed, never the matrix: both storages and every block size give the same TM for the
+    same seed.
     """
 
     tm_storage: str = setting("auto", kind=str, choices=("auto", "dense", "streamed"))

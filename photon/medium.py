@@ -21,7 +21,7 @@ taken from keyframes: independent Gaussian matrices ``K_0 = T(0), K_1, K_2, ...`
 ``tau`` apart and ``T(m tau + dt) = sqrt(1 - a) K_m + sqrt(a) K_(m+1)`` for
 ``0 <= dt < tau``. The correlation between ``T(m tau)`` (the TM at time zero, say) and the
 TM ``dt`` later is exactly ``sqrt(1 - dt / tau)``; every ``T(t)`` has the same i.i.d.
-Gaussian law; and any block of ``T(t)`` is computable from two keyframe tiles, so a
+Gaussian law; and any block of ``T(t)`` is computable from two keyframe blocks, so a
 streamed TM drifts exactly as a stored one does. (Between two times that are both off a
 keyframe the correlation is higher than a Markov process's: the path runs along a great
 circle from one keyframe to the next.) The reference field drifts the same way.
@@ -37,7 +37,7 @@ import math
 import numpy as np
 
 from .backend import array_module, asarray_like
-from .tiles import GaussianTiles
+from .gaussian_matrix import GaussianMatrix
 
 __all__ = ["ScatteringMedium", "near_square_shape"]
 
@@ -79,7 +79,9 @@ class ScatteringMedium:
     storage
         ``"dense"``, ``"streamed"`` or ``"auto"`` (dense below ``max_dense_mb``).
     tile_rows, tile_cols
-        Tile grid of the counter-based generator (see :class:`~photon.tiles.GaussianTiles`).
+        Block size (mirrors x pixels) in which a streamed TM is regenerated and a
+        stored one is built. It sets memory and speed only: every entry is a function of
+        the seed and of its own position (:class:`~photon.gaussian_matrix.GaussianMatrix`).
     """
 
     def __init__(self, n_in: int, n_pixels: int, *, n_polarizations: int = 1,
@@ -158,15 +160,14 @@ class ScatteringMedium:
         """Bytes of the stored float32 TM (real and imaginary parts, all polarizations)."""
         return 4 * self.n_in * self.n_polarizations * 2 * self.n_pixels
 
-    def _tiles(self, reference: bool, pol: int, keyframe: int) -> GaussianTiles:
-        """Tile generator of keyframe ``keyframe`` (0: the TM at time zero)."""
+    def _matrix(self, reference: bool, pol: int, keyframe: int) -> GaussianMatrix:
+        """Mirror-level TM (or reference row) of keyframe ``keyframe`` (0: time zero)."""
         seed = self.seed if keyframe == 0 else self.drift_seed
         if reference:
-            return GaussianTiles(seed, (_REFERENCE, pol, keyframe), 1, self.n_pixels,
-                                 self.held_on_mirrors / self.n_mirrors,
-                                 self.tile_rows, self.tile_cols)
-        return GaussianTiles(seed, (_TM, pol, keyframe), self.n_mirrors, self.n_pixels,
-                             1.0 / self.n_mirrors, self.tile_rows, self.tile_cols)
+            return GaussianMatrix(seed, (_REFERENCE, pol, keyframe), 1, self.n_pixels,
+                                  self.held_on_mirrors / self.n_mirrors)
+        return GaussianMatrix(seed, (_TM, pol, keyframe), self.n_mirrors, self.n_pixels,
+                              1.0 / self.n_mirrors)
 
     def _feature_chunk(self) -> int:
         return max(1, self.tile_rows // self.macropixel_mirrors)
@@ -180,16 +181,16 @@ class ScatteringMedium:
         return m, phase - m
 
     def _keyframe_block(self, pol: int, f0: int, f1: int, c0: int, c1: int,
-                        keyframe: int) -> tuple[np.ndarray, np.ndarray]:
-        return self._tiles(False, pol, keyframe).summed_rows(
-            self.macropixel_mirrors, f0, f1, c0, c1)
+                        keyframe: int, xp=np):
+        return self._matrix(False, pol, keyframe).summed_rows(
+            self.macropixel_mirrors, f0, f1, c0, c1, xp)
 
-    def _weight_block(self, pol: int, f0: int, f1: int, c0: int, c1: int):
-        """Real and imaginary parts of the TM now, features ``f0:f1``, pixels ``c0:c1``."""
+    def _weight_block(self, pol: int, f0: int, f1: int, c0: int, c1: int, xp=np):
+        """Real and imaginary parts of the TM now, features ``f0:f1``, pixels ``c0:c1``, on ``xp``."""
         m, a = self._drift_position()
-        real, imag = self._keyframe_block(pol, f0, f1, c0, c1, m)
+        real, imag = self._keyframe_block(pol, f0, f1, c0, c1, m, xp)
         if a > 0:
-            real2, imag2 = self._keyframe_block(pol, f0, f1, c0, c1, m + 1)
+            real2, imag2 = self._keyframe_block(pol, f0, f1, c0, c1, m + 1, xp)
             keep, fresh = np.float32(math.sqrt(1.0 - a)), np.float32(math.sqrt(a))
             real = keep * real + fresh * real2
             imag = keep * imag + fresh * imag2
@@ -220,7 +221,7 @@ class ScatteringMedium:
         reference = np.zeros(p * 2 * n, np.float32)
         if self.held_on_mirrors:
             for pol in range(p):
-                real, imag = self._tiles(True, pol, keyframe).block(0, 1, 0, n)
+                real, imag = self._matrix(True, pol, keyframe).block(0, 1, 0, n)
                 reference[(2 * pol) * n:(2 * pol + 1) * n] = real[0]
                 reference[(2 * pol + 1) * n:(2 * pol + 2) * n] = imag[0]
         return reference
@@ -247,7 +248,7 @@ class ScatteringMedium:
         """Return the feature-level TM ``R`` of shape ``(n_pixels, n_in)``, complex64.
 
         ``E = R a + b`` for a column vector ``a`` of feature amplitudes. Built from the
-        same tiles whether the TM is stored or streamed (a streamed one is generated
+        same entries whether the TM is stored or streamed (a streamed one is generated
         here, so mind its size).
         """
         n = self.n_pixels
@@ -261,7 +262,7 @@ class ScatteringMedium:
 
     def mirror_transmission_matrix(self, polarization: int = 0) -> np.ndarray:
         """Return the mirror-level TM at time zero, shape ``(n_pixels, n_mirrors)``, complex64."""
-        real, imag = self._tiles(False, polarization, 0).block(0, self.n_mirrors, 0, self.n_pixels)
+        real, imag = self._matrix(False, polarization, 0).block(0, self.n_mirrors, 0, self.n_pixels)
         return (real + 1j * imag).T.astype(np.complex64)
 
     def reference_field(self, polarization: int = 0) -> np.ndarray:
@@ -326,8 +327,8 @@ class ScatteringMedium:
                 ones_acc = xp.zeros(2 * (c1 - c0), np.float32) if uniform else None
                 for f0 in range(0, self.n_in, chunk):
                     f1 = min(self.n_in, f0 + chunk)
-                    real, imag = self._weight_block(pol, f0, f1, c0, c1)
-                    block = asarray_like(np.concatenate([real, imag], axis=1), xp)
+                    real, imag = self._weight_block(pol, f0, f1, c0, c1, xp)
+                    block = xp.concatenate([real, imag], axis=1)
                     acc += modulated[:, f0:f1] @ block
                     if uniform:
                         ones_acc += block.sum(axis=0)

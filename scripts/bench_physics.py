@@ -37,7 +37,7 @@ reported, and the two ratios are ratios of medians taken in the same run:
   the naive complex product).
 
 With ``--streamed`` the chain is built with ``simulation__tm_storage="streamed"`` (the
-TM is regenerated tile by tile, never stored) and ``acquire`` runs once, cold;
+TM is regenerated block by block on the frames' backend, never stored) and ``acquire`` runs once, cold;
 ``gemm_s``, ``naive_s`` and the ratios are ``null`` since there is no stored TM to
 multiply by. ``peak_rss_mb`` (``ru_maxrss`` of this process, MiB) is always reported; in
 streamed mode it shows that a TM too big to store (8 GiB at 32768 x 32768) is never
@@ -231,7 +231,7 @@ def main(argv=None) -> int:
     samples = None
     if args.streamed:
         _progress(f"streamed acquire of {args.batch} frames (TM of "
-                  f"{chain.medium.dense_nbytes / 2**30:.2f} GiB regenerated tile by tile)")
+                  f"{chain.medium.dense_nbytes / 2**30:.2f} GiB regenerated block by block)")
         chain_s = _timed(lambda: chain.acquire(frames), synchronize)
         repeats = 1
         _progress(f"streamed acquire took {chain_s:.3f} s")

@@ -6,7 +6,7 @@ import yaml
 
 from photon import (DeviceConfig, build_chain, dump_config, load_config, load_preset,
                     preset_names)
-from photon.tiles import GaussianTiles
+from photon.gaussian_matrix import GaussianMatrix
 
 
 def test_the_three_presets_ship_and_load():
@@ -83,10 +83,17 @@ def test_stored_and_streamed_tms_are_the_same_matrix():
 
 
 def test_a_smaller_matrix_is_the_corner_of_a_larger_one():
-    small = GaussianTiles(5, (0,), 70, 90, 1.0, tile_rows=32, tile_cols=32).block(0, 70, 0, 90)
-    large = GaussianTiles(5, (0,), 200, 300, 1.0, tile_rows=32, tile_cols=32).block(0, 70, 0, 90)
+    small = GaussianMatrix(5, (0,), 70, 90, 1.0).block(0, 70, 0, 90)
+    large = GaussianMatrix(5, (0,), 200, 300, 1.0).block(0, 70, 0, 90)
     np.testing.assert_array_equal(small[0], large[0])
     np.testing.assert_array_equal(small[1], large[1])
+
+
+def test_the_block_size_changes_memory_not_the_matrix():
+    a = build_chain("lab-bench", n_in=200, n_out=300, simulation__tile_rows=1024)
+    b = build_chain("lab-bench", n_in=200, n_out=300, simulation__tile_rows=7,
+                    simulation__tile_cols=33, simulation__tm_storage="streamed")
+    np.testing.assert_array_equal(a.medium.transmission_matrix(), b.medium.transmission_matrix())
 
 
 def test_tm_entries_are_circular_gaussian_with_variance_one_over_n_in():

@@ -84,3 +84,17 @@ def test_tm_estimation_runs_unchanged_on_cupy():
     estimate = estimate_transmission_matrix(device, probes_per_input=1.5, like=cupy.empty(0))
     corr = row_correlation(estimate.tm, device.chain.medium.transmission_matrix())
     assert np.median(corr) >= 0.999
+
+
+def test_counter_gaussians_are_the_same_numbers_on_the_gpu():
+    import cupy
+
+    from photon.counter_rng import circular_gaussian_block, matrix_key
+
+    key = matrix_key(9, (0, 1))
+    for block in [(0, 300, 0, 257), (123, 456, 1, 1000), (2**31, 2**31 + 3, 2**20 + 1, 2**20 + 90)]:
+        host = circular_gaussian_block(key, *block, 0.7)
+        dev = circular_gaussian_block(key, *block, 0.7, xp=cupy)
+        assert isinstance(dev[0], cupy.ndarray)
+        for h, d in zip(host, dev):
+            np.testing.assert_allclose(cupy.asnumpy(d), h, rtol=2e-5, atol=2e-6)
