@@ -95,7 +95,8 @@ class OpticalChain:
             held_on_mirrors=dmd_cfg.held_on_mirrors, drift_time_s=med.drift_time_s,
             speckle_grain_px=med.speckle_grain_px, pixel_grid=sensor_grid, seed=seeds.tm,
             drift_seed=seeds.tm_drift, storage=sim.tm_storage,
-            max_dense_mb=sim.max_dense_tm_mb, tile_rows=sim.tile_rows, tile_cols=sim.tile_cols)
+            max_dense_mb=sim.max_dense_tm_mb, tile_rows=sim.tile_rows, tile_cols=sim.tile_cols,
+            precision=sim.tm_precision)
         camera = Camera(
             config.n_out, pixel_grid=out_grid, quantum_efficiency=cam.quantum_efficiency,
             exposure_us=cam.exposure_us, dark_current_e_per_s=cam.dark_current_e_per_s,
@@ -141,7 +142,7 @@ class OpticalChain:
     def field(self, frames):
         """Noise-free field on the sensor pixels, ``(batch, n_pol, 2, n_sensor_pixels)``."""
         amplitudes = self.dmd(frames)
-        return self.medium.field(amplitudes.modulated, amplitudes.uniform)
+        return self.medium.field(amplitudes.binary, amplitudes.uniform, amplitudes.on_amplitude)
 
     def intensity(self, frames):
         """Noise-free intensity behind the polarizer, ``(batch, n_sensor_pixels)`` float32.

@@ -19,6 +19,7 @@ from typing import Optional
 
 import yaml
 
+from .precision import TM_PRECISIONS
 from .schema import ConfigError, from_mapping, setting, to_mapping
 
 __all__ = [
@@ -162,13 +163,16 @@ class SimulationConfig:
     batch (n_in + n_out))), ``auto`` streams when the dense matrix would exceed
     ``max_dense_tm_mb``. ``tile_rows x tile_cols`` is the block size; it sets memory and
     speed, never the matrix: both storages and every block size give the same TM for the
-    same seed.
+    same seed. ``tm_precision`` (``float32``, ``tf32``, ``bf16``) rounds the TM's entries
+    to that format, as a tensor-core GEMM reads them; binary frames stay exact
+    (:mod:`photon.precision`).
     """
 
     tm_storage: str = setting("auto", kind=str, choices=("auto", "dense", "streamed"))
     max_dense_tm_mb: float = setting(2048.0, lo=0.0, lo_open=True, unit="MiB")
     tile_rows: int = setting(1024, kind=int, lo=1, unit="mirrors")
     tile_cols: int = setting(1024, kind=int, lo=1, unit="pixels")
+    tm_precision: str = setting("float32", kind=str, choices=TM_PRECISIONS)
 
 
 @dataclass(frozen=True)

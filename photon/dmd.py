@@ -56,9 +56,14 @@ def check_binary_frames(frames, n_in: int, name: str = "frames"):
 
 @dataclass
 class MirrorAmplitudes:
-    """Field amplitude leaving each macropixel: ``modulated + uniform`` (float32)."""
+    """Field amplitude leaving each macropixel: ``on_amplitude * binary + uniform``.
 
-    modulated: object
+    ``binary`` is the frame as float32 zeros and ones, exact in every GEMM precision;
+    the leakage scalars are applied to the product, not to the frame.
+    """
+
+    binary: object
+    on_amplitude: float
     uniform: float
 
 
@@ -113,7 +118,4 @@ class DMD:
         """Return the mirror amplitudes of a batch of binary ``frames`` (batch, n_in)."""
         frames = check_binary_frames(frames, self.n_in)
         leak = self.leakage_amplitude
-        modulated = frames.astype(np.float32)
-        if leak:
-            modulated *= np.float32(1.0 - leak)
-        return MirrorAmplitudes(modulated, leak)
+        return MirrorAmplitudes(frames.astype(np.float32), 1.0 - leak, leak)

@@ -25,7 +25,8 @@ Gaussian law; and any block of ``T(t)`` is computable from two keyframe blocks, 
 streamed TM drifts exactly as a stored one does. (Between two times that are both off a
 keyframe the correlation is higher than a Markov process's: the path runs along a great
 circle from one keyframe to the next.) The reference field drifts the same way.
-Speckle grain larger
+The TM may be held in a reduced precision (``precision``: TF32 or bf16, see
+:mod:`photon.precision`): the TM now is rounded to it, the frames stay exact. Speckle grain larger
 than a pixel is a Gaussian smoothing of the field across the 2-D pixel grid (periodic
 edges), renormalized so that the mean intensity is unchanged.
 """
@@ -38,6 +39,7 @@ import numpy as np
 
 from .backend import array_module, asarray_like
 from .gaussian_matrix import GaussianMatrix
+from .precision import check_precision, precise_matmul, round_to_precision
 
 __all__ = ["ScatteringMedium", "near_square_shape"]
 
@@ -78,6 +80,9 @@ class ScatteringMedium:
         Seeds of the TM and of its drift innovations.
     storage
         ``"dense"``, ``"streamed"`` or ``"auto"`` (dense below ``max_dense_mb``).
+    precision
+        ``"float32"``, ``"tf32"`` or ``"bf16"``: the format the TM's entries are rounded
+        to (frames are exact in all three; products accumulate in float32).
     tile_rows, tile_cols
         Block size (mirrors x pixels) in which a streamed TM is regenerated and a
         stored one is built. It sets memory and speed only: every entry is a function of
@@ -89,7 +94,8 @@ class ScatteringMedium:
                  drift_time_s: float | None = None, speckle_grain_px: float = 0.0,
                  pixel_grid: tuple[int, int] | None = None, seed: int = 0,
                  drift_seed: int = 1, storage: str = "auto", max_dense_mb: float = 2048.0,
-                 tile_rows: int = 1024, tile_cols: int = 1024):
+                 tile_rows: int = 1024, tile_cols: int = 1024, precision: str = "float32"):
+        self.precision = check_precision(precision, "precision")
         if n_polarizations not in (1, 2):
             raise ValueError(f"n_polarizations = {n_polarizations!r}: expected 1 or 2")
         if storage not in ("auto", "dense", "streamed"):
@@ -120,7 +126,10 @@ class ScatteringMedium:
         self._reference = None       # (n_pol * 2 * n_pixels,) float32, NumPy
         self._device_copies = {}     # backend module -> (weights, reference, ones_field)
         if storage == "dense":
-            self._weights, self._reference = self._dense_keyframe(0)
+            weights, self._reference = self._dense_keyframe(0)
+            self._weights = self._rounded(weights)
+            if drift_time_s is None:
+                self._keyframes.clear()      # a static medium never needs its keyframe again
 
     @classmethod
     def from_transmission_matrix(cls, transmission_matrix, reference_field=None) -> "ScatteringMedium":
@@ -171,6 +180,12 @@ class ScatteringMedium:
 
     def _feature_chunk(self) -> int:
         return max(1, self.tile_rows // self.macropixel_mirrors)
+
+    def _rounded(self, weights, owned: bool = False):
+        """``weights`` rounded to the TM precision (in place when ``owned``, else a copy)."""
+        if self.precision == "float32":
+            return weights
+        return round_to_precision(weights if owned else weights.copy(), self.precision)
 
     def _drift_position(self) -> tuple[int, float]:
         """``(m, a)``: the TM now is ``sqrt(1 - a) K_m + sqrt(a) K_(m+1)``."""
@@ -236,7 +251,7 @@ class ScatteringMedium:
     # ------------------------------------------------------------------ inspection
     @property
     def stored_weights(self) -> np.ndarray | None:
-        """The stored TM now as the float32 GEMM operand, or None when streamed.
+        """The stored TM now as the float32 GEMM operand (in its precision), or None when streamed.
 
         Shape ``(n_in, n_polarizations * 2 * n_pixels)``: for each polarization the real
         parts then the imaginary parts of ``R^T``, so ``frames @ stored_weights`` is the
@@ -258,6 +273,7 @@ class ScatteringMedium:
             imag = w[:, (2 * polarization + 1) * n:(2 * polarization + 2) * n]
         else:
             real, imag = self._weight_block(polarization, 0, self.n_in, 0, n)
+            real, imag = self._rounded(real), self._rounded(imag)
         return (real + 1j * imag).T.astype(np.complex64)
 
     def mirror_transmission_matrix(self, polarization: int = 0) -> np.ndarray:
@@ -284,15 +300,18 @@ class ScatteringMedium:
             self._device_copies[xp] = cached
         return cached
 
-    def field(self, modulated, uniform: float = 0.0):
-        """Propagate mirror amplitudes ``modulated + uniform`` through the medium.
+    def field(self, modulated, uniform: float = 0.0, on_amplitude: float = 1.0):
+        """Propagate mirror amplitudes ``on_amplitude * modulated + uniform`` through the medium.
 
         Parameters
         ----------
         modulated : (batch, n_in) float32 array
-            The part of each feature's field amplitude that follows the frame.
+            The part of each feature's field amplitude that follows the frame (binary
+            frames as zeros and ones keep the product exact in every TM precision).
         uniform
             A field amplitude common to every used mirror (DMD off-state leakage).
+        on_amplitude
+            A factor on ``modulated``, applied to the product.
 
         Returns
         -------
@@ -301,21 +320,27 @@ class ScatteringMedium:
             ``modulated``.
         """
         xp = array_module(modulated)
+        if on_amplitude != 1.0 and self.precision == "float32":
+            # Exact either way in float32; the input is half the size of the output.
+            modulated = modulated * np.float32(on_amplitude)
+            on_amplitude = 1.0
         if self.storage == "dense":
             weights, reference, ones_field = self._on_backend(xp)
-            out = modulated @ weights
+            out = precise_matmul(modulated, weights, self.precision)
+            if on_amplitude != 1.0:
+                out *= np.float32(on_amplitude)
             if uniform:
                 out += reference + np.float32(uniform) * ones_field
             elif self.has_reference:
                 out += reference
         else:
-            out = self._streamed_field(modulated, uniform, xp)
+            out = self._streamed_field(modulated, uniform, on_amplitude, xp)
         out = out.reshape(modulated.shape[0], self.n_polarizations, 2, self.n_pixels)
         if self.speckle_grain_px > 0:
             out = self._apply_grain(out, xp)
         return out
 
-    def _streamed_field(self, modulated, uniform: float, xp):
+    def _streamed_field(self, modulated, uniform: float, on_amplitude: float, xp):
         batch, n = modulated.shape[0], self.n_pixels
         out = xp.empty((batch, self.n_polarizations * 2 * n), np.float32)
         reference = asarray_like(self._reference_now(), xp) if self.held_on_mirrors else None
@@ -328,10 +353,12 @@ class ScatteringMedium:
                 for f0 in range(0, self.n_in, chunk):
                     f1 = min(self.n_in, f0 + chunk)
                     real, imag = self._weight_block(pol, f0, f1, c0, c1, xp)
-                    block = xp.concatenate([real, imag], axis=1)
-                    acc += modulated[:, f0:f1] @ block
+                    block = self._rounded(xp.concatenate([real, imag], axis=1), owned=True)
+                    acc += precise_matmul(modulated[:, f0:f1], block, self.precision)
                     if uniform:
                         ones_acc += block.sum(axis=0)
+                if on_amplitude != 1.0:
+                    acc *= np.float32(on_amplitude)
                 if uniform:
                     acc += np.float32(uniform) * ones_acc
                 re_cols = slice((2 * pol) * n + c0, (2 * pol) * n + c1)
@@ -376,5 +403,5 @@ class ScatteringMedium:
             keep, fresh = np.float32(math.sqrt(1.0 - a)), np.float32(math.sqrt(a))
             weights = keep * weights + fresh * weights2
             reference = keep * reference + fresh * reference2
-        self._weights, self._reference = weights, reference
+        self._weights, self._reference = self._rounded(weights, owned=a > 0), reference
         self._device_copies.clear()

@@ -98,3 +98,32 @@ def test_counter_gaussians_are_the_same_numbers_on_the_gpu():
         assert isinstance(dev[0], cupy.ndarray)
         for h, d in zip(host, dev):
             np.testing.assert_allclose(cupy.asnumpy(d), h, rtol=2e-5, atol=2e-6)
+
+
+@pytest.mark.parametrize("precision", ["tf32", "bf16"])
+def test_tensor_core_gemm_equals_the_cpu_emulation_of_a_rounded_tm(precision):
+    import cupy
+
+    from photon.precision import precise_matmul, round_to_precision
+
+    rng = np.random.default_rng(0)
+    frames = (rng.random((64, 512)) < 0.5).astype(np.float32)
+    weights = round_to_precision(rng.standard_normal((512, 300)).astype(np.float32), precision)
+    # Binary frames and rounded weights are exact in the format: only the summation order differs.
+    device = precise_matmul(cupy.asarray(frames), cupy.asarray(weights), precision)
+    np.testing.assert_allclose(cupy.asnumpy(device), frames @ weights, rtol=1e-5, atol=1e-4)
+    rounded = round_to_precision(cupy.asarray(rng.standard_normal(1000).astype(np.float32)),
+                                 precision)
+    np.testing.assert_array_equal(cupy.asnumpy(rounded),
+                                  round_to_precision(cupy.asnumpy(rounded), precision))
+
+
+@pytest.mark.parametrize("storage", ["dense", "streamed"])
+def test_a_tf32_chain_on_the_gpu_gives_the_cpu_intensities(storage):
+    import cupy
+
+    kw = dict(n_in=300, n_out=500, simulation__tm_precision="tf32", simulation__tm_storage=storage)
+    frames = _frames(300, batch=16)
+    host = build_chain("lab-bench", **kw).intensity(frames)
+    device = build_chain("lab-bench", **kw).intensity(cupy.asarray(frames))
+    np.testing.assert_allclose(cupy.asnumpy(device), host, rtol=1e-4, atol=1e-7)

@@ -29,6 +29,33 @@ def test_bench_physics_streamed_reports_peak_memory():
     assert result["chain_s"] > 0 and result["peak_rss_mb"] > 0
 
 
+def test_bench_physics_times_the_gemm_in_the_chains_precision():
+    result = json.loads(_run("scripts/bench_physics.py", "--json", "--n-in", "256", "--n-out",
+                             "256", "--batch", "16", "--repeats", "1", "--precision", "bf16"))
+    assert result["tm_precision"] == "bf16" and result["gemm_vs_naive_max_rel_err"] < 1e-3
+    assert result["gemm_throughput_fraction"] == pytest.approx(result["gemm_s"] / result["chain_s"])
+    assert set(result["goals"]) == {"overhead_ratio_max", "speedup_vs_naive_min"}  # NumPy goals
+
+
+def test_bench_physics_full_size_scales_a_column_slice_of_the_full_device():
+    result = json.loads(_run("scripts/bench_physics.py", "--json", "--full-size",
+                             "--measure-columns", "4", "--batch", "2", "--tile-rows", "262144"))
+    assert result["preset"] == "datacenter-opu" and result["tm_storage"] == "streamed"
+    assert (result["n_in"], result["n_out"]) == (912 * 1140, 2_000_000)
+    assert result["extrapolated_from_columns"] == 4 and result["n_polarizations"] == 2
+    assert result["projections_per_s"] == pytest.approx(2 / result["chain_s"])
+
+
+def test_precision_study_writes_its_table(tmp_path):
+    rows = json.loads(_run("scripts/precision_study.py", "--n-in", "64", "--n-out", "256",
+                           "--frames", "8", "--json", "--out", str(tmp_path)))
+    assert [r["precision"] for r in rows] == ["float32", "tf32", "bf16"]
+    assert 0 == rows[0]["intensity_rel_rms_error"] < rows[1]["intensity_rel_rms_error"] \
+        < rows[2]["intensity_rel_rms_error"]
+    table = (tmp_path / "precision.md").read_text()
+    assert table.count("\n") == 5 and "| bf16 |" in table
+
+
 def test_photon_main_job_prints_the_device_and_its_statistics(tmp_path):
     result = json.loads(_run("-m", "photon", "--n-in", "128", "--n-out", "1024", "--json",
                              "--plot", str(tmp_path)))
@@ -87,7 +114,8 @@ def test_report_runs_end_to_end_and_writes_its_figures(tmp_path):
     _run("scripts/report.py", "--out", str(tmp_path), "--epochs", "1", "--sweep-epochs", "1",
          "--max-exp", "8")
     index = (tmp_path / "index.md").read_text()
-    for section in ("## 1. Calibration", "## 2. Training", "## 3. Noise", "## 4. Throughput"):
+    for section in ("## 1. Calibration", "## 2. Training", "## 3. Noise", "## 4. Throughput",
+                    "## 5. TM precision"):
         assert section in index
     for figure in ("calibration_quality.png", "learning_curves.png", "noise_sweep_axes.png",
                    "throughput.png"):

@@ -1,0 +1,113 @@
+"""Reduced precision for the transmission matrix: TF32 or bf16 TM, exact binary frames.
+
+Model
+-----
+A tensor-core GEMM in TF32 or bf16 reads each operand with a shorter mantissa (10 or 7
+explicit bits instead of float32's 23) and accumulates the products in float32. Binary
+DMD frames (0 and 1) are exact in every format, so the only change is the TM itself:
+each of its entries rounded to the nearest value of the format (ties to even). The
+chain models this by storing (or streaming) the TM already rounded and multiplying in
+float32, which on the CPU is the tensor core's arithmetic up to the order of the sums;
+on CuPy the same rounded TM is multiplied by cuBLAS with the matching tensor-core compute
+type, so the numbers agree with the CPU's and the GPU runs at the format's speed.
+
+Rounding an entry ``x`` with ``p`` mantissa bits adds an error uniform within half a
+unit in the last place, ``+-2^(e-p-1)`` for ``x`` in ``[2^e, 2^(e+1))``. With the
+mantissa log-uniform within its binade (``E[2^(2e)/x^2] = 3 / (8 ln 2)``), the relative
+rms error of an entry is ``eps = 2^-p sqrt(3 / (8 ln 2) / 12) = 0.2123 * 2^-p``:
+``2.07e-4`` for TF32 and ``1.66e-3`` for bf16. The field on a pixel sums ``n_in``
+entries with independent errors, so its error has ``E|dE|^2 = eps^2 E|E|^2``; for
+speckle (``E[I^2] = 2 E[I]^2``) the intensity error ``dI = 2 Re(E* dE)`` then has rms
+``eps`` relative to the rms intensity. The speckle law (contrast, exponential
+statistics) is unchanged to that order. :func:`photon.report.precision_effect` measures
+it on a chain, and ``scripts/precision_study.py`` reports it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .backend import array_module
+
+__all__ = ["TM_PRECISIONS", "MANTISSA_BITS", "round_to_precision", "check_precision",
+           "precise_matmul", "relative_rounding_rms"]
+
+#: Explicit mantissa bits of each supported TM format (float32 keeps all 23).
+MANTISSA_BITS = {"float32": 23, "tf32": 10, "bf16": 7}
+TM_PRECISIONS = tuple(MANTISSA_BITS)
+
+# cublasComputeType_t values (cublas_api.h): float32 accumulation with TF32 / bf16 inputs.
+_CUBLAS_COMPUTE = {"float32": 68, "tf32": 77, "bf16": 75}
+_CUDA_R_32F = 0
+
+
+def relative_rounding_rms(precision: str) -> float:
+    """Theoretical relative rms error of a TM entry (and of the intensity) in ``precision``."""
+    check_precision(precision)
+    return 2.0 ** -MANTISSA_BITS[precision] * math.sqrt(3.0 / (8.0 * math.log(2.0)) / 12.0)
+
+
+def check_precision(precision: str, name: str = "tm_precision") -> str:
+    """Return ``precision`` if it is one of :data:`TM_PRECISIONS`, else raise ValueError."""
+    if precision not in MANTISSA_BITS:
+        raise ValueError(f"{name} = {precision!r}: expected one of {', '.join(TM_PRECISIONS)}")
+    return precision
+
+
+def round_to_precision(values, precision: str):
+    """Round float32 ``values`` to the nearest ``precision`` value (ties to even), in place.
+
+    Works on the float32 bit pattern (NumPy or CuPy): adding ``2^(d-1) - 1`` plus the
+    lowest kept bit to the pattern and clearing the ``d = 23 - p`` dropped bits is
+    round-to-nearest-even, carries into the exponent included. Returns ``values``.
+    """
+    check_precision(precision)
+    dropped = 23 - MANTISSA_BITS[precision]
+    if dropped == 0:
+        return values
+    if values.dtype != np.float32 or not values.flags.c_contiguous:
+        raise ValueError(f"values: dtype {values.dtype}, C-contiguous "
+                         f"{values.flags.c_contiguous}: expected a C-contiguous float32 array")
+    xp = array_module(values)
+    bits = values.view(np.uint32)
+    keep_lowest = (bits >> xp.uint32(dropped)) & xp.uint32(1)
+    bits += xp.uint32((1 << (dropped - 1)) - 1)
+    bits += keep_lowest
+    bits &= xp.uint32(~((1 << dropped) - 1) & 0xFFFFFFFF)
+    return values
+
+
+def precise_matmul(frames, weights, precision: str):
+    """``frames @ weights`` (float32) with the GEMM's inputs read in ``precision``.
+
+    On NumPy (and for ``float32``) this is the ordinary product: with ``weights`` already
+    rounded (:func:`round_to_precision`) and binary frames it equals the tensor-core
+    result up to the order of the float32 sums. On CuPy with ``tf32`` or ``bf16`` it is
+    one cuBLAS ``gemmEx`` with the matching compute type (float32 in, out and
+    accumulation), which runs on the tensor cores.
+    """
+    xp = array_module(frames, weights)
+    if xp is np or precision == "float32":
+        return frames @ weights
+    from cupy_backends.cuda.libs import cublas  # noqa: PLC0415  (GPU path only)
+
+    frames = xp.ascontiguousarray(frames, dtype=np.float32)
+    weights = xp.ascontiguousarray(weights, dtype=np.float32)
+    m, k = frames.shape
+    n = weights.shape[1]
+    out = xp.empty((m, n), np.float32)
+    one, zero = np.ones(1, np.float32), np.zeros(1, np.float32)
+    handle = xp.cuda.device.get_cublas_handle()
+    mode = cublas.getPointerMode(handle)
+    cublas.setPointerMode(handle, cublas.CUBLAS_POINTER_MODE_HOST)
+    try:  # row-major out = frames @ weights is column-major out^T = weights^T frames^T
+        cublas.gemmEx(handle, cublas.CUBLAS_OP_N, cublas.CUBLAS_OP_N, n, m, k,
+                      one.ctypes.data, weights.data.ptr, _CUDA_R_32F, n,
+                      frames.data.ptr, _CUDA_R_32F, k,
+                      zero.ctypes.data, out.data.ptr, _CUDA_R_32F, n,
+                      _CUBLAS_COMPUTE[precision], -1)   # -1: CUBLAS_GEMM_DEFAULT
+    finally:
+        cublas.setPointerMode(handle, mode)
+    return out
