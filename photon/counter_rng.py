@@ -35,7 +35,7 @@ import numpy as np
 
 from .backend import array_module
 
-__all__ = ["philox4x32", "matrix_key", "circular_gaussian_block"]
+__all__ = ["philox4x32", "matrix_key", "circular_gaussian_block", "circular_gaussian_side_by_side"]
 
 # Philox4x32 multipliers and Weyl key increments (Salmon et al. 2011, table 2).
 _M0, _M1 = 0xD2511F53, 0xCD9E8D57
@@ -109,7 +109,7 @@ def _box_muller(radius_word, angle_word, std, out_real, out_imag) -> None:
 
 
 def _fill_rows(out, key, r0, a, b, p0, p1, std) -> None:
-    """Fill rows ``a:b`` of the block ``out`` (``(2, rows, 2 pairs)``, first row = matrix row ``r0``)."""
+    """Fill rows ``a:b`` of the block ``out`` (``(rows, 2, 2 pairs)``, first row = matrix row ``r0``)."""
     pairs = p1 - p0
     chunk_rows = max(1, _CHUNK_COUNTERS // pairs)
     pair_index = np.arange(p0, p1, dtype=np.uint64)
@@ -121,20 +121,20 @@ def _fill_rows(out, key, r0, a, b, p0, p1, std) -> None:
         c1 = np.empty(shape, np.uint64)
         c1[...] = np.arange(r0 + start, r0 + stop, dtype=np.uint64)[:, None]
         words = philox4x32(c0, c1, np.zeros(shape, np.uint64), np.zeros(shape, np.uint64), key)
-        real, imag = out[0, start:stop], out[1, start:stop]
+        real, imag = out[start:stop, 0], out[start:stop, 1]
         _box_muller(words[0], words[1], std, real[:, 0::2], imag[:, 0::2])
         _box_muller(words[2], words[3], std, real[:, 1::2], imag[:, 1::2])
 
 
 def _block_numpy(key, r0, r1, p0, p1, std) -> np.ndarray:
-    """The block as ``(real/imag, rows, 2 pairs)``; two threads share a large one.
+    """The block as ``(rows, real/imag, 2 pairs)``; two threads share a large one.
 
     Every entry is a function of its own counter, so the split changes nothing in the
     result (NumPy releases the GIL inside its array operations).
     """
     global _executor
     rows, pairs = r1 - r0, p1 - p0
-    out = np.empty((2, rows, 2 * pairs), np.float32)
+    out = np.empty((rows, 2, 2 * pairs), np.float32)
     if rows < 2 or rows * pairs < _PARALLEL_MIN_COUNTERS:
         _fill_rows(out, key, r0, 0, rows, p0, p1, std)
         return out
@@ -168,8 +168,8 @@ _CUDA_SOURCE = r"""
         kb += 0xBB67AE85u;
     }
     const unsigned int words[4] = {c0, c1, c2, c3};
-    const unsigned long long plane = 2ull * pairs * rows;    // out is (2, rows, 2 pairs)
-    const unsigned long long at = local_row * 2ull * pairs + 2ull * local_pair;
+    // out is (rows, 2, 2 pairs): each row holds its real parts, then its imaginary parts
+    const unsigned long long at = local_row * 4ull * pairs + 2ull * local_pair;
     for (int e = 0; e < 2; ++e) {
         float u = (float)words[2 * e];
         u += 1.0f;
@@ -181,7 +181,7 @@ _CUDA_SOURCE = r"""
         float theta = (float)words[2 * e + 1];
         theta *= 1.4629180792671596e-09f;
         out[at + e] = radius * cosf(theta);
-        out[plane + at + e] = radius * sinf(theta);
+        out[at + 2ull * pairs + e] = radius * sinf(theta);
     }
 """
 _cuda_kernels = {}
@@ -191,14 +191,27 @@ def _block_cupy(xp, key, r0, r1, p0, p1, std):
     kernel = _cuda_kernels.get(xp)
     if kernel is None:
         kernel = xp.ElementwiseKernel(
-            "uint32 k0, uint32 k1, uint32 row0, uint32 pair0, uint64 rows, uint64 pairs, float32 sigma",
+            "uint32 k0, uint32 k1, uint32 row0, uint32 pair0, uint64 pairs, float32 sigma",
             "raw float32 out", _CUDA_SOURCE, "photon_philox_circular_gaussian")
         _cuda_kernels[xp] = kernel
     rows, pairs = r1 - r0, p1 - p0
-    out = xp.empty((2, rows, 2 * pairs), np.float32)
-    kernel(np.uint32(key[0]), np.uint32(key[1]), np.uint32(r0), np.uint32(p0), np.uint64(rows),
+    out = xp.empty((rows, 2, 2 * pairs), np.float32)
+    kernel(np.uint32(key[0]), np.uint32(key[1]), np.uint32(r0), np.uint32(p0),
            np.uint64(pairs), np.float32(std), out, size=rows * pairs)
     return out
+
+
+def _generate(key, r0, r1, c0, c1, std, xp):
+    """The ``(rows, 2, even width)`` array holding the block and the column offset in it."""
+    if not (0 <= r0 <= r1 <= 2**32 and 0 <= c0 <= c1 <= 2**32):
+        raise ValueError(f"block rows {r0}:{r1}, columns {c0}:{c1}: expected "
+                         "0 <= start <= stop <= 2^32")
+    p0, p1 = c0 // 2, (c1 + 1) // 2
+    if r1 == r0 or c1 == c0:
+        return xp.zeros((r1 - r0, 2, 0), np.float32), 0
+    if xp is np:
+        return _block_numpy(key, r0, r1, p0, p1, std), c0 - 2 * p0
+    return _block_cupy(xp, key, r0, r1, p0, p1, std), c0 - 2 * p0
 
 
 def circular_gaussian_block(key: tuple[int, int], r0: int, r1: int, c0: int, c1: int,
@@ -219,19 +232,25 @@ def circular_gaussian_block(key: tuple[int, int], r0: int, r1: int, c0: int, c1:
     Returns
     -------
     real, imag : float32 arrays of shape ``(r1 - r0, c1 - c0)``
-        Views of one ``(2, rows, even width)`` array, unit stride along a row (ready
-        for a GEMM).
+        Views with unit stride along a row (ready for a GEMM).
     """
-    if not (0 <= r0 <= r1 <= 2**32 and 0 <= c0 <= c1 <= 2**32):
-        raise ValueError(f"block rows {r0}:{r1}, columns {c0}:{c1}: expected "
-                         "0 <= start <= stop <= 2^32")
-    p0, p1 = c0 // 2, (c1 + 1) // 2
-    if r1 == r0 or c1 == c0:
-        empty = xp.zeros((r1 - r0, c1 - c0), np.float32)
-        return empty, empty.copy()
-    if xp is np:
-        out = _block_numpy(key, r0, r1, p0, p1, std)
-    else:
-        out = _block_cupy(xp, key, r0, r1, p0, p1, std)
-    columns = slice(c0 - 2 * p0, c1 - 2 * p0)
-    return out[0, :, columns], out[1, :, columns]
+    out, offset = _generate(key, r0, r1, c0, c1, std, xp)
+    if out.shape[2] == 0:
+        return xp.zeros((r1 - r0, c1 - c0), np.float32), xp.zeros((r1 - r0, c1 - c0), np.float32)
+    columns = slice(offset, offset + c1 - c0)
+    return out[:, 0, columns], out[:, 1, columns]
+
+
+def circular_gaussian_side_by_side(key: tuple[int, int], r0: int, r1: int, c0: int, c1: int,
+                                   std: float, xp=np):
+    """Return the block as one C-contiguous ``(r1 - r0, 2 (c1 - c0))`` float32 array.
+
+    Each row holds the real parts of columns ``c0:c1`` then their imaginary parts: the
+    operand of one real GEMM that yields both quadratures of the field. With ``c0`` and
+    ``c1`` even it is the generated array itself (no copy).
+    """
+    out, offset = _generate(key, r0, r1, c0, c1, std, xp)
+    width = c1 - c0
+    if offset == 0 and out.shape[2] == width:
+        return out.reshape(r1 - r0, 2 * width)
+    return xp.ascontiguousarray(out[:, :, offset:offset + width]).reshape(r1 - r0, 2 * width)

@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-from .counter_rng import circular_gaussian_block, matrix_key
+from .counter_rng import circular_gaussian_block, circular_gaussian_side_by_side, matrix_key
 
 __all__ = ["GaussianMatrix"]
 
@@ -57,14 +57,24 @@ class GaussianMatrix:
                              f"{self.n_rows} x {self.n_cols} matrix")
         return circular_gaussian_block(self.key, r0, r1, c0, c1, self.std, xp)
 
+    def side_by_side(self, r0: int, r1: int, c0: int, c1: int, xp=np):
+        """Rows ``r0:r1``, columns ``c0:c1`` as one ``(r1 - r0, 2 (c1 - c0))`` float32 array.
+
+        Each row holds the real parts, then the imaginary parts: the operand of one real
+        GEMM giving both quadratures (no copy for even ``c0`` and ``c1``).
+        """
+        if not (0 <= r0 <= r1 <= self.n_rows and 0 <= c0 <= c1 <= self.n_cols):
+            raise IndexError(f"block rows {r0}:{r1}, columns {c0}:{c1} lies outside the "
+                             f"{self.n_rows} x {self.n_cols} matrix")
+        return circular_gaussian_side_by_side(self.key, r0, r1, c0, c1, self.std, xp)
+
     def summed_rows(self, group: int, f0: int, f1: int, c0: int, c1: int, xp=np):
-        """Return ``(real, imag)`` of row groups ``f0:f1``, each the sum of ``group`` rows.
+        """Row groups ``f0:f1``, each the sum of ``group`` rows, side by side (see above).
 
         Row group ``f`` is the sum of rows ``f*group .. (f+1)*group - 1``: the
         transmission-matrix row of a DMD macropixel is the sum of its mirrors' rows.
         """
-        real, imag = self.block(f0 * group, f1 * group, c0, c1, xp)
+        block = self.side_by_side(f0 * group, f1 * group, c0, c1, xp)
         if group == 1:
-            return real, imag
-        shape = (f1 - f0, group, c1 - c0)
-        return real.reshape(shape).sum(axis=1), imag.reshape(shape).sum(axis=1)
+            return block
+        return block.reshape(f1 - f0, group, block.shape[1]).sum(axis=1)

@@ -201,15 +201,16 @@ class ScatteringMedium:
             self.macropixel_mirrors, f0, f1, c0, c1, xp)
 
     def _weight_block(self, pol: int, f0: int, f1: int, c0: int, c1: int, xp=np):
-        """Real and imaginary parts of the TM now, features ``f0:f1``, pixels ``c0:c1``, on ``xp``."""
+        """The TM now, features ``f0:f1``, pixels ``c0:c1``, as ``[real | imag]`` rows.
+
+        A fresh float32 array of shape ``(f1 - f0, 2 (c1 - c0))`` on ``xp`` (the caller owns it).
+        """
         m, a = self._drift_position()
-        real, imag = self._keyframe_block(pol, f0, f1, c0, c1, m, xp)
+        block = self._keyframe_block(pol, f0, f1, c0, c1, m, xp)
         if a > 0:
-            real2, imag2 = self._keyframe_block(pol, f0, f1, c0, c1, m + 1, xp)
-            keep, fresh = np.float32(math.sqrt(1.0 - a)), np.float32(math.sqrt(a))
-            real = keep * real + fresh * real2
-            imag = keep * imag + fresh * imag2
-        return real, imag
+            block *= np.float32(math.sqrt(1.0 - a))
+            block += np.float32(math.sqrt(a)) * self._keyframe_block(pol, f0, f1, c0, c1, m + 1, xp)
+        return block
 
     def _reference_now(self) -> np.ndarray:
         m, a = self._drift_position()
@@ -226,9 +227,8 @@ class ScatteringMedium:
         for pol in range(p):
             for f0 in range(0, self.n_in, chunk):
                 f1 = min(self.n_in, f0 + chunk)
-                real, imag = self._keyframe_block(pol, f0, f1, 0, n, keyframe)
-                weights[f0:f1, (2 * pol) * n:(2 * pol + 1) * n] = real
-                weights[f0:f1, (2 * pol + 1) * n:(2 * pol + 2) * n] = imag
+                weights[f0:f1, (2 * pol) * n:(2 * pol + 2) * n] = self._keyframe_block(
+                    pol, f0, f1, 0, n, keyframe)
         return weights
 
     def _keyframe_reference(self, keyframe: int) -> np.ndarray:
@@ -272,8 +272,8 @@ class ScatteringMedium:
             real = w[:, (2 * polarization) * n:(2 * polarization + 1) * n]
             imag = w[:, (2 * polarization + 1) * n:(2 * polarization + 2) * n]
         else:
-            real, imag = self._weight_block(polarization, 0, self.n_in, 0, n)
-            real, imag = self._rounded(real), self._rounded(imag)
+            block = self._rounded(self._weight_block(polarization, 0, self.n_in, 0, n), owned=True)
+            real, imag = block[:, :n], block[:, n:]
         return (real + 1j * imag).T.astype(np.complex64)
 
     def mirror_transmission_matrix(self, polarization: int = 0) -> np.ndarray:
@@ -342,29 +342,26 @@ class ScatteringMedium:
 
     def _streamed_field(self, modulated, uniform: float, on_amplitude: float, xp):
         batch, n = modulated.shape[0], self.n_pixels
+        if uniform:
+            # The all-on field (for the DMD leak) rides along as one more frame of ones.
+            modulated = xp.concatenate([modulated, xp.ones((1, self.n_in), np.float32)])
         out = xp.empty((batch, self.n_polarizations * 2 * n), np.float32)
         reference = asarray_like(self._reference_now(), xp) if self.held_on_mirrors else None
         chunk = self._feature_chunk()
         for pol in range(self.n_polarizations):
             for c0 in range(0, n, self.tile_cols):
                 c1 = min(n, c0 + self.tile_cols)
-                acc = xp.zeros((batch, 2 * (c1 - c0)), np.float32)
-                ones_acc = xp.zeros(2 * (c1 - c0), np.float32) if uniform else None
+                acc = xp.zeros((modulated.shape[0], 2 * (c1 - c0)), np.float32)
                 for f0 in range(0, self.n_in, chunk):
                     f1 = min(self.n_in, f0 + chunk)
-                    real, imag = self._weight_block(pol, f0, f1, c0, c1, xp)
-                    block = self._rounded(xp.concatenate([real, imag], axis=1), owned=True)
-                    acc += precise_matmul(modulated[:, f0:f1], block, self.precision)
-                    if uniform:
-                        ones_acc += block.sum(axis=0)
+                    block = self._rounded(self._weight_block(pol, f0, f1, c0, c1, xp), owned=True)
+                    precise_matmul(modulated[:, f0:f1], block, self.precision, accumulate=acc)
                 if on_amplitude != 1.0:
-                    acc *= np.float32(on_amplitude)
+                    acc[:batch] *= np.float32(on_amplitude)
                 if uniform:
-                    acc += np.float32(uniform) * ones_acc
-                re_cols = slice((2 * pol) * n + c0, (2 * pol) * n + c1)
-                im_cols = slice((2 * pol + 1) * n + c0, (2 * pol + 1) * n + c1)
-                out[:, re_cols] = acc[:, :c1 - c0]
-                out[:, im_cols] = acc[:, c1 - c0:]
+                    acc[:batch] += np.float32(uniform) * acc[batch]
+                out[:, (2 * pol) * n + c0:(2 * pol) * n + c1] = acc[:batch, :c1 - c0]
+                out[:, (2 * pol + 1) * n + c0:(2 * pol + 1) * n + c1] = acc[:batch, c1 - c0:]
         if reference is not None:
             out += reference
         return out

@@ -79,34 +79,62 @@ def round_to_precision(values, precision: str):
     return values
 
 
-def precise_matmul(frames, weights, precision: str):
+def _blas_view(array, xp):
+    """``(array, leading dimension)`` with unit stride along rows (copied only if needed)."""
+    if array.dtype == np.float32 and array.strides[1] == 4 and array.strides[0] % 4 == 0 \
+            and array.strides[0] >= 4 * array.shape[1]:
+        return array, array.strides[0] // 4
+    array = xp.ascontiguousarray(array, dtype=np.float32)
+    return array, array.shape[1]
+
+
+def precise_matmul(frames, weights, precision: str, accumulate=None):
     """``frames @ weights`` (float32) with the GEMM's inputs read in ``precision``.
 
     On NumPy (and for ``float32``) this is the ordinary product: with ``weights`` already
     rounded (:func:`round_to_precision`) and binary frames it equals the tensor-core
-    result up to the order of the float32 sums. On CuPy with ``tf32`` or ``bf16`` it is
-    one cuBLAS ``gemmEx`` with the matching compute type (float32 in, out and
-    accumulation), which runs on the tensor cores.
+    result up to the order of the float32 sums. On CuPy it is one cuBLAS ``gemmEx``
+    with float32 operands, output and accumulation and the precision's compute type
+    (tensor cores for ``tf32`` and ``bf16``), reading row-strided views in place.
+
+    Parameters
+    ----------
+    frames : (m, k) float32 array
+    weights : (k, n) float32 array
+    precision
+        One of :data:`TM_PRECISIONS`.
+    accumulate : (m, n) float32 array, optional
+        Add the product to this array (C-contiguous rows) and return it.
     """
     xp = array_module(frames, weights)
-    if xp is np or precision == "float32":
-        return frames @ weights
+    if xp is np:
+        product = frames @ weights
+        if accumulate is None:
+            return product
+        accumulate += product
+        return accumulate
     from cupy_backends.cuda.libs import cublas  # noqa: PLC0415  (GPU path only)
 
-    frames = xp.ascontiguousarray(frames, dtype=np.float32)
-    weights = xp.ascontiguousarray(weights, dtype=np.float32)
+    frames, ld_frames = _blas_view(frames, xp)
+    weights, ld_weights = _blas_view(weights, xp)
     m, k = frames.shape
     n = weights.shape[1]
-    out = xp.empty((m, n), np.float32)
-    one, zero = np.ones(1, np.float32), np.zeros(1, np.float32)
+    if accumulate is None:
+        out, beta = xp.empty((m, n), np.float32), np.zeros(1, np.float32)
+    else:
+        out, beta = accumulate, np.ones(1, np.float32)
+        if out.shape != (m, n) or not out.flags.c_contiguous or out.dtype != np.float32:
+            raise ValueError(f"accumulate: shape {out.shape}, dtype {out.dtype}: expected a "
+                             f"C-contiguous float32 ({m}, {n}) array")
+    one = np.ones(1, np.float32)
     handle = xp.cuda.device.get_cublas_handle()
     mode = cublas.getPointerMode(handle)
     cublas.setPointerMode(handle, cublas.CUBLAS_POINTER_MODE_HOST)
     try:  # row-major out = frames @ weights is column-major out^T = weights^T frames^T
         cublas.gemmEx(handle, cublas.CUBLAS_OP_N, cublas.CUBLAS_OP_N, n, m, k,
-                      one.ctypes.data, weights.data.ptr, _CUDA_R_32F, n,
-                      frames.data.ptr, _CUDA_R_32F, k,
-                      zero.ctypes.data, out.data.ptr, _CUDA_R_32F, n,
+                      one.ctypes.data, weights.data.ptr, _CUDA_R_32F, ld_weights,
+                      frames.data.ptr, _CUDA_R_32F, ld_frames,
+                      beta.ctypes.data, out.data.ptr, _CUDA_R_32F, n,
                       _CUBLAS_COMPUTE[precision], -1)   # -1: CUBLAS_GEMM_DEFAULT
     finally:
         cublas.setPointerMode(handle, mode)

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from photon.counter_rng import circular_gaussian_block, matrix_key, philox4x32
+from photon.counter_rng import (circular_gaussian_block, circular_gaussian_side_by_side,
+                               matrix_key, philox4x32)
 from tests.stats import Z
 
 
@@ -62,3 +63,12 @@ def test_entries_are_circular_gaussian_with_exponential_intensity():
 def test_block_outside_the_counter_range_is_refused():
     with pytest.raises(ValueError, match="expected 0 <= start <= stop <= 2\\^32"):
         circular_gaussian_block(matrix_key(0), 0, 2, 5, 3, 1.0)
+
+
+@pytest.mark.parametrize("c0, c1", [(0, 64), (6, 40), (7, 40), (6, 41), (3, 4)])
+def test_side_by_side_block_is_real_then_imaginary_parts_of_each_row(c0, c1):
+    key = matrix_key(3, (1,))
+    real, imag = circular_gaussian_block(key, 5, 25, c0, c1, 0.5)
+    both = circular_gaussian_side_by_side(key, 5, 25, c0, c1, 0.5)
+    assert both.flags.c_contiguous and both.shape == (20, 2 * (c1 - c0))
+    np.testing.assert_array_equal(both, np.concatenate([real, imag], axis=1))
