@@ -174,11 +174,13 @@ def plot_throughput(rows, path, marks: dict) -> None:
         axes[1].plot(n, [r["joules_per_projection"] for r in mine], "o-", label=backend)
     for backend, mark in marks.items():
         if mark["matrix_stops_fitting_at_n"]:
-            axes[0].axvline(mark["matrix_stops_fitting_at_n"], ls=":", color="gray")
+            axes[0].axvline(mark["matrix_stops_fitting_at_n"], ls=":", color="gray",
+                            label=f"{backend}: R stops fitting in memory")
             axes[0].text(mark["matrix_stops_fitting_at_n"], axes[0].get_ylim()[0] * 2,
                          f" {backend}: R generated\n beyond memory", fontsize=7)
         if mark["opu_overtakes_at_n"]:
-            axes[0].axvline(mark["opu_overtakes_at_n"], ls="--", color="red")
+            axes[0].axvline(mark["opu_overtakes_at_n"], ls="--", color="red",
+                            label=f"OPU overtakes {backend}")
     for ax, label in zip(axes, ["projections per second", "joules per projection"]):
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")

@@ -171,6 +171,7 @@ def run_experiment(model: str = "mlp", data: str = "digits", method: str = "dfa"
         "train_accuracy": final["train_accuracy"],
         "train_loss": final["train_loss"],
         "seconds": history.seconds,
+        "diverged_at_step": history.diverged_at_step,
         "alignment_deg": {"update_vs_gradient": final["update_angle_deg"],
                           "weights_vs_feedback": final["feedback_angle_deg"]},
     }

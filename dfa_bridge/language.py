@@ -41,6 +41,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+import warnings
 
 import numpy as np
 
@@ -49,7 +50,7 @@ from photon.progress import Progress
 
 from .alignment import backward_with_alignment
 from .feedback import Feedback, make_feedback
-from .losses import SoftmaxCrossEntropy
+from .losses import SoftmaxCrossEntropy, TrainingDiverged, check_finite_loss
 from .optim import make_optimizer
 from .text import CharCorpus, load_text_dataset, random_windows, validation_windows
 from .transformer import TransformerLM
@@ -156,6 +157,7 @@ class LanguageTrainer:
         backprop gradient of the same forward pass are both computed and compared.
         """
         loss, error = self.error(inputs, targets)
+        check_finite_loss(loss)
         angles = None
         if measure_alignment and self.feedback is not None:
             angles = backward_with_alignment(lambda method: self.backward(error, method),
@@ -183,6 +185,7 @@ class LMHistory:
     method: str
     records: list[dict] = dataclasses.field(default_factory=list)
     seconds: float = 0.0
+    diverged_at_step: int | None = None
 
     @property
     def final(self) -> dict:
@@ -247,7 +250,19 @@ def fit_language_model(trainer: LanguageTrainer, corpus: CharCorpus, steps: int,
         for step in range(steps):
             trainer.optimizer.lr = _learning_rate(step, steps, base_lr, warmup)
             inputs, targets = random_windows(train_ids, batch_size, context, rng)
-            loss, angles = trainer.step(inputs, targets, measure_alignment=since < align_steps)
+            try:
+                loss, angles = trainer.step(inputs, targets, measure_alignment=since < align_steps)
+            except TrainingDiverged as error:
+                history.diverged_at_step = step + 1
+                warnings.warn(f"{error} (step {step + 1}); the evaluations so far are kept and "
+                              "the model as it stands is evaluated once more", RuntimeWarning,
+                              stacklevel=2)
+                val_loss = trainer.evaluate(val_inputs, val_targets)
+                history.records.append({
+                    "step": step + 1, "train_loss": float("nan"), "val_loss": val_loss,
+                    "val_perplexity": math.exp(min(val_loss, 700.0)), "update_angle_deg": None,
+                    "diverged": True})
+                break
             since += 1
             losses.append(loss)
             if angles is not None:
@@ -370,6 +385,7 @@ def run_language_experiment(data: str = "pydoc", method: str = "dfa", feedback: 
         "steps": settings["steps"], "val_perplexity": final["val_perplexity"],
         "val_loss": final["val_loss"], "train_loss": final["train_loss"],
         "unigram_perplexity": corpus.unigram_perplexity(), "seconds": history.seconds,
+        "diverged_at_step": history.diverged_at_step,
         "alignment_deg": {"update_vs_gradient": final["update_angle_deg"]},
         "curves": {key: [record[key] for record in history.records]
                    for key in ("step", "train_loss", "val_perplexity")},

@@ -13,9 +13,27 @@ OPU's complement identity) loses nothing.
 
 from __future__ import annotations
 
+import math
+
 from photon import array_module
 
-__all__ = ["SoftmaxCrossEntropy"]
+__all__ = ["SoftmaxCrossEntropy", "TrainingDiverged", "check_finite_loss"]
+
+
+class TrainingDiverged(FloatingPointError):
+    """The training loss stopped being a finite number; the run stops there."""
+
+
+def check_finite_loss(loss: float) -> float:
+    """Return ``loss``, or raise :class:`TrainingDiverged` when it is NaN or infinite.
+
+    Called before the backward pass, so that a diverged batch updates nothing and its
+    non-finite error never reaches a device's encoder.
+    """
+    if not math.isfinite(loss):
+        raise TrainingDiverged(f"loss = {loss!r}: expected a finite training loss; the run "
+                               "diverged (lower the learning rate or the feedback scale)")
+    return loss
 
 
 class SoftmaxCrossEntropy:

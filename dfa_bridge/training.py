@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+import warnings
 
 import numpy as np
 
@@ -34,7 +35,7 @@ from .alignment import backward_with_alignment, feedback_angles
 from .data import Dataset
 from .feedback import Feedback
 from .graphs import GraphData
-from .losses import SoftmaxCrossEntropy
+from .losses import SoftmaxCrossEntropy, TrainingDiverged, check_finite_loss
 from .models import Network
 from .optim import make_optimizer
 
@@ -173,6 +174,7 @@ class Trainer:
             The batch's mean loss before the update, and the per-layer angles in degrees.
         """
         batch = self.error(x, labels, rows)
+        check_finite_loss(batch.loss)
         angles = None
         if measure_alignment and self.feedback is not None and self.model.hidden_widths:
             angles = backward_with_alignment(lambda method: self.backward(batch, method),
@@ -219,11 +221,15 @@ class History:
         ``update_angle_deg`` and ``feedback_angle_deg`` (per hidden layer, or None).
     seconds
         Wall time of the whole run, evaluations included.
+    diverged_at_step
+        The step (counted from 1) whose loss was not finite, where the run stopped
+        (its epoch's record is kept, marked ``diverged``), or None.
     """
 
     method: str
     records: list[dict] = dataclasses.field(default_factory=list)
     seconds: float = 0.0
+    diverged_at_step: int | None = None
 
     @property
     def final(self) -> dict:
@@ -280,17 +286,29 @@ def fit(trainer: Trainer, data: Dataset | GraphData, epochs: int, batch_size: in
         for epoch in range(1, epochs + 1):
             losses, measured = [], []
             for step, (x, labels, rows) in enumerate(batches()):
-                loss, angles = trainer.step(x, labels, rows, measure_alignment=step < align_steps)
+                try:
+                    loss, angles = trainer.step(x, labels, rows,
+                                                measure_alignment=step < align_steps)
+                except TrainingDiverged as error:
+                    history.diverged_at_step = (epoch - 1) * n_steps + step + 1
+                    warnings.warn(f"{error} (epoch {epoch}, step {history.diverged_at_step}); "
+                                  "the records so far are kept", RuntimeWarning, stacklevel=2)
+                    break
                 losses.append(loss)
                 if angles is not None:
                     measured.append(angles)
                 bar.update()
-            record = {"epoch": epoch, "train_loss": float(np.mean(losses))}
+            record = {"epoch": epoch,
+                      "train_loss": float(np.mean(losses)) if losses else float("nan")}
+            if history.diverged_at_step is not None:
+                record["diverged"] = True
             for part, (x, labels, rows) in evaluations.items():
                 record[f"{part}_accuracy"] = trainer.evaluate(x, labels, rows)[1]
             record["update_angle_deg"] = _mean_angles(measured)
             record["feedback_angle_deg"] = trainer.feedback_angles()
             history.records.append(record)
+            if history.diverged_at_step is not None:
+                break
     history.seconds = time.perf_counter() - start
     return history
 

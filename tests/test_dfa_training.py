@@ -288,3 +288,20 @@ def test_acceptance_block_model_study_meets_every_goal():
     print({k: round(v, 2) for k, v in summary["accuracy_pct"].items()}, summary["gaps_pt"])
     failed = {claim: goal["value"] for claim, goal in summary["goals"].items() if not goal["met"]}
     assert not failed
+
+
+def test_a_diverging_run_stops_keeps_its_records_and_never_feeds_nan_to_a_device():
+    from dfa_bridge.datasets import load_dataset
+    from dfa_bridge.training import fit
+
+    data = load_dataset("digits")
+    model = MLP(data.n_features, data.n_classes, hidden=(32,), activation="tanh", seed=0)
+    feedback = make_feedback("lab-bench", (32,), data.n_classes, seed=0)
+    trainer = Trainer(model, "dfa", feedback, optimizer="sgd", lr=1e38)   # weights overflow
+    with pytest.warns(RuntimeWarning, match="expected a finite training loss"):
+        history = fit(trainer, data, epochs=3, progress=False)
+    assert history.diverged_at_step is not None
+    assert history.final.get("diverged") is True and len(history.records) >= 1
+    steps_per_epoch = math.ceil(data.x_train.shape[0] / 32)
+    assert len(history.records) == math.ceil(history.diverged_at_step / steps_per_epoch)
+    assert all(math.isfinite(r["train_loss"]) for r in history.records)

@@ -385,3 +385,12 @@ def test_cupy_model_matches_numpy_and_trains_by_dfa():
     result, _ = run_language_experiment("pydoc", "dfa", backend="cupy", max_eval_chars=2048,
                                         evaluations=1, progress=False, **{**TINY, "steps": 20})
     assert np.isfinite(result["val_perplexity"])
+
+
+def test_a_diverging_language_run_stops_and_keeps_its_evaluations():
+    with pytest.warns(RuntimeWarning, match="expected a finite training loss"):
+        result, history = run_language_experiment(
+            "pydoc", "dfa", "lab-bench", max_eval_chars=2048, evaluations=2, progress=False,
+            **{**TINY, "steps": 12, "optimizer": "sgd", "lr": 1e38, "warmup": 1})
+    assert result["diverged_at_step"] is not None and history.final["diverged"] is True
+    assert history.final["step"] == result["diverged_at_step"] <= 12
