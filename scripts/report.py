@@ -40,7 +40,8 @@ from calibration import calibrate, row_correlation  # noqa: E402
 from calibration.quality import PUBLISHED_R, plot_quality, quality_against_frames  # noqa: E402
 from dfa_bridge import run_experiment  # noqa: E402
 from dfa_bridge.plots import plot_learning_curves  # noqa: E402
-from dfa_bridge.sweep import markdown_table, plot_sweep, run_sweep, sweep_points  # noqa: E402
+from dfa_bridge.sweep import (markdown_table, plot_sweep, read_results, run_sweep,  # noqa: E402
+                              sweep_points)
 from devices import OPU, VirtualDevice, open_device  # noqa: E402
 from devices.throughput import crossovers, plot_throughput, throughput_table  # noqa: E402
 from photon import resolve_config  # noqa: E402
@@ -104,11 +105,15 @@ def _training_section(out: pathlib.Path, calibrated, epochs: int, seed: int) -> 
     return results
 
 
-def _sweep_section(out: pathlib.Path, epochs: int, seed: int) -> tuple[list, list]:
+def _sweep_section(out: pathlib.Path, epochs: int, seed: int) -> tuple[list, list, int]:
+    """The sweep's records, its figures, and how many points an earlier run had finished."""
     points = sweep_points(["adc_bits", "encoding"])
-    _say(f"noise sweep: {len(points)} points, {epochs} epochs each (resumable: {out}/noise_sweep.jsonl)")
-    results = run_sweep(out / "noise_sweep.jsonl", points, base=PRESET, epochs=epochs, seed=seed)
-    return results, plot_sweep(results, out)
+    path = out / "noise_sweep.jsonl"
+    resumed = len(read_results(path)) if path.exists() else 0
+    _say(f"noise sweep: {len(points)} points, {epochs} epochs each (resumable: {path}"
+         + (f"; {resumed} finished by an earlier run are kept)" if resumed else ")"))
+    results = run_sweep(path, points, base=PRESET, epochs=epochs, seed=seed)
+    return results, plot_sweep(results, out), resumed
 
 
 def _throughput_section(out: pathlib.Path, max_exp: int) -> tuple[list, dict]:
@@ -128,7 +133,9 @@ def _markdown(numbers: dict) -> str:
         "",
         f"Written by `python scripts/report.py` in {numbers['seconds']:.0f} s; every number "
         "below comes from that run (seed "
-        f"{numbers['seed']}).",
+        f"{numbers['seed']})"
+        + (", but for the resumed sweep points of section 3." if numbers["sweep_resumed_points"]
+           else "."),
         "",
         "## 1. Calibration of the feedback device",
         "",
@@ -158,7 +165,12 @@ def _markdown(numbers: dict) -> str:
         lines.append(f"| {label} | {100 * r['test_accuracy']:.2f} % | {r['train_loss']:.3f} | "
                      f"{angle} | {r['frames'] or '-'} | {r['seconds']:.1f} |")
     lines += ["", "![learning curves](learning_curves.png)", "",
-              "## 3. Noise and quantization", "", numbers["sweep_table"], ""]
+              "## 3. Noise and quantization", ""]
+    if numbers["sweep_resumed_points"]:
+        lines += [f"{numbers['sweep_resumed_points']} of these points were finished by an earlier, "
+                  "interrupted run and resumed from `noise_sweep.jsonl`; delete it for a fresh "
+                  "sweep.", ""]
+    lines += [numbers["sweep_table"], ""]
     lines += [f"![{p}]({p})" for p in numbers["sweep_figures"]]
     marks = numbers["throughput_marks"]
     lines += ["", "## 4. Throughput: OPU (modelled) against a dense projection (measured)", "",
@@ -195,7 +207,8 @@ def main(argv=None) -> int:
     _say(f"calibration done at {time.perf_counter() - start:.0f} s")
     numbers["training"] = _training_section(out, calibrated, args.epochs, args.seed)
     _say(f"training done at {time.perf_counter() - start:.0f} s")
-    sweep, figures = _sweep_section(out, args.sweep_epochs, args.seed)
+    sweep, figures, numbers["sweep_resumed_points"] = _sweep_section(out, args.sweep_epochs,
+                                                                     args.seed)
     _say(f"sweep done at {time.perf_counter() - start:.0f} s")
     numbers["sweep_table"] = markdown_table(sweep)
     numbers["sweep_figures"] = [p.name for p in figures]

@@ -123,3 +123,4 @@ def test_report_runs_end_to_end_and_writes_its_figures(tmp_path):
     numbers = json.loads((tmp_path / "numbers.json").read_text())
     assert f"{numbers['calibration']['intensity_r']:.4f}" in index  # numbers come from the run
     assert len((tmp_path / "noise_sweep.jsonl").read_text().splitlines()) == 8
+    assert numbers["sweep_resumed_points"] == 0 and "resumed" not in index
