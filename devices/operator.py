@@ -41,6 +41,7 @@ __all__ = ["OPU"]
 
 _MAX_BATCH_ELEMENTS = 1 << 25  # device frames x outputs per acquisition (128 MiB of float32)
 SATURATION_TARGET = 1e-3      # largest fraction of saturated outputs on the brightest frame
+WEAK_REFERENCE_FRACTION = 1e-2  # references below this fraction of the median are clamped
 
 
 class OPU:
@@ -206,11 +207,15 @@ class OPU:
         # complement identity, or y(a) - y(0) of the anchor.
         lit = counts[:repeats] if not self.n_anchor else counts[repeats:2 * repeats]
         reference = lit.mean(axis=0) - self._dark
-        # Rows whose reference is within the noise would be amplified without bound:
-        # clamp at four standard errors of the reference (or 1e-6 of the median).
+        # Rows whose reference is within the noise, or near zero (|R 1 + b|^2 ~ |b|^2: the
+        # all-on field interferes destructively with the held-on one), would be amplified
+        # without bound: clamp at four standard errors of the reference, and at 1 % of the
+        # median reference, so that no row is scaled up more than 10x the typical one (a
+        # noise-free device has no noise floor: 1e-6 let two rows of a calibrated device
+        # grow 600x and swamp a DFA feedback signal).
         noise = np.median(lit.std(axis=0, ddof=1) + counts[2 * repeats:].std(axis=0, ddof=1))
-        floor = max(1e-6 * max(float(np.median(reference)), 0.0), 4.0 * noise / math.sqrt(repeats),
-                    1e-12)
+        floor = max(WEAK_REFERENCE_FRACTION * max(float(np.median(reference)), 0.0),
+                    4.0 * noise / math.sqrt(repeats), 1e-12)
         weak = int((reference < floor).sum())
         self.weak_outputs_ = weak
         if weak > 0.1 * reference.size:

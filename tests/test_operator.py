@@ -172,3 +172,21 @@ def test_fit_shortens_the_exposure_until_the_all_on_frame_stays_linear():
     with pytest.warns(RuntimeWarning, match=r"saturate at 255.0 when every used input is on"):
         OPU(fixed, auto_exposure=False).fit(10)
     assert fixed.exposure_us == before
+
+
+def test_a_row_with_no_reference_response_is_not_amplified_on_a_noise_free_device():
+    from devices.calibrated import CalibratedDevice
+
+    rng = np.random.default_rng(5)
+    n_in, n_out = 10, 200
+    tm = (rng.standard_normal((n_out, n_in)) + 1j * rng.standard_normal((n_out, n_in))) / np.sqrt(2 * n_in)
+    reference = 0.5 * (rng.standard_normal(n_out) + 1j * rng.standard_normal(n_out))
+    # b = (3i - 1) R1 / 2: the complement's row map 2 Re(c* R), c = R 1 + 2 b = 3i R 1, is
+    # strong, but the reference response |R 1 + b|^2 - |b|^2 = Re((R 1)* c) is zero.
+    reference[0] = (3j - 1) * tm[0].sum() / 2
+    device = CalibratedDevice(tm, reference_field=reference, gain=100.0, offset=2.0)
+    opu = OPU(device).fit(n_features=n_in)
+    norms = np.linalg.norm(np.asarray(opu.effective_matrix()), axis=1)
+    assert opu.weak_outputs_ >= 1
+    # Clamped at 1 % of the median reference: at most ~10x the typical row (was ~1000x).
+    assert norms[0] < 20 * np.median(norms)
