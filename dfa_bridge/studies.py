@@ -7,7 +7,8 @@
             ``bp``, ``dfa``, ``shallow``, and the feature-only MLP (``bp``) that shows the
             graph is needed.
 ``transformer`` Character Transformer (4 blocks x 128, 4 heads, context 64) on the pydoc
-            corpus: ``bp``, ``dfa`` (ideal), ``dfa`` through ``lab-bench``, ``shallow``;
+            corpus: ``bp``, ``dfa`` (ideal), ``dfa`` through ``lab-bench`` (error in
+            signed 4-bit planes), ``shallow``;
             validation perplexity per character, the share of the shallow-to-bp gap dfa
             closes, and each run's wall time.
 

@@ -63,8 +63,9 @@ def main(argv=None) -> int:
     parser.add_argument("--method", choices=METHODS, default="dfa")
     parser.add_argument("--feedback", default="ideal",
                         help="'ideal' or a device: preset, YAML path, device:BACKEND (default ideal)")
-    parser.add_argument("--encoder", choices=ENCODERS, default="ternary",
-                        help="error encoding for a device (default ternary)")
+    parser.add_argument("--encoder", choices=ENCODERS, default=None,
+                        help="error encoding for a device (default: ternary for mlp and gcn, "
+                             "bitplanes for the transformer)")
     parser.add_argument("--bits", type=int, default=4, help="bits per sign for --encoder bitplanes")
     parser.add_argument("--epochs", type=int, help="default: 30 (mlp), 200 (gcn)")
     parser.add_argument("--seed", type=int, default=0, help="seed of weights, feedback and order")
@@ -103,7 +104,7 @@ def main(argv=None) -> int:
         result, history = run_experiment(
             args.model, args.data, args.method, args.feedback, epochs=args.epochs,
             seed=args.seed, data_seed=args.data_seed, data_path=args.data_path,
-            backend=args.backend, encoder=args.encoder, n_bits=args.bits,
+            backend=args.backend, encoder=args.encoder or "ternary", n_bits=args.bits,
             max_train=args.max_train, hidden=args.hidden, activation=args.activation,
             dropout=args.dropout, optimizer=args.optimizer, lr=args.lr,
             weight_decay=args.weight_decay, batch_size=args.batch_size)
@@ -138,8 +139,8 @@ def _train_transformer(parser, args) -> int:
     try:
         result, history = run_language_experiment(
             args.data or "pydoc", args.method, args.feedback, data_path=args.data_path,
-            seed=args.seed, backend=args.backend, encoder=args.encoder, n_bits=args.bits,
-            n_sample=args.sample, max_eval_chars=args.eval_chars, steps=args.steps,
+            seed=args.seed, backend=args.backend, encoder=args.encoder or "bitplanes",
+            n_bits=args.bits, n_sample=args.sample, max_eval_chars=args.eval_chars, steps=args.steps,
             n_blocks=args.blocks, width=args.width, heads=args.heads, context=args.context,
             tied=args.tied, feedback_mode=args.feedback_mode, optimizer=args.optimizer,
             lr=args.lr, weight_decay=args.weight_decay, batch_size=args.batch_size)

@@ -394,3 +394,26 @@ def test_a_diverging_language_run_stops_and_keeps_its_evaluations():
             **{**TINY, "steps": 12, "optimizer": "sgd", "lr": 1e38, "warmup": 1})
     assert result["diverged_at_step"] is not None and history.final["diverged"] is True
     assert history.final["step"] == result["diverged_at_step"] <= 12
+
+
+def test_bit_planes_keep_the_token_error_that_a_ternary_code_drops():
+    from dfa_bridge.feedback import make_feedback
+
+    n_tokens, width = 91, 64
+    rng = np.random.default_rng(0)
+    logits = rng.standard_normal((512, n_tokens))
+    targets = rng.integers(0, n_tokens, 512)
+    p = np.exp(logits - logits.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    p[np.arange(512), targets] -= 1.0                     # softmax - onehot, as in training
+    error = (p / 512).astype(np.float32)
+
+    def correlation(encoder):
+        # The noise-free |R x|^2 backend: only the encoding stands between e and M e.
+        feedback = make_feedback("device:ideal", (width,), n_tokens, encoder=encoder)
+        got = np.asarray(feedback.project(error)[0])
+        exact = error @ np.asarray(feedback.matrix()).T
+        return np.corrcoef(got.ravel(), exact.ravel())[0, 1]
+
+    # Thinly spread positive mass over 91 tokens: a ternary code keeps little of it.
+    assert correlation("ternary") < 0.6 < 0.9 < correlation("bitplanes")
