@@ -91,11 +91,11 @@ def _blas_view(array, xp):
 def precise_matmul(frames, weights, precision: str, accumulate=None):
     """``frames @ weights`` (float32) with the GEMM's inputs read in ``precision``.
 
-    On NumPy (and for ``float32``) this is the ordinary product: with ``weights`` already
-    rounded (:func:`round_to_precision`) and binary frames it equals the tensor-core
-    result up to the order of the float32 sums. On CuPy it is one cuBLAS ``gemmEx``
-    with float32 operands, output and accumulation and the precision's compute type
-    (tensor cores for ``tf32`` and ``bf16``), reading row-strided views in place.
+    On NumPy this is the ordinary product: with ``weights`` already rounded
+    (:func:`round_to_precision`) and binary frames it equals the tensor-core result up to
+    the order of the float32 sums. On CuPy it is one cuBLAS ``gemmEx`` with float32
+    operands, output and accumulation and the precision's compute type (plain float32,
+    or tensor cores for ``tf32`` and ``bf16``), reading row-strided views in place.
 
     Parameters
     ----------

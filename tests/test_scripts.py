@@ -44,6 +44,8 @@ def test_bench_physics_full_size_scales_a_column_slice_of_the_full_device():
     assert (result["n_in"], result["n_out"]) == (912 * 1140, 2_000_000)
     assert result["extrapolated_from_columns"] == 4 and result["n_polarizations"] == 2
     assert result["projections_per_s"] == pytest.approx(2 / result["chain_s"])
+    assert result["chain_s"] == pytest.approx(result["measured_chain_s"] * 2_000_000 / 4)
+    assert result["tile_rows_cols"] == [262144, 8192]     # the full-size default width
 
 
 def test_precision_study_writes_its_table(tmp_path):
