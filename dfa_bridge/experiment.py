@@ -59,7 +59,7 @@ def backend_module(backend: str):
 def run_experiment(model: str = "mlp", data: str = "digits", method: str = "dfa",
                    feedback: str = "ideal", *, epochs: int | None = None, seed: int = 0,
                    data_seed: int = 0, data_path=None, backend: str = "numpy",
-                   encoder: str = "ternary", n_bits: int = 4, max_train: int | None = None,
+                   encoder: str | None = None, n_bits: int = 4, max_train: int | None = None,
                    progress: bool | None = None, device_options: dict | None = None,
                    **overrides) -> tuple[dict, History]:
     """Train one model on one dataset with one method and feedback source.
@@ -89,7 +89,8 @@ def run_experiment(model: str = "mlp", data: str = "digits", method: str = "dfa"
     backend
         ``"numpy"`` or ``"cupy"`` (the data, model and feedback move to the GPU).
     encoder, n_bits
-        Error encoder of a device feedback.
+        Error encoder of a device feedback (None: ``ternary`` for the MLP and the GCN,
+        ``bitplanes`` for the Transformer, see :func:`~dfa_bridge.language.run_language_experiment`).
     max_train
         Keep only the first ``max_train`` training samples (tabular data; for quick runs).
     device_options
@@ -116,8 +117,10 @@ def run_experiment(model: str = "mlp", data: str = "digits", method: str = "dfa"
         if epochs is not None:
             overrides.setdefault("steps", epochs)
         return run_language_experiment(data, method, feedback, data_path=data_path, seed=seed,
-                                       backend=backend, encoder=encoder, n_bits=n_bits,
+                                       backend=backend, encoder=encoder or "bitplanes",
+                                       n_bits=n_bits,
                                        progress=progress, **overrides)
+    encoder = encoder or "ternary"
     overrides = {k: v for k, v in overrides.items() if v is not None}
     unknown = sorted(set(overrides) - set(DEFAULTS[model]))
     if unknown:

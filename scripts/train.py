@@ -104,7 +104,7 @@ def main(argv=None) -> int:
         result, history = run_experiment(
             args.model, args.data, args.method, args.feedback, epochs=args.epochs,
             seed=args.seed, data_seed=args.data_seed, data_path=args.data_path,
-            backend=args.backend, encoder=args.encoder or "ternary", n_bits=args.bits,
+            backend=args.backend, encoder=args.encoder, n_bits=args.bits,
             max_train=args.max_train, hidden=args.hidden, activation=args.activation,
             dropout=args.dropout, optimizer=args.optimizer, lr=args.lr,
             weight_decay=args.weight_decay, batch_size=args.batch_size)

@@ -328,11 +328,14 @@ def test_sample_has_the_requested_length_and_is_reproducible(tiny_runs):
     assert len(sample(model, corpus, 25, seed=4)) == 25
 
 
-def test_dfa_through_the_lab_bench_opu_runs():
-    result, _ = run_language_experiment("pydoc", "dfa", "lab-bench", max_eval_chars=2048,
-                                        evaluations=1, progress=False,
-                                        **{**TINY, "steps": 5})
+def test_dfa_through_the_lab_bench_opu_runs_with_bit_planes_by_default():
+    from dfa_bridge.experiment import run_experiment
+
+    # Through run_experiment, as the studies do: the Transformer's default encoder applies.
+    result, _ = run_experiment("transformer", "pydoc", "dfa", "lab-bench", max_eval_chars=2048,
+                               evaluations=1, progress=False, **{**TINY, "steps": 5})
     assert result["feedback"]["source"] == "lab-bench" and result["feedback"]["frames_acquired"] > 0
+    assert "BitPlane" in result["feedback"]["encoder"]
     assert np.isfinite(result["val_perplexity"])
 
 
