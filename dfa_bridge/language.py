@@ -38,14 +38,13 @@ flattened (:func:`dfa_bridge.alignment.update_angles`).
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 import warnings
 
 import numpy as np
 
-from photon import array_module, to_numpy
+from photon import to_numpy
 from photon.progress import Progress
 
 from .alignment import backward_with_alignment
@@ -53,6 +52,7 @@ from .feedback import Feedback, make_feedback
 from .losses import SoftmaxCrossEntropy, TrainingDiverged, check_finite_loss
 from .optim import make_optimizer
 from .text import CharCorpus, load_text_dataset, random_windows, validation_windows
+from .training import History
 from .transformer import TransformerLM
 
 __all__ = ["LM_DEFAULTS", "FEEDBACK_MODES", "LanguageTrainer", "LMHistory", "fit_language_model", "sample",
@@ -178,19 +178,12 @@ class LanguageTrainer:
         return total / count
 
 
-@dataclasses.dataclass
-class LMHistory:
-    """Records of a language-model run: one dict per evaluation, and the wall time."""
+class LMHistory(History):
+    """Records of a language-model run (see :class:`~dfa_bridge.training.History`).
 
-    method: str
-    records: list[dict] = dataclasses.field(default_factory=list)
-    seconds: float = 0.0
-    diverged_at_step: int | None = None
-
-    @property
-    def final(self) -> dict:
-        """The last evaluation's record."""
-        return self.records[-1]
+    One record per evaluation: ``step``, ``train_loss``, ``val_loss``,
+    ``val_perplexity`` and ``update_angle_deg`` (per block, or None).
+    """
 
 
 def _learning_rate(step: int, steps: int, lr: float, warmup: int) -> float:

@@ -19,6 +19,7 @@ __all__ = [
     "asarray_like",
     "cupy_available",
     "NoiseStream",
+    "run_in_pair",
 ]
 
 
@@ -67,6 +68,27 @@ def cupy_available() -> bool:
         return False
 
 
+_helper_thread = None
+
+
+def run_in_pair(first, second) -> None:
+    """Run ``second()`` on a helper thread while ``first()`` runs here; wait for both.
+
+    For the CPU path's large fills (noise draws, generated matrix blocks): NumPy releases
+    the GIL inside them, so two halves of one array fill on two cores. One helper thread
+    serves the whole process; a caller whose halves are fixed gets the same numbers
+    whatever the timing.
+    """
+    global _helper_thread
+    if _helper_thread is None:
+        from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
+
+        _helper_thread = ThreadPoolExecutor(1, thread_name_prefix="photon-half")
+    pending = _helper_thread.submit(second)
+    first()
+    pending.result()
+
+
 class NoiseStream:
     """A seeded stream of noise on one backend.
 
@@ -85,7 +107,6 @@ class NoiseStream:
     """
 
     _PARALLEL_MIN_SIZE = 1 << 16
-    _executor = None
 
     def __init__(self, xp: types.ModuleType, seed: int):
         self.xp = xp
@@ -104,14 +125,9 @@ class NoiseStream:
         out = np.empty(shape, np.float32)
         flat = out.reshape(-1)
         half = size // 2
-        if NoiseStream._executor is None:
-            from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
-
-            NoiseStream._executor = ThreadPoolExecutor(1, thread_name_prefix="noise")
-        second = NoiseStream._executor.submit(
-            self._generators[1].standard_normal, dtype=np.float32, out=flat[half:])
-        first.standard_normal(dtype=np.float32, out=flat[:half])
-        second.result()
+        run_in_pair(lambda: first.standard_normal(dtype=np.float32, out=flat[:half]),
+                    lambda: self._generators[1].standard_normal(dtype=np.float32,
+                                                                out=flat[half:]))
         return out
 
     def poisson(self, lam):

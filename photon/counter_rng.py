@@ -33,7 +33,7 @@ import math
 
 import numpy as np
 
-from .backend import array_module
+from .backend import array_module, run_in_pair
 
 __all__ = ["philox4x32", "matrix_key", "circular_gaussian_block", "circular_gaussian_side_by_side"]
 
@@ -46,7 +46,6 @@ _TWO_POW_M32 = np.float32(2.0 ** -32)
 _TWO_PI_TWO_POW_M32 = np.float32(2.0 * math.pi * 2.0 ** -32)
 _CHUNK_COUNTERS = 1 << 15   # NumPy: counters per chunk, so that a round's arrays stay in cache
 _PARALLEL_MIN_COUNTERS = 1 << 17   # NumPy: larger blocks are filled by two threads
-_executor = None
 
 
 def matrix_key(seed: int, stream: tuple = ()) -> tuple[int, int]:
@@ -132,20 +131,14 @@ def _block_numpy(key, r0, r1, p0, p1, std) -> np.ndarray:
     Every entry is a function of its own counter, so the split changes nothing in the
     result (NumPy releases the GIL inside its array operations).
     """
-    global _executor
     rows, pairs = r1 - r0, p1 - p0
     out = np.empty((rows, 2, 2 * pairs), np.float32)
     if rows < 2 or rows * pairs < _PARALLEL_MIN_COUNTERS:
         _fill_rows(out, key, r0, 0, rows, p0, p1, std)
         return out
-    if _executor is None:
-        from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
-
-        _executor = ThreadPoolExecutor(1, thread_name_prefix="philox")
     half = rows // 2
-    second = _executor.submit(_fill_rows, out, key, r0, half, rows, p0, p1, std)
-    _fill_rows(out, key, r0, 0, half, p0, p1, std)
-    second.result()
+    run_in_pair(lambda: _fill_rows(out, key, r0, 0, half, p0, p1, std),
+                lambda: _fill_rows(out, key, r0, half, rows, p0, p1, std))
     return out
 
 

@@ -50,11 +50,14 @@ class GaussianMatrix:
         self.std = math.sqrt(variance / 2.0)
         self.key = matrix_key(self.seed, self.stream)
 
-    def block(self, r0: int, r1: int, c0: int, c1: int, xp=np):
-        """Return ``(real, imag)`` of rows ``r0:r1`` and columns ``c0:c1`` (float32, on ``xp``)."""
+    def _check_block(self, r0: int, r1: int, c0: int, c1: int) -> None:
         if not (0 <= r0 <= r1 <= self.n_rows and 0 <= c0 <= c1 <= self.n_cols):
             raise IndexError(f"block rows {r0}:{r1}, columns {c0}:{c1} lies outside the "
                              f"{self.n_rows} x {self.n_cols} matrix")
+
+    def block(self, r0: int, r1: int, c0: int, c1: int, xp=np):
+        """Return ``(real, imag)`` of rows ``r0:r1`` and columns ``c0:c1`` (float32, on ``xp``)."""
+        self._check_block(r0, r1, c0, c1)
         return circular_gaussian_block(self.key, r0, r1, c0, c1, self.std, xp)
 
     def side_by_side(self, r0: int, r1: int, c0: int, c1: int, xp=np):
@@ -63,9 +66,7 @@ class GaussianMatrix:
         Each row holds the real parts, then the imaginary parts: the operand of one real
         GEMM giving both quadratures (no copy for even ``c0`` and ``c1``).
         """
-        if not (0 <= r0 <= r1 <= self.n_rows and 0 <= c0 <= c1 <= self.n_cols):
-            raise IndexError(f"block rows {r0}:{r1}, columns {c0}:{c1} lies outside the "
-                             f"{self.n_rows} x {self.n_cols} matrix")
+        self._check_block(r0, r1, c0, c1)
         return circular_gaussian_side_by_side(self.key, r0, r1, c0, c1, self.std, xp)
 
     def summed_rows(self, group: int, f0: int, f1: int, c0: int, c1: int, xp=np):
