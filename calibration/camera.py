@@ -29,7 +29,7 @@ from photon import to_numpy
 
 from .acquisition import acquire_all
 
-__all__ = ["CameraEstimate", "estimate_camera", "fit_rounded_gaussian"]
+__all__ = ["CameraEstimate", "NoiseFreeCamera", "estimate_camera", "fit_rounded_gaussian"]
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,11 @@ class CameraEstimate:
     def as_dict(self) -> dict:
         """Plain-data form."""
         return asdict(self)
+
+
+class NoiseFreeCamera(ValueError):
+    """The camera shows no temporal noise at all (a noise-free model): the photon-transfer
+    method has nothing to measure."""
 
 
 def fit_rounded_gaussian(samples) -> tuple[float, float]:
@@ -123,6 +128,8 @@ def estimate_camera(device, *, exposure_factors=(0.5, 1.0, 2.0, 4.0), repeats: i
 
     Raises
     ------
+    NoiseFreeCamera
+        For a camera whose counts show no temporal noise (nothing to measure).
     ValueError
         For a device without an exposure, or too few repeats for a variance.
     """
@@ -168,6 +175,9 @@ def estimate_camera(device, *, exposure_factors=(0.5, 1.0, 2.0, 4.0), repeats: i
     if mean.size < 10:
         raise ValueError(f"exposure_factors = {exposure_factors!r}: expected exposures giving "
                          f"unsaturated signal above the dark noise; only {mean.size} pixels usable")
+    if sd_dark == 0.0 and not np.any(var > 0):
+        raise NoiseFreeCamera(f"device = {device.name!r}: its counts show no temporal noise, "
+                              "expected a camera with shot and read noise to measure")
     gain = _photon_transfer_slope(mean - mu_dark, var)
     if not gain > 0:
         raise ValueError(f"photon-transfer slope = {gain!r}: expected a positive gain; is the "

@@ -17,7 +17,7 @@ import numpy as np
 from devices import CalibratedDevice
 
 from .acquisition import acquire_all
-from .camera import CameraEstimate, estimate_camera
+from .camera import CameraEstimate, NoiseFreeCamera, estimate_camera
 from .metrics import fresh_frames, intensity_correlation
 from .transmission import TMEstimate, estimate_transmission_matrix
 
@@ -80,7 +80,8 @@ def calibrate(device, *, probes_per_input: float = 4.0, camera: bool | None = No
         See :func:`calibration.estimate_transmission_matrix` (about
         ``7 probes_per_input`` frames per input in all).
     camera
-        Also estimate the camera (default: when the device has an exposure).
+        Also estimate the camera (default: when the device has an exposure and its
+        counts show temporal noise; a noise-free camera gives ``camera = None``).
     scoring_frames
         Fresh random frames on which ``intensity_r`` is measured.
     seed
@@ -96,9 +97,13 @@ def calibrate(device, *, probes_per_input: float = 4.0, camera: bool | None = No
         When more than 1 % of the calibration counts sit at the device's full scale
         (saturated counts are treated as censored, but a lower exposure calibrates better).
     """
-    if camera is None:
-        camera = device.exposure_us is not None
-    camera_estimate = estimate_camera(device, seed=seed) if camera else None
+    camera_estimate = None
+    if camera or (camera is None and device.exposure_us is not None):
+        try:
+            camera_estimate = estimate_camera(device, seed=seed)
+        except NoiseFreeCamera:
+            if camera:  # asked for explicitly: say why there is none
+                raise
     estimate = estimate_transmission_matrix(device, probes_per_input=probes_per_input,
                                             seed=seed, like=like, progress=progress)
     if estimate.saturated_fraction > SATURATION_WARNING_FRACTION:
