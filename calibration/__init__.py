@@ -2,7 +2,7 @@
 
 * :func:`estimate_transmission_matrix`: anchors phase the intensities, one shared
   least-squares solve and a five-parameter metric per row give the TM (up to a phase
-  and a conjugation per row), its fixed field and dark level (DESIGN.md section 4);
+  and a conjugation per row), its fixed field and dark level (docs/design.md section 4);
 * :func:`estimate_camera`: gain, read noise, black offset, saturation capacity by the
   EMVA 1288 photon-transfer method;
 * :func:`calibrate`: both, scored on fresh frames, giving a :class:`Calibration` whose

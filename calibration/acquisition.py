@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from photon import array_module
-from photon.progress import Progress
+from photon.support.progress import Progress
 
 __all__ = ["acquire_all"]
 

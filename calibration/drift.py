@@ -1,6 +1,6 @@
 """Watching a device drift away from its calibration.
 
-The medium's TM decorrelates over time (DESIGN.md 2): predictions made from a
+The medium's TM decorrelates over time (docs/design.md section 2): predictions made from a
 calibration lose accuracy. :class:`DriftMonitor` shows a few fresh frames now and then,
 compares the counts with the calibration's predictions, and says when the Pearson r has
 fallen below a tolerance relative to the r measured right after calibration.

@@ -10,7 +10,7 @@ Method (after Gupta et al., ICASSP 2020, "numerical interferometry")
 ------------------------------------------------------------------
 The inputs are split in two halves. To calibrate the columns of half S, three anchor
 frames ``a_i`` on the other half and random probes ``x`` on S are shown as ``x``,
-``x + a_i``, and the references ``0``, ``a_i``. The anchor identity (DESIGN.md 3)
+``x + a_i``, and the references ``0``, ``a_i``. The anchor identity (docs/design.md section 3)
 
     ``s_i(x) = (y(x + a_i) - y(x) - y(a_i) + y(0)) / 2 = Re(conj(K a_i) K x)``
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from photon import Polarizer, ScatteringMedium, array_module
-from photon.backend import asarray_like
+from photon.support.arrays import asarray_like
 
 from .protocol import OPUDevice
 

@@ -36,7 +36,7 @@ import warnings
 
 import numpy as np
 
-from photon.backend import array_module
+from photon.support.arrays import array_module
 
 __all__ = [
     "Encoder",

@@ -1,4 +1,4 @@
-"""Linear projections from intensity-only measurements (DESIGN.md section 3).
+"""Linear projections from intensity-only measurements (docs/design.md section 3).
 
 Every OPU's field is affine in the binary frame, ``E(x) = e0 + K x`` (``e0`` gathers
 DMD leakage and any fixed reference), and the camera reads ``y = g |E|^2 + c``. Two

@@ -30,7 +30,7 @@ import warnings
 import numpy as np
 
 from photon import array_module, check_binary_frames, to_numpy
-from photon.progress import Progress
+from photon.support.progress import Progress
 
 from .cost import JobCost, job_cost
 from .linear import (anchor_frames, anchor_projection, anchor_references, complement_frames,

@@ -130,7 +130,7 @@ def throughput_table(sizes, device, *, batch: int = 256, cpu_power_w: float = 25
                      gpu_power_w: float = 700.0, gpu: bool | None = None,
                      progress=None) -> list[dict]:
     """Rows of ``throughput_table``: every way at every size (see the module notes)."""
-    from photon.progress import Progress  # noqa: PLC0415
+    from photon.support.progress import Progress  # noqa: PLC0415
 
     use_gpu = cupy_available() if gpu is None else gpu
     rows = []

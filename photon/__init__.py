@@ -9,10 +9,10 @@ shipped preset, a YAML file or a :class:`DeviceConfig`::
     chain = build_chain("lab-bench", n_in=256, n_out=512)
     counts = chain.acquire(frames)          # frames: (batch, 256) binary, NumPy or CuPy
 
-See ``../shared/DESIGN.md`` sections 1, 2 and 6 for the model.
+See ``docs/design.md`` sections 1, 2 and 6 for the model.
 """
 
-from .backend import array_module, cupy_available, to_numpy
+from .support.arrays import array_module, cupy_available, to_numpy
 from .budget import exposure_for_mean_fraction, mean_counts_dn, mean_intensity
 from .camera import Camera
 from .chain import OpticalChain
@@ -23,7 +23,7 @@ from .laser import Laser
 from .medium import ScatteringMedium
 from .polarizer import Polarizer, speckle_contrast_for_leak
 from .presets import load_preset, preset_names, resolve_config
-from .schema import ConfigError
+from .support.schema import ConfigError
 
 __all__ = [
     "array_module", "cupy_available", "to_numpy",

@@ -8,7 +8,7 @@ and the camera's electrons per watt turn it into electrons, and ``K`` into DN.
 
 For fully developed (exponential) speckle, a pixel exceeds ``c`` times the mean with
 probability ``exp(-c)``: with the mean at ``1 / 6.9`` of the signal range 99.9 % of the
-pixels stay below saturation (DESIGN.md section 2).
+pixels stay below saturation (docs/design.md section 2).
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ import math
 
 import numpy as np
 
-from .backend import NoiseStream, array_module, asarray_like
+from .support.arrays import NoiseStream, array_module, asarray_like
 from .constants import photons_per_joule
 
 __all__ = ["Camera"]

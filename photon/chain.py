@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .backend import array_module, asarray_like
+from .support.arrays import array_module, asarray_like
 from .budget import watts_per_unit_intensity
 from .camera import Camera
 from .config import DeviceConfig

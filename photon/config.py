@@ -4,7 +4,7 @@ A :class:`DeviceConfig` holds everything needed to build an optical chain: the
 simulated sizes, the laser, the DMD, the scattering medium, the polarizer, the camera,
 the seeds of every random stream and how the transmission matrix is stored. It loads
 from and dumps to YAML (:func:`load_config`, :func:`dump_config`); loading validates
-every field (see :mod:`photon.schema`).
+every field (see :mod:`photon.support.schema`).
 
 Units are in the names: ``_nm``, ``_mw``, ``_us``, ``_s``, ``_hz``, ``_e`` (electrons),
 ``_dn`` (digital numbers), ``_px`` (camera pixels). Fractions are plain numbers in [0, 1].
@@ -20,7 +20,7 @@ from typing import Optional
 import yaml
 
 from .precision import TM_PRECISIONS
-from .schema import ConfigError, from_mapping, setting, to_mapping
+from .support.schema import ConfigError, from_mapping, setting, to_mapping
 
 __all__ = [
     "LaserConfig",

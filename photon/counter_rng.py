@@ -33,7 +33,7 @@ import math
 
 import numpy as np
 
-from .backend import array_module, run_in_pair
+from .support.arrays import array_module, run_in_pair
 
 __all__ = ["philox4x32", "matrix_key", "circular_gaussian_block", "circular_gaussian_side_by_side"]
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .backend import array_module
+from .support.arrays import array_module
 
 __all__ = ["DMD", "MirrorAmplitudes", "check_binary_frames"]
 

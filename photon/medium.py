@@ -5,7 +5,7 @@ Model
 The field on camera pixel ``j`` in polarization ``p`` is ``E_pj = sum_i T_pji a_i + b_pj``
 where ``a_i`` is the field amplitude leaving mirror ``i`` of the DMD's used region and
 ``b`` the fixed reference field of mirrors held on outside it. ``T`` is i.i.d. circular
-complex Gaussian with variance ``1 / n_mirrors`` (DESIGN.md section 2), one independent
+complex Gaussian with variance ``1 / n_mirrors`` (docs/design.md section 2), one independent
 matrix per polarization. A macropixel's row is the sum of its mirrors' rows, so the
 feature-level matrix of ``n_in`` macropixels of ``m`` mirrors has variance ``1 / n_in``.
 The held-on mirrors' field is the sum of ``held_on_mirrors`` such rows, i.e. circular
@@ -16,7 +16,7 @@ imaginary parts) in units where ``|E|^2 = 1`` is the mean intensity of all used 
 on. The product with a batch of frames is one real GEMM against the real and imaginary
 parts side by side.
 
-Drift follows DESIGN.md's ``T(t + dt) = sqrt(1 - a) T(t) + sqrt(a) G`` with ``a = dt / tau``,
+Drift follows docs/design.md section 2: ``T(t + dt) = sqrt(1 - a) T(t) + sqrt(a) G`` with ``a = dt / tau``,
 taken from keyframes: independent Gaussian matrices ``K_0 = T(0), K_1, K_2, ...`` sit
 ``tau`` apart and ``T(m tau + dt) = sqrt(1 - a) K_m + sqrt(a) K_(m+1)`` for
 ``0 <= dt < tau``. The correlation between ``T(m tau)`` (the TM at time zero, say) and the
@@ -37,7 +37,7 @@ import math
 
 import numpy as np
 
-from .backend import array_module, asarray_like
+from .support.arrays import array_module, asarray_like
 from .gaussian_matrix import GaussianMatrix
 from .precision import check_precision, precise_matmul, round_to_precision
 

@@ -29,7 +29,7 @@ import math
 
 import numpy as np
 
-from .backend import array_module
+from .support.arrays import array_module
 
 __all__ = ["TM_PRECISIONS", "MANTISSA_BITS", "round_to_precision", "check_precision",
            "precise_matmul", "relative_rounding_rms"]

@@ -1,7 +1,7 @@
 """Speckle statistics of a simulated device, measured from its own frames.
 
 :func:`speckle_report` acquires frames with disjoint supports (their speckles are
-independent), and compares what it measures with the theory of DESIGN.md section 2:
+independent), and compares what it measures with the theory of docs/design.md section 2:
 contrast behind the polarizer, mean count against the exposure target, saturated
 fraction against the exponential tail, and the photon-transfer gain from repeated
 frames. :func:`plot_speckle_histogram` draws the intensity histogram against the

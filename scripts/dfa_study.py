@@ -22,9 +22,9 @@ import sys
 if importlib.util.find_spec("dfa_bridge") is None:  # run from a checkout without installing
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
-from dfa_bridge.experiment import BACKENDS  # noqa: E402
-from dfa_bridge.plots import plot_alignment_curves, plot_learning_curves  # noqa: E402
-from dfa_bridge.studies import STUDY_NAMES, run_study  # noqa: E402
+from photon.support.arrays import BACKENDS  # noqa: E402
+from dfa_bridge.studies.plots import plot_alignment_curves, plot_learning_curves  # noqa: E402
+from dfa_bridge.studies.acceptance import STUDY_NAMES, run_study  # noqa: E402
 
 __all__ = ["main"]
 

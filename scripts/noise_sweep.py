@@ -21,7 +21,7 @@ import sys
 if importlib.util.find_spec("dfa_bridge") is None:  # run from a checkout without installing
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
-from dfa_bridge.sweep import AXES, markdown_table, plot_sweep, run_sweep, sweep_points  # noqa: E402
+from dfa_bridge.studies.sweep import AXES, markdown_table, plot_sweep, run_sweep, sweep_points  # noqa: E402
 
 __all__ = ["main"]
 

@@ -39,8 +39,8 @@ import numpy as np  # noqa: E402
 from calibration import calibrate, row_correlation  # noqa: E402
 from calibration.quality import PUBLISHED_R, plot_quality, quality_against_frames  # noqa: E402
 from dfa_bridge import run_experiment  # noqa: E402
-from dfa_bridge.plots import plot_learning_curves  # noqa: E402
-from dfa_bridge.sweep import (markdown_table, plot_sweep, read_results, run_sweep,  # noqa: E402
+from dfa_bridge.studies.plots import plot_learning_curves  # noqa: E402
+from dfa_bridge.studies.sweep import (markdown_table, plot_sweep, read_results, run_sweep,  # noqa: E402
                               sweep_points)
 from devices import OPU, VirtualDevice, open_device  # noqa: E402
 from devices.throughput import crossovers, plot_throughput, throughput_table  # noqa: E402

@@ -31,14 +31,15 @@ import sys
 if importlib.util.find_spec("dfa_bridge") is None:  # run from a checkout without installing
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
-from dfa_bridge.datasets import DATASET_NAMES  # noqa: E402
-from dfa_bridge.experiment import BACKENDS, MODELS, run_experiment  # noqa: E402
-from dfa_bridge.feedback import ENCODERS  # noqa: E402
-from dfa_bridge.language import FEEDBACK_MODES, run_language_experiment  # noqa: E402
-from dfa_bridge.text import TEXT_DATASETS  # noqa: E402
-from dfa_bridge.optim import OPTIMIZERS  # noqa: E402
-from dfa_bridge.plots import plot_alignment_curves, plot_learning_curves  # noqa: E402
-from dfa_bridge.training import METHODS  # noqa: E402
+from dfa_bridge.data import DATASET_NAMES  # noqa: E402
+from dfa_bridge.training.experiment import MODELS, run_experiment  # noqa: E402
+from photon.support.arrays import BACKENDS  # noqa: E402
+from dfa_bridge.training.feedback import ENCODERS  # noqa: E402
+from dfa_bridge.training.language import FEEDBACK_MODES, run_language_experiment  # noqa: E402
+from dfa_bridge.data.text import TEXT_DATASETS  # noqa: E402
+from dfa_bridge.nn.optim import OPTIMIZERS  # noqa: E402
+from dfa_bridge.studies.plots import plot_alignment_curves, plot_learning_curves  # noqa: E402
+from dfa_bridge.training.trainer import METHODS  # noqa: E402
 
 __all__ = ["main"]
 

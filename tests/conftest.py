@@ -2,7 +2,7 @@
 
 import pytest
 
-from photon.backend import cupy_available
+from photon.support.arrays import cupy_available
 
 
 def pytest_collection_modifyitems(config, items):

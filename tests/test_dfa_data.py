@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from dfa_bridge.data import load_digits, load_mnist, read_idx, stratified_split
-from dfa_bridge.datasets import load_dataset
-from dfa_bridge.graphs import contextual_sbm, load_planetoid, normalized_adjacency
+from dfa_bridge.data.tabular import load_digits, load_mnist, read_idx, stratified_split
+from dfa_bridge.data import load_dataset
+from dfa_bridge.data.graphs import contextual_sbm, load_planetoid, normalized_adjacency
 
 
 # ---------------------------------------------------------------------- digits
@@ -219,7 +219,7 @@ def test_bad_dataset_arguments_are_refused(tmp_path, call, error, message):
 
 
 def test_written_files_train_end_to_end(tmp_path, mnist_dir):
-    from dfa_bridge.experiment import run_experiment
+    from dfa_bridge.training.experiment import run_experiment
 
     directory, _ = mnist_dir
     result, _ = run_experiment("mlp", "mnist", "dfa", data_path=directory, epochs=2,

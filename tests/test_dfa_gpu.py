@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from dfa_bridge.experiment import run_experiment
-from dfa_bridge.feedback import IdealFeedback, make_feedback
-from dfa_bridge.graphs import normalized_adjacency
-from dfa_bridge.models import GCN, MLP
-from dfa_bridge.training import Trainer
+from dfa_bridge.training.experiment import run_experiment
+from dfa_bridge.training.feedback import IdealFeedback, make_feedback
+from dfa_bridge.data.graphs import normalized_adjacency
+from dfa_bridge.nn.models import GCN, MLP
+from dfa_bridge.training.trainer import Trainer
 
 pytestmark = pytest.mark.gpu
 
@@ -86,7 +86,7 @@ def test_dfa_through_a_virtual_opu_trains_on_cupy():
 
 
 def test_benchmark_runs_on_cupy():
-    from dfa_bridge.benchmark import time_training_steps
+    from dfa_bridge.studies.benchmark import time_training_steps
 
     result = time_training_steps(256, (512, 512), 10, 128, repeats=3, backend="cupy")
     assert result["bp_s"] > 0 and result["dfa_s"] > 0

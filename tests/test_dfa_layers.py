@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from dfa_bridge.graphs import normalized_adjacency
-from dfa_bridge.layers import Dropout, GraphConv, Linear, Parameter, ReLU, Tanh
-from dfa_bridge.losses import SoftmaxCrossEntropy
-from dfa_bridge.models import GCN, MLP
-from dfa_bridge.optim import SGD, Adam, make_optimizer
+from dfa_bridge.data.graphs import normalized_adjacency
+from dfa_bridge.nn.layers import Dropout, GraphConv, Linear, Parameter, ReLU, Tanh
+from dfa_bridge.nn.losses import SoftmaxCrossEntropy
+from dfa_bridge.nn.models import GCN, MLP
+from dfa_bridge.nn.optim import SGD, Adam, make_optimizer
 
 from tests.gradcheck import numerical_gradient, relative_error
 

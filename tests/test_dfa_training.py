@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from dfa_bridge.alignment import angle_deg, feedback_angles, update_angles
-from dfa_bridge.experiment import run_experiment
-from dfa_bridge.feedback import DeviceFeedback, Feedback, IdealFeedback, make_feedback
-from dfa_bridge.graphs import normalized_adjacency
-from dfa_bridge.models import GCN, MLP
-from dfa_bridge.studies import run_study
-from dfa_bridge.training import Trainer
+from dfa_bridge.training.alignment import angle_deg, feedback_angles, update_angles
+from dfa_bridge.training.experiment import run_experiment
+from dfa_bridge.training.feedback import DeviceFeedback, Feedback, IdealFeedback, make_feedback
+from dfa_bridge.data.graphs import normalized_adjacency
+from dfa_bridge.nn.models import GCN, MLP
+from dfa_bridge.studies.acceptance import run_study
+from dfa_bridge.training.trainer import Trainer
 from devices import open_device
 
 
@@ -291,8 +291,8 @@ def test_acceptance_block_model_study_meets_every_goal():
 
 
 def test_a_diverging_run_stops_keeps_its_records_and_never_feeds_nan_to_a_device():
-    from dfa_bridge.datasets import load_dataset
-    from dfa_bridge.training import fit
+    from dfa_bridge.data import load_dataset
+    from dfa_bridge.training.trainer import fit
 
     data = load_dataset("digits")
     model = MLP(data.n_features, data.n_classes, hidden=(32,), activation="tanh", seed=0)

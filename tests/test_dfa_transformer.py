@@ -8,11 +8,11 @@ import sys
 import numpy as np
 import pytest
 
-from dfa_bridge.feedback import Feedback, IdealFeedback
-from dfa_bridge.language import LanguageTrainer, run_language_experiment, sample
-from dfa_bridge.text import (UNK, build_corpus, load_pydoc, load_text_file, random_windows,
+from dfa_bridge.training.feedback import Feedback, IdealFeedback
+from dfa_bridge.training.language import LanguageTrainer, run_language_experiment, sample
+from dfa_bridge.data.text import (UNK, build_corpus, load_pydoc, load_text_file, random_windows,
                              validation_windows)
-from dfa_bridge.transformer import (GELU, CausalSelfAttention, FeedForward, LayerNorm,
+from dfa_bridge.nn.transformer import (GELU, CausalSelfAttention, FeedForward, LayerNorm,
                                     OutputProjection, PositionalEmbedding, TokenEmbedding,
                                     TransformerBlock, TransformerLM)
 from tests.gradcheck import numerical_gradient, relative_error
@@ -142,7 +142,7 @@ def test_output_projection_backward_matches_finite_differences(tied, rng):
 
 @pytest.mark.parametrize("tied", [False, True])
 def test_whole_model_backprop_matches_finite_differences(tied, rng):
-    from dfa_bridge.losses import SoftmaxCrossEntropy
+    from dfa_bridge.nn.losses import SoftmaxCrossEntropy
 
     model = TransformerLM(9, context=5, width=6, heads=2, n_blocks=2, tied=tied, seed=3,
                           dtype=np.float64)
@@ -329,7 +329,7 @@ def test_sample_has_the_requested_length_and_is_reproducible(tiny_runs):
 
 
 def test_dfa_through_the_lab_bench_opu_runs_with_bit_planes_by_default():
-    from dfa_bridge.experiment import run_experiment
+    from dfa_bridge.training.experiment import run_experiment
 
     # Through run_experiment, as the studies do: the Transformer's default encoder applies.
     result, _ = run_experiment("transformer", "pydoc", "dfa", "lab-bench", max_eval_chars=2048,
@@ -362,7 +362,7 @@ def test_train_script_refuses_bad_transformer_arguments():
 
 @pytest.mark.slow
 def test_acceptance_transformer_study():
-    from dfa_bridge.studies import run_study
+    from dfa_bridge.studies.acceptance import run_study
 
     summary, _ = run_study("transformer")
     assert all(goal["met"] for goal in summary["goals"].values()), summary["goals"]
@@ -400,7 +400,7 @@ def test_a_diverging_language_run_stops_and_keeps_its_evaluations():
 
 
 def test_bit_planes_keep_the_token_error_that_a_ternary_code_drops():
-    from dfa_bridge.feedback import make_feedback
+    from dfa_bridge.training.feedback import make_feedback
 
     n_tokens, width = 91, 64
     rng = np.random.default_rng(0)

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from dfa_bridge.sweep import (AXES, markdown_table, plot_sweep, read_results, run_sweep,
+from dfa_bridge.studies.sweep import (AXES, markdown_table, plot_sweep, read_results, run_sweep,
                               sweep_points)
 
 

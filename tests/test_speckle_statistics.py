@@ -1,4 +1,4 @@
-"""Speckle statistics of the noise-free chain against the theory of DESIGN.md section 2."""
+"""Speckle statistics of the noise-free chain against the theory of docs/design.md section 2."""
 
 import numpy as np
 import pytest

@@ -14,7 +14,7 @@ pubmed     Planetoid files ``ind.pubmed.*``                          yes
 
 from __future__ import annotations
 
-from .data import Dataset, load_digits, load_mnist
+from .tabular import Dataset, load_digits, load_mnist
 from .graphs import PLANETOID_NAMES, GraphData, contextual_sbm, load_planetoid
 
 __all__ = ["DATASET_NAMES", "GRAPH_DATASETS", "load_dataset"]

@@ -17,10 +17,11 @@ from typing import Sequence
 
 import numpy as np
 
-from .experiment import backend_module
-from .feedback import IdealFeedback
-from .models import MLP
-from .training import Trainer
+from photon.support.arrays import backend_module
+
+from ..training.feedback import IdealFeedback
+from ..nn.models import MLP
+from ..training.trainer import Trainer
 
 __all__ = ["time_training_steps"]
 

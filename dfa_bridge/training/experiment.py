@@ -12,18 +12,18 @@ from __future__ import annotations
 import numpy as np
 
 from devices import OPUDevice
+from photon.support.arrays import BACKENDS, backend_module
 
-from .data import Dataset
-from .datasets import load_dataset
+from ..data.tabular import Dataset
+from ..data import load_dataset
 from .feedback import DeviceFeedback, make_feedback
-from .graphs import GraphData
-from .models import GCN, MLP
-from .training import History, Trainer, fit
+from ..data.graphs import GraphData
+from ..nn.models import GCN, MLP
+from .trainer import History, Trainer, fit
 
-__all__ = ["MODELS", "BACKENDS", "DEFAULTS", "backend_module", "derive_seeds", "run_experiment"]
+__all__ = ["MODELS", "DEFAULTS", "derive_seeds", "run_experiment"]
 
 MODELS = ("mlp", "gcn", "transformer")
-BACKENDS = ("numpy", "cupy")
 
 #: Hyper-parameters of each model unless given: the MLP of the digits study and the
 #: two-layer GCN of Kipf & Welling (hidden width raised to 64).
@@ -42,20 +42,6 @@ def derive_seeds(seed: int) -> dict[str, int]:
             for name, child in zip(("model", "feedback", "order"), children)}
 
 
-def backend_module(backend: str):
-    """The array module of ``backend``: ``"numpy"`` or ``"cupy"`` (imported only when named)."""
-    if backend not in BACKENDS:
-        raise ValueError(f"backend = {backend!r}: expected one of {', '.join(BACKENDS)}")
-    if backend == "numpy":
-        return np
-    try:
-        import cupy  # noqa: PLC0415  (GPU path only)
-    except ImportError as error:
-        raise ValueError(f"backend = {backend!r}: expected CuPy to be installed "
-                         "(pip install 'photon-dfa[gpu]')") from error
-    return cupy
-
-
 def run_experiment(model: str = "mlp", data: str = "digits", method: str = "dfa",
                    feedback: str = "ideal", *, epochs: int | None = None, seed: int = 0,
                    data_seed: int = 0, data_path=None, backend: str = "numpy",
@@ -69,13 +55,13 @@ def run_experiment(model: str = "mlp", data: str = "digits", method: str = "dfa"
     model
         ``"mlp"`` (on a graph dataset: the node features alone), ``"gcn"``, or
         ``"transformer"`` (a text dataset; delegated to
-        :func:`dfa_bridge.language.run_language_experiment`, ``epochs`` read as steps).
+        :func:`dfa_bridge.training.language.run_language_experiment`, ``epochs`` read as steps).
     data
-        A name of :func:`dfa_bridge.datasets.load_dataset`.
+        A name of :func:`dfa_bridge.data.load_dataset`.
     method
         ``"bp"``, ``"dfa"`` or ``"shallow"``.
     feedback
-        ``"ideal"``, a device name (see :func:`dfa_bridge.feedback.make_feedback`), or an
+        ``"ideal"``, a device name (see :func:`dfa_bridge.training.feedback.make_feedback`), or an
         open :class:`devices.OPUDevice` (a calibrated device, say) with ``n_in >= classes``
         and ``n_out >=`` the sum of the hidden widths.
     epochs
@@ -90,7 +76,7 @@ def run_experiment(model: str = "mlp", data: str = "digits", method: str = "dfa"
         ``"numpy"`` or ``"cupy"`` (the data, model and feedback move to the GPU).
     encoder, n_bits
         Error encoder of a device feedback (None: ``ternary`` for the MLP and the GCN,
-        ``bitplanes`` for the Transformer, see :func:`~dfa_bridge.language.run_language_experiment`).
+        ``bitplanes`` for the Transformer, see :func:`~dfa_bridge.training.language.run_language_experiment`).
     max_train
         Keep only the first ``max_train`` training samples (tabular data; for quick runs).
     device_options
@@ -111,7 +97,7 @@ def run_experiment(model: str = "mlp", data: str = "digits", method: str = "dfa"
     """
     if model not in MODELS:
         raise ValueError(f"model = {model!r}: expected one of {', '.join(MODELS)}")
-    if model == "transformer":  # trained in steps, not epochs: see dfa_bridge.language
+    if model == "transformer":  # trained in steps, not epochs: see dfa_bridge.training.language
         from .language import run_language_experiment  # noqa: PLC0415
 
         if epochs is not None:

@@ -1,6 +1,6 @@
 """Training a character-level Transformer by backpropagation, macro DFA or the shallow baseline.
 
-Methods (DESIGN.md section 5; Launay, Poli, Boniface, Krzakala, "Direct Feedback
+Methods (docs/design.md section 5; Launay, Poli, Boniface, Krzakala, "Direct Feedback
 Alignment Scales to Modern Deep Learning Tasks and Architectures", NeurIPS 2020)
 ---------------------------------------------------------------------------------
 The error is per token: ``e = (softmax(logits) - onehot(next char)) / (B T)``, shape
@@ -23,17 +23,17 @@ The error is per token: ``e = (softmax(logits) - onehot(next char)) / (B T)``, s
 
              ``feedback_mode="shared"`` (default) projects onto ``D`` and gives every
              block the same ``B e``; ``"sliced"`` projects onto ``L D`` and gives block
-             ``k`` its own slice (DESIGN.md section 5's MLP form). In a residual stack
+             ``k`` its own slice (the MLP form of docs/design.md section 5). In a residual stack
              the true gradients at the block outputs nearly coincide (the stream is
              carried by identities), so one shared ``B`` can be aligned with by the head;
              ``L`` independent ``B_k`` cannot all be. Measured here: shared closes most of
              the shallow-to-bp gap, sliced does worse than shallow.
 ``shallow``  embeddings and blocks stay at their initialization; only the head trains.
 
-Feedback scale: ``B_k = G_k / sqrt(D)`` (see :mod:`dfa_bridge.feedback`); with Adam the
+Feedback scale: ``B_k = G_k / sqrt(D)`` (see :mod:`dfa_bridge.training.feedback`); with Adam the
 update's direction, not its scale, matters. Alignment per block: the angle between the
 DFA update and the backprop gradient of the same batch, the block's parameters
-flattened (:func:`dfa_bridge.alignment.update_angles`).
+flattened (:func:`dfa_bridge.training.alignment.update_angles`).
 """
 
 from __future__ import annotations
@@ -45,15 +45,16 @@ import warnings
 import numpy as np
 
 from photon import to_numpy
-from photon.progress import Progress
+from photon.support.arrays import backend_module
+from photon.support.progress import Progress
 
 from .alignment import backward_with_alignment
 from .feedback import Feedback, make_feedback
-from .losses import SoftmaxCrossEntropy, TrainingDiverged, check_finite_loss
-from .optim import make_optimizer
-from .text import CharCorpus, load_text_dataset, random_windows, validation_windows
-from .training import History
-from .transformer import TransformerLM
+from ..nn.losses import SoftmaxCrossEntropy, TrainingDiverged, check_finite_loss
+from ..nn.optim import make_optimizer
+from ..data.text import CharCorpus, load_text_dataset, random_windows, validation_windows
+from .trainer import History
+from ..nn.transformer import TransformerLM
 
 __all__ = ["LM_DEFAULTS", "FEEDBACK_MODES", "LanguageTrainer", "LMHistory", "fit_language_model", "sample",
            "run_language_experiment"]
@@ -66,7 +67,7 @@ LM_DEFAULTS = {"n_blocks": 4, "width": 128, "heads": 4, "context": 64, "tied": F
                "steps": 1500, "warmup": 100, "feedback_mode": "shared"}
 
 #: How the projected error reaches the blocks: ``sliced`` projects onto ``L D`` and gives
-#: block ``k`` its own slice (DESIGN.md section 5); ``shared`` projects onto ``D`` and gives
+#: block ``k`` its own slice (docs/design.md section 5); ``shared`` projects onto ``D`` and gives
 #: every block the same signal (TinyDFA, Launay et al.'s code: one projection onto the
 #: largest feedback width, each layer reading its prefix).
 FEEDBACK_MODES = ("sliced", "shared")
@@ -78,11 +79,11 @@ class LanguageTrainer:
     Parameters
     ----------
     model
-        The :class:`~dfa_bridge.transformer.TransformerLM`.
+        The :class:`~dfa_bridge.nn.transformer.TransformerLM`.
     method
         ``"bp"``, ``"dfa"`` or ``"shallow"``.
     feedback
-        A :class:`~dfa_bridge.feedback.Feedback` with widths ``(D,) * L`` and ``V``
+        A :class:`~dfa_bridge.training.feedback.Feedback` with widths ``(D,) * L`` and ``V``
         classes; required for ``dfa``, optional otherwise (alignment logging only).
     optimizer
         ``"adam"`` or ``"sgd"``, over the parameters the method trains.
@@ -179,7 +180,7 @@ class LanguageTrainer:
 
 
 class LMHistory(History):
-    """Records of a language-model run (see :class:`~dfa_bridge.training.History`).
+    """Records of a language-model run (see :class:`~dfa_bridge.training.trainer.History`).
 
     One record per evaluation: ``step``, ``train_loss``, ``val_loss``,
     ``val_perplexity`` and ``update_angle_deg`` (per block, or None).
@@ -319,7 +320,7 @@ def run_language_experiment(data: str = "pydoc", method: str = "dfa", feedback: 
     method
         ``"bp"``, ``"dfa"`` or ``"shallow"``.
     feedback
-        ``"ideal"`` or a device (see :func:`dfa_bridge.feedback.make_feedback`): its
+        ``"ideal"`` or a device (see :func:`dfa_bridge.training.feedback.make_feedback`): its
         ``n_in`` is the vocabulary, its ``n_out`` ``n_blocks * width``.
     seed
         Seed of the model, feedback, window-order and sampling streams (each its own).
@@ -345,8 +346,6 @@ def run_language_experiment(data: str = "pydoc", method: str = "dfa", feedback: 
         ``unigram_perplexity``, ``steps``, ``seconds``, ``alignment_deg`` (per block),
         ``curves``, ``sample`` (when asked) and the run's description.
     """
-    from .experiment import backend_module  # noqa: PLC0415  (experiment imports this module)
-
     overrides = {k: v for k, v in overrides.items() if v is not None}
     unknown = sorted(set(overrides) - set(LM_DEFAULTS))
     if unknown:

@@ -6,7 +6,7 @@ For logits ``a`` (n, C) and integer labels ``y`` (n,),
 
     ``p = softmax(a)``,  ``L = -(1/n) sum_k log p[k, y_k]``,  ``e = dL/da = (p - onehot(y)) / n``.
 
-``e`` is the error DFA projects (DESIGN.md section 5). Each row of ``e`` sums to zero over
+``e`` is the error DFA projects (docs/design.md section 5). Each row of ``e`` sums to zero over
 the classes, so a projection that acts on deviations from the mean over its inputs (the
 OPU's complement identity) loses nothing.
 """

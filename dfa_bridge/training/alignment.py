@@ -1,4 +1,4 @@
-"""Alignment of DFA with backpropagation, per hidden layer (DESIGN.md section 5).
+"""Alignment of DFA with backpropagation, per hidden layer (docs/design.md section 5).
 
 Two angles, in degrees (0: aligned, 90: orthogonal, as two random directions in high
 dimension are):

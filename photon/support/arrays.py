@@ -13,6 +13,8 @@ import types
 import numpy as np
 
 __all__ = [
+    "BACKENDS",
+    "backend_module",
     "array_module",
     "is_cupy_array",
     "to_numpy",
@@ -133,3 +135,20 @@ class NoiseStream:
     def poisson(self, lam):
         """Poisson samples of mean ``lam`` (an array on this backend)."""
         return self._generators[0].poisson(lam)
+
+
+BACKENDS = ("numpy", "cupy")
+
+
+def backend_module(backend: str):
+    """The array module of ``backend``: ``"numpy"`` or ``"cupy"`` (imported only when named)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend = {backend!r}: expected one of {', '.join(BACKENDS)}")
+    if backend == "numpy":
+        return np
+    try:
+        import cupy  # noqa: PLC0415  (GPU path only)
+    except ImportError as error:
+        raise ValueError(f"backend = {backend!r}: expected CuPy to be installed "
+                         "(pip install 'photon-dfa[gpu]')") from error
+    return cupy

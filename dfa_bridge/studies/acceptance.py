@@ -13,7 +13,7 @@
             closes, and each run's wall time.
 
 Each study reports every run's result, the accuracy gaps in points, and each goal of
-the issue next to the measured value (DESIGN.md section 7: a study states its
+the issue next to the measured value (docs/design.md section 7: a study states its
 reference next to its own result).
 """
 
@@ -21,8 +21,8 @@ from __future__ import annotations
 
 from typing import Callable
 
-from .experiment import run_experiment
-from .training import History
+from ..training.experiment import run_experiment
+from ..training.trainer import History
 
 __all__ = ["STUDIES", "STUDY_NAMES", "LM_STUDY", "gap_closed_pct", "run_study"]
 
@@ -146,7 +146,7 @@ def run_study(name: str, seed: int = 0, epochs: int | None = None, progress: boo
     on_run
         Called with each run's label and result as it finishes.
     **options
-        Further :func:`~dfa_bridge.experiment.run_experiment` arguments for every run
+        Further :func:`~dfa_bridge.training.experiment.run_experiment` arguments for every run
         (``backend``, ``max_train`` ...).
 
     Returns

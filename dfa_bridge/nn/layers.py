@@ -24,7 +24,7 @@ import math
 import numpy as np
 
 from photon import array_module
-from photon.backend import asarray_like
+from photon.support.arrays import asarray_like
 
 __all__ = ["Parameter", "Layer", "Linear", "GraphConv", "Tanh", "ReLU", "Dropout"]
 

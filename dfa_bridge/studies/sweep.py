@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from photon import resolve_config
-from photon.progress import Progress
+from photon.support.progress import Progress
 
-from .experiment import run_experiment
+from ..training.experiment import run_experiment
 
 __all__ = ["Axis", "AXES", "sweep_points", "read_results", "run_sweep", "point_key",
            "plot_sweep", "markdown_table"]

@@ -14,7 +14,7 @@ import struct
 
 import numpy as np
 
-from photon.backend import asarray_like
+from photon.support.arrays import asarray_like
 
 __all__ = ["Dataset", "stratified_split", "standardize_pixels", "load_digits", "read_idx",
            "load_mnist", "MNIST_FILES"]

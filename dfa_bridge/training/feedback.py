@@ -1,6 +1,6 @@
 """Feedback sources: the projection ``B e`` of the error onto every hidden layer at once.
 
-Model (DESIGN.md section 5)
+Model (docs/design.md section 5)
 ---------------------------
 For hidden widths ``n_1 .. n_{N-1}`` (total ``S``) and ``C`` classes, a feedback source
 holds one fixed matrix ``B`` (S, C), the hidden layers' ``B_i`` (n_i, C) stacked. A batch
@@ -35,7 +35,7 @@ import numpy as np
 from devices import (OPU, BitPlaneEncoder, Encoder, OPUDevice, TernaryEncoder, backend_names,
                      open_device)
 from photon import array_module
-from photon.backend import asarray_like
+from photon.support.arrays import asarray_like
 
 __all__ = ["Feedback", "IdealFeedback", "DeviceFeedback", "ENCODERS", "make_encoder",
            "make_feedback"]

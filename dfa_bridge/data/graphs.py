@@ -16,9 +16,9 @@ import pickle
 import numpy as np
 import scipy.sparse as sp
 
-from photon.backend import asarray_like
+from photon.support.arrays import asarray_like
 
-from .data import Dataset
+from .tabular import Dataset
 
 __all__ = ["GraphData", "normalized_adjacency", "planetoid_split", "contextual_sbm",
            "load_planetoid", "PLANETOID_NAMES"]
@@ -75,7 +75,7 @@ class GraphData:
         """A copy with features, labels and indices on the backend ``xp``.
 
         The adjacency stays a ``scipy.sparse`` matrix: the GCN's layers move their own
-        copy (:meth:`dfa_bridge.layers.GraphConv.to`).
+        copy (:meth:`dfa_bridge.nn.layers.GraphConv.to`).
         """
         move = lambda a: asarray_like(a, xp)  # noqa: E731
         return dataclasses.replace(

@@ -1,10 +1,10 @@
 """Training by backpropagation, DFA or the shallow baseline, with alignment logging.
 
-Methods (DESIGN.md section 5), on the same :class:`~dfa_bridge.models.Network`:
+Methods (docs/design.md section 5), on the same :class:`~dfa_bridge.nn.models.Network`:
 
 ``bp``       backpropagation: ``delta_i = (W_{i+1}^T delta_{i+1}) * f_i'(a_i)``.
 ``dfa``      direct feedback alignment: ``delta_i = (B_i e) * f_i'(a_i)``, all ``B_i e``
-             from one projection of the error by a :class:`~dfa_bridge.feedback.Feedback`;
+             from one projection of the error by a :class:`~dfa_bridge.training.feedback.Feedback`;
              the last layer uses ``e`` itself.
 ``shallow``  only the last layer trains (the hidden layers stay at their random
              initialization): the baseline that shows whether the hidden layers learn.
@@ -12,7 +12,7 @@ Methods (DESIGN.md section 5), on the same :class:`~dfa_bridge.models.Network`:
 A step computes the error ``e = dL/da_N`` of the batch, the gradients of its method,
 and one optimizer update. On request it also computes the other method's gradients
 from the same forward pass and logs, per hidden layer, the angle between the DFA update
-and the backprop gradient (:mod:`dfa_bridge.alignment`).
+and the backprop gradient (:mod:`dfa_bridge.training.alignment`).
 
 Graphs train full batch: the forward runs on every node, the loss on the training
 nodes (``rows``); the error, hence the feedback, is zero elsewhere, so only the
@@ -29,15 +29,15 @@ import warnings
 import numpy as np
 
 from photon import array_module
-from photon.progress import Progress
+from photon.support.progress import Progress
 
 from .alignment import backward_with_alignment, feedback_angles
-from .data import Dataset
+from ..data.tabular import Dataset
 from .feedback import Feedback
-from .graphs import GraphData
-from .losses import SoftmaxCrossEntropy, TrainingDiverged, check_finite_loss
-from .models import Network
-from .optim import make_optimizer
+from ..data.graphs import GraphData
+from ..nn.losses import SoftmaxCrossEntropy, TrainingDiverged, check_finite_loss
+from ..nn.models import Network
+from ..nn.optim import make_optimizer
 
 __all__ = ["METHODS", "BatchError", "Trainer", "History", "fit"]
 
@@ -82,7 +82,7 @@ class Trainer:
     optimizer
         ``"adam"`` or ``"sgd"``, over the parameters the method trains.
     **optimizer_options
-        ``lr``, ``weight_decay``, ``momentum`` ... (see :mod:`dfa_bridge.optim`).
+        ``lr``, ``weight_decay``, ``momentum`` ... (see :mod:`dfa_bridge.nn.optim`).
     """
 
     def __init__(self, model: Network, method: str, feedback: Feedback | None = None,
@@ -134,7 +134,7 @@ class Trainer:
 
         ``bp`` backpropagates; ``dfa`` projects the seen rows' errors once and feeds each
         hidden block its slice (carried over any fixed map above it, see
-        :meth:`~dfa_bridge.models.Network.carry_feedback`); ``shallow`` sets the last
+        :meth:`~dfa_bridge.nn.models.Network.carry_feedback`); ``shallow`` sets the last
         block's gradients only. The last block always receives ``e`` itself.
         """
         method = self.method if method is None else method

@@ -1,6 +1,6 @@
 """Networks as stacks of blocks: MLP and GCN.
 
-Model (DESIGN.md section 5)
+Model (docs/design.md section 5)
 ---------------------------
 A network is ``N`` blocks. Block ``i`` holds one weight layer (:class:`Linear` or
 :class:`GraphConv`) ``a_i = W_i h_{i-1} (+ b_i)``, optional layers before it (input
@@ -228,7 +228,7 @@ class GCN(Network):
     Parameters
     ----------
     adjacency : (n_nodes, n_nodes) sparse matrix
-        ``A_hat = D^-1/2 (A + I) D^-1/2`` (see :func:`dfa_bridge.graphs.normalized_adjacency`).
+        ``A_hat = D^-1/2 (A + I) D^-1/2`` (see :func:`dfa_bridge.data.graphs.normalized_adjacency`).
     n_features, n_classes
         Input and output widths.
     hidden

@@ -1,6 +1,6 @@
 """Optimizers: SGD with momentum and Adam, updating parameters in place.
 
-Each optimizer owns a list of :class:`~dfa_bridge.layers.Parameter` and, at
+Each optimizer owns a list of :class:`~dfa_bridge.nn.layers.Parameter` and, at
 :meth:`Optimizer.step`, reads their ``grad`` (set by a backward, of any training method)
 and updates their ``value``. Optional L2 weight decay adds ``weight_decay * w`` to the
 gradient. State arrays are created at the first step, on the parameters' backend.

@@ -1,6 +1,6 @@
 """A character-level Transformer language model with explicit forward and local backward.
 
-Model (DESIGN.md section 5; GPT-2 style, pre-layer-norm)
+Model (docs/design.md section 5; GPT-2 style, pre-layer-norm)
 ---------------------------------------------------------
 Tokens ``x`` (B, T) int, ``T <= context``; width ``D``, ``H`` heads of ``D / H``::
 
@@ -12,8 +12,8 @@ Tokens ``x`` (B, T) int, ``T <= context``; width ``D``, ``H`` heads of ``D / H``
 ``FFN`` is ``Linear(D, 4D) -> GELU -> Linear(4D, D)``. Every layer here maps
 ``(B, T, d)`` arrays (batch, positions, features) and has a local backward that takes
 ``dL/dy`` of the same shape, stores its parameters' gradients (overwritten, as in
-:mod:`dfa_bridge.layers`) and returns ``dL/dx``. The dense maps are the house
-:class:`~dfa_bridge.layers.Linear` applied to the ``B T`` rows.
+:mod:`dfa_bridge.nn.layers`) and returns ``dL/dx``. The dense maps are the house
+:class:`~dfa_bridge.nn.layers.Linear` applied to the ``B T`` rows.
 
 Training methods differ only in the signal at each block's output ``h_k`` (the residual
 stream): backpropagation chains ``dL/dh_k`` from the top (:meth:`TransformerLM.backward`);

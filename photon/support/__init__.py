@@ -1,0 +1,7 @@
+"""Helpers every layer uses that are not physics: array backends, progress bars, and the
+validating schema of configurations.
+
+:mod:`~photon.support.arrays`    the array module of the data (NumPy or CuPy), transfers, noise streams
+:mod:`~photon.support.progress`  progress bars on stderr for long work
+:mod:`~photon.support.schema`    typed, range-checked fields of frozen dataclass configurations
+"""
