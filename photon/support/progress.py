@@ -1,13 +1,16 @@
-"""A dependency-free progress bar for long work, written to stderr.
+"""Progress bars for long work, on stderr, drawn by tqdm.
 
-It redraws at most a few times a second, shows the rate and the time left, and stays
-silent when disabled or for work too short to be worth a bar.
+:class:`Progress` fixes the project's one policy on top of tqdm: a bar is shown when
+asked for, or (``enabled=None``) only for work of at least ``min_steps`` steps, so that
+quick calls stay silent; the bar shows the rate and the time left and redraws at most
+four times a second.
 """
 
 from __future__ import annotations
 
 import sys
-import time
+
+from tqdm import tqdm
 
 __all__ = ["Progress"]
 
@@ -40,14 +43,10 @@ class Progress:
     def __init__(self, total: int, description: str = "", *, enabled: bool | None = None,
                  unit: str = "step", min_steps: int = 4, stream=None):
         self.total = max(int(total), 0)
-        self.description = description
-        self.unit = unit
         self.enabled = self.total >= min_steps if enabled is None else bool(enabled)
-        self.stream = sys.stderr if stream is None else stream
-        self.done = 0
-        self._start = time.perf_counter()
-        self._last_draw = 0.0
-        self._drawn = -1
+        self._bar = tqdm(total=self.total, desc=description, unit=unit, mininterval=0.25,
+                         file=sys.stderr if stream is None else stream,
+                         disable=not self.enabled, dynamic_ncols=True, leave=True)
 
     def __enter__(self) -> "Progress":
         return self
@@ -57,27 +56,8 @@ class Progress:
 
     def update(self, steps: int = 1) -> None:
         """Record ``steps`` more finished steps."""
-        self.done += steps
-        now = time.perf_counter()
-        if self.enabled and (now - self._last_draw > 0.25 or self.done >= self.total):
-            self._last_draw = now
-            self._draw(now)
-
-    def _draw(self, now: float) -> None:
-        self._drawn = self.done
-        elapsed = now - self._start
-        fraction = self.done / self.total if self.total else 1.0
-        bar = "#" * int(24 * fraction)
-        left = elapsed / fraction - elapsed if fraction > 0 else float("nan")
-        self.stream.write(f"\r{self.description} [{bar:<24}] {self.done}/{self.total} "
-                          f"{self.unit}s {elapsed:6.1f} s, {left:6.1f} s left")
-        self.stream.flush()
+        self._bar.update(steps)
 
     def close(self) -> None:
-        """End the bar's line."""
-        if self.enabled:
-            if self._drawn != self.done:
-                self._draw(time.perf_counter())
-            self.stream.write("\n")
-            self.stream.flush()
-            self.enabled = False
+        """Draw the final state and end the bar's line."""
+        self._bar.close()
