@@ -8,14 +8,14 @@ output row, up to what intensities cannot tell apart: a phase and a conjugation 
 
 Method (after Gupta et al., ICASSP 2020, "numerical interferometry")
 ------------------------------------------------------------------
-The inputs are split in two halves. To calibrate the columns of half S, three anchor
-frames ``a_i`` on the other half and random probes ``x`` on S are shown as ``x``,
+The inputs are split in two halves. To calibrate the columns of half S, ``N_ANCHORS``
+(six) anchor frames ``a_i`` on the other half and random probes ``x`` on S are shown as ``x``,
 ``x + a_i``, and the references ``0``, ``a_i``. The anchor identity (docs/design.md section 3)
 
     ``s_i(x) = (y(x + a_i) - y(x) - y(a_i) + y(0)) / 2 = Re(conj(K a_i) K x)``
 
-phases each intensity against three reference directions. For each output row the
-three linear functions ``s_i`` span a plane (the complex plane of ``K x`` seen through
+phases each intensity against six reference directions. For each output row the
+six linear functions ``s_i`` span a plane (the complex plane of ``K x`` seen through
 an unknown real-linear map): one least-squares solve, shared by all rows, gives
 ``s = W x``; the top-2 principal directions of ``W`` per row give ``w = V x`` in R^2.
 Then ``y(x) - y(0) = w^T Q w + q^T w`` (five unknowns per row, linear least squares)
@@ -120,8 +120,8 @@ def _fit_half(xp, counts_x, counts_anchor, reference, probes, full_scale=None, p
     Parameters
     ----------
     counts_x : (m, n_out)          counts of the probes x
-    counts_anchor : (3, m, n_out)  counts of x + a_i
-    reference : (4, n_out)         mean counts of 0, a_1, a_2, a_3
+    counts_anchor : (N_ANCHORS, m, n_out)  counts of x + a_i
+    reference : (1 + N_ANCHORS, n_out)     mean counts of 0, a_1, ..., a_N
     probes : (m, n_half) float64   the probes
     full_scale
         The device's largest count: counts there are censored (the truth is at least
@@ -149,7 +149,7 @@ def _fit_half(xp, counts_x, counts_anchor, reference, probes, full_scale=None, p
         # Anchor identity: s_i(x) = (y(x + a_i) - y(x) - y(a_i) + y(0)) / 2.
         s = (counts_anchor - counts_x[None] - anchor_gain) / 2.0
         w3 = pinv @ s.transpose(1, 0, 2).reshape(m, N_ANCHORS * n_out)
-        w3 = w3.reshape(-1, N_ANCHORS, n_out).transpose(2, 1, 0)    # (n_out, 3, n_half)
+        w3 = w3.reshape(-1, N_ANCHORS, n_out).transpose(2, 1, 0)    # (n_out, anchors, n_half)
         rows, e0, dark = _metric(xp, w3, probes, counts_x, y0, censored_x)
         if censored_x is None:
             break
@@ -165,10 +165,10 @@ def _fit_half(xp, counts_x, counts_anchor, reference, probes, full_scale=None, p
 
 def _metric(xp, w3, probes, counts_x, y0, censored_x):
     """Per-row plane and metric: ``y(x) - y(0) = w^T Q w + q^T w`` with ``w`` in the plane."""
-    # Each row's three functions span a plane: keep its top-2 principal directions.
-    gram = w3 @ w3.transpose(0, 2, 1)                               # (n_out, 3, 3)
+    # Each row's anchor functions span a plane: keep its top-2 principal directions.
+    gram = w3 @ w3.transpose(0, 2, 1)                               # (n_out, anchors, anchors)
     _, vectors = xp.linalg.eigh(gram)
-    plane = vectors[:, :, -2:]                                      # (n_out, 3, 2)
+    plane = vectors[:, :, -2:]                                      # (n_out, anchors, 2)
     w2 = plane.transpose(0, 2, 1) @ w3                              # (n_out, 2, n_half)
     w = _apply_rows(w2, probes).transpose(1, 0, 2)                  # (n_out, m, 2)
     design = xp.stack([w[..., 0] ** 2, 2 * w[..., 0] * w[..., 1], w[..., 1] ** 2,
@@ -249,7 +249,8 @@ def estimate_transmission_matrix(device, *, probes_per_input: float = 4.0, seed:
         An open :class:`devices.OPUDevice` with at least 4 inputs.
     probes_per_input
         Random probes per input column (>= 1; more averages the noise down). The
-        device shows ``4 probes_per_input n_in + n_in / 8 + 32`` frames, about.
+        device shows about ``7 probes_per_input n_in + 56 + max(32, n_in / 8)`` frames
+        (:func:`min_frames`).
     seed
         Seed of the probe and anchor frames.
     like
