@@ -4,6 +4,7 @@ Usage::
 
     python scripts/calibrate.py --device lab-bench --n-in 256 --n-out 256 --json
     python scripts/calibrate.py --device lab-bench --n-in 128 --n-out 128 --plot plots/
+    python scripts/calibrate.py --all-presets --seeds 3 --out docs/calibration
 
 Prints ``intensity_r`` (Pearson r between measured and predicted counts on fresh
 frames), for virtual devices ``tm_corr`` (median per-row correlation with the true TM,
@@ -13,15 +14,17 @@ median over rows), the frames
 used, the compute ``seconds`` and the device's own ``acquisition_s``, and the camera
 estimates next to the truth. With ``--plot DIR`` it also draws calibration quality
 against the number of frames, for the noise-free preset and the chosen one (every
-shipped preset with ``--all-presets``), as PNG.
+shipped preset with ``--all-presets``), as PNG, each point the mean over ``--seeds``
+calibration seeds with its 95 % interval. ``--out DIR`` writes the results page
+(``index.md``, ``calibration.json``, then the figure).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import pathlib
+import shlex
 import sys
 
 if importlib.util.find_spec("calibration") is None:  # run from a checkout without installing
@@ -31,9 +34,11 @@ import numpy as np  # noqa: E402
 
 from calibration import (calibrate, projection_error, row_correlation,  # noqa: E402
                          row_projection_errors)
-from calibration.quality import PUBLISHED_R, plot_quality, quality_against_frames  # noqa: E402
+from calibration.quality import (PUBLISHED_R, calibration_page, plot_quality,  # noqa: E402
+                                 quality_against_frames)
 from devices import OPU, VirtualDevice, open_device  # noqa: E402
 from photon import preset_names  # noqa: E402
+from photon.support.jsonio import dumps, write_json  # noqa: E402
 
 __all__ = ["main", "calibration_report"]
 
@@ -62,8 +67,8 @@ def calibration_report(device, probes_per_input: float, seed: int = 0,
         report["tm_corr"] = float(np.median(corr))
         report["tm_corr_p05"] = float(np.percentile(corr, 5))
         n_features = max(1, device.n_in - 1)
-        measured = OPU(result.device()).fit(n_features).effective_matrix()
-        reference = OPU(device.noise_free_twin()).fit(n_features).effective_matrix()
+        measured = OPU(result.device()).fit(n_features=n_features).effective_matrix()
+        reference = OPU(device.noise_free_twin()).fit(n_features=n_features).effective_matrix()
         report["projection_error"] = projection_error(measured, reference)
         report["projection_error_median_row"] = float(np.median(
             row_projection_errors(measured, reference)))
@@ -89,25 +94,42 @@ def main(argv=None) -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--plot", metavar="DIR", help="save quality against frames as PNG")
     parser.add_argument("--all-presets", action="store_true",
-                        help="with --plot: curves for every shipped preset")
+                        help="with --plot or --out: curves for every shipped preset")
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="calibration seeds per point of the quality curves (default 1)")
+    parser.add_argument("--out", metavar="DIR",
+                        help="write the results page: index.md, calibration.json, the figure")
     args = parser.parse_args(argv)
+    if args.seeds < 1:
+        parser.error(f"--seeds {args.seeds}: expected a positive integer")
+    plot_dir = args.out or args.plot
+    for option, value in (("--out", args.out), ("--plot", args.plot)):
+        if value and pathlib.Path(value).exists() and not pathlib.Path(value).is_dir():
+            parser.error(f"{option} {value}: expected a directory (a file of that name exists)")
 
     device = open_device(args.device, n_in=args.n_in, n_out=args.n_out)
     print(f"calibrating {args.device} ({args.n_in} x {args.n_out}) ...", file=sys.stderr)
     report = calibration_report(device, args.probes_per_input, args.seed)
-    if args.plot:
+    if plot_dir:
         presets = (preset_names() if args.all_presets else
                    ["ideal", args.device if isinstance(device, VirtualDevice) else "lab-bench"])
         rows = []
         for preset in dict.fromkeys(presets):
-            rows += quality_against_frames(preset, args.n_in, args.n_out)
-        directory = pathlib.Path(args.plot)
+            rows += quality_against_frames(preset, args.n_in, args.n_out,
+                                           seeds=range(args.seed, args.seed + args.seeds))
+        directory = pathlib.Path(plot_dir)
         directory.mkdir(parents=True, exist_ok=True)
-        plot_quality(rows, directory / "calibration_quality.png")
         report["quality_against_frames"] = rows
         report["plot"] = str(directory / "calibration_quality.png")
+        if args.out:  # the results first, then the figure
+            command = "python scripts/calibrate.py " + shlex.join(
+                sys.argv[1:] if argv is None else list(argv))
+            write_json(directory / "calibration.json", report)
+            (directory / "index.md").write_text(calibration_page(report, rows, command),
+                                                encoding="utf-8")
+        plot_quality(rows, directory / "calibration_quality.png")
     if args.json:
-        print(json.dumps(report, indent=2))
+        print(dumps(report, indent=2))
         return 0
     for key, value in report.items():
         if key == "quality_against_frames":

@@ -80,8 +80,8 @@ def test_the_calibrated_device_gives_the_same_linear_projection():
     result = calibrate(device, probes_per_input=1.5)
     model = result.device()
     assert model.backend == "calibrated" and model.n_in == 128
-    measured = OPU(model).fit(120).effective_matrix()
-    reference = OPU(device).fit(120).effective_matrix()
+    measured = OPU(model).fit(n_features=120).effective_matrix()
+    reference = OPU(device).fit(n_features=120).effective_matrix()
     assert projection_error(measured, reference) < 1e-3
 
 
@@ -112,3 +112,17 @@ def test_drift_monitor_notices_a_drifting_medium():
     check = monitor.check()
     assert check.drifted and monitor.drifted
     assert check.intensity_r < result.intensity_r - 0.05
+
+
+def test_the_quality_summary_gives_the_student_t_interval_over_seeds():
+    from calibration.quality import mean_interval, summarize_quality
+
+    values = [0.9, 0.95, 1.0]
+    mean, half = mean_interval(values)
+    # t(0.975, 2 dof) = 4.3027; standard error 0.05 / sqrt(3)
+    assert mean == pytest.approx(0.95) and half == pytest.approx(4.302653 * 0.05 / 3 ** 0.5, rel=1e-5)
+    assert np.isnan(mean_interval([0.5])[1])
+    rows = [{"preset": "p", "probes_per_input": 2.0, "frames_per_input": 15.0, "seed": s,
+             "intensity_r": v, "tm_corr": v, "tm_corr_p05": v} for s, v in enumerate(values)]
+    (summary,) = summarize_quality(rows)
+    assert summary["seeds"] == 3 and summary["intensity_r_ci95"] == pytest.approx(half)

@@ -91,6 +91,24 @@ def test_calibrate_prints_quality_frames_and_camera(tmp_path):
     assert result["camera"]["gain_dn_per_e"] == pytest.approx(0.0255, rel=0.2)
 
 
+def test_calibrate_writes_its_results_page_with_intervals_over_seeds(tmp_path):
+    out = tmp_path / "calibration"
+    result = json.loads(_run("scripts/calibrate.py", "--device", "ideal", "--n-in", "24",
+                             "--n-out", "32", "--seeds", "2", "--out", str(out), "--json"))
+    rows = result["quality_against_frames"]
+    assert {r["seed"] for r in rows} == {0, 1} and {r["preset"] for r in rows} == {"ideal", "lab-bench"}
+    page = (out / "index.md").read_text()
+    assert "python scripts/calibrate.py --device ideal" in page and "+-" in page
+    assert json.loads((out / "calibration.json").read_text())["n_in"] == 24
+    assert (out / "calibration_quality.png").stat().st_size > 0
+    # A file where the folder should go is refused before any work.
+    blocker = tmp_path / "taken"
+    blocker.write_text("x")
+    done = subprocess.run([sys.executable, "scripts/calibrate.py", "--out", str(blocker)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "--out" in done.stderr and "expected a directory" in done.stderr
+
+
 def test_throughput_marks_memory_and_the_opu_crossover(tmp_path):
     result = json.loads(_run("scripts/throughput.py", "--min-exp", "6", "--max-exp", "8",
                              "--batch", "8", "--out", str(tmp_path), "--json"))
