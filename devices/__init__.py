@@ -6,8 +6,10 @@
   :mod:`photon` chain), :class:`CalibratedDevice` (an estimated TM),
   :class:`HardwareDevice` (the slot for a real driver), found by name through
   :func:`open_device` and :func:`register_backend`;
-* :class:`OPU`: ``fit`` / ``transform`` (intensities) / ``linear_transform`` (a linear
-  random projection recovered from intensities) / ``cost`` (frames, seconds, joules);
+* :class:`OPU`: settings at construction, then ``fit`` (opens the device, settles its
+  exposure, measures references) / ``transform`` (intensities) / ``linear_transform`` (a
+  linear random projection recovered from intensities) / ``cost`` (frames, seconds,
+  joules); :class:`NotFittedError` before ``fit``;
 * :mod:`devices.encoders`: real-valued data to binary planes and back.
 """
 
@@ -16,7 +18,7 @@ from .cost import JobCost, job_cost
 from .encoders import BitPlaneEncoder, Encoder, TernaryEncoder, ThermometerEncoder, ThresholdEncoder
 from .hardware import HardwareDevice
 from .ideal import IdealDevice
-from .operator import OPU
+from .operator import OPU, NotFittedError
 from .protocol import DeviceClosedError, OPUDevice
 from .registry import backend_names, open_device, register_backend
 from .virtual import VirtualDevice
@@ -24,6 +26,6 @@ from .virtual import VirtualDevice
 __all__ = [
     "CalibratedDevice", "JobCost", "job_cost", "BitPlaneEncoder", "Encoder", "TernaryEncoder",
     "ThermometerEncoder", "ThresholdEncoder", "HardwareDevice", "IdealDevice", "OPU",
-    "DeviceClosedError", "OPUDevice", "backend_names", "open_device", "register_backend",
-    "VirtualDevice",
+    "NotFittedError", "DeviceClosedError", "OPUDevice", "backend_names", "open_device",
+    "register_backend", "VirtualDevice",
 ]

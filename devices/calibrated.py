@@ -58,7 +58,7 @@ class CalibratedDevice(OPUDevice):
         self._power_w = float(electrical_power_w)
         self._exposure_us = exposure_us
         self._full_scale = full_scale
-        self._analyser = Polarizer()
+        self._analyser = Polarizer.ideal()
         self._device_params = {}
 
     @staticmethod

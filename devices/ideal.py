@@ -48,11 +48,12 @@ class IdealDevice(OPUDevice):
             raise ValueError(f"frame_time_s = {frame_time_s!r}: expected > 0 seconds")
         if not electrical_power_w > 0:
             raise ValueError(f"electrical_power_w = {electrical_power_w!r}: expected > 0 W")
-        self.medium = ScatteringMedium(int(n_in), int(n_out), seed=seed, storage=storage,
-                                       max_dense_mb=max_dense_mb)
+        self.medium = ScatteringMedium.from_settings(int(n_in), int(n_out), seed=seed,
+                                                     tm_storage=storage,
+                                                     max_dense_tm_mb=max_dense_mb)
         self._frame_time_s = float(frame_time_s)
         self._power_w = float(electrical_power_w)
-        self._analyser = Polarizer()  # ideal: |E|^2 of the one polarization
+        self._analyser = Polarizer.ideal()  # |E|^2 of the one polarization
 
     n_in = property(lambda self: self.medium.n_in, doc="Number of inputs.")
     n_out = property(lambda self: self.medium.n_pixels, doc="Number of outputs.")

@@ -1,7 +1,11 @@
-"""The OPU operator: random projections through any device, in the fit/transform style.
+"""The OPU operator: random projections through any device, in the estimator style.
 
-``OPU(device)`` wraps an :class:`~devices.protocol.OPUDevice` (ideal, virtual,
-calibrated or hardware) and offers
+``OPU(device, ...)`` only stores its settings, as scikit-learn's random projections do
+(``GaussianRandomProjection(n_components=..., random_state=...)``): nothing is opened
+and no frame is shown. :meth:`OPU.fit` does the work: it opens the device, shortens its
+exposure if the brightest frame would saturate, measures the dark level, the per-output
+references and the output scale, and fits the encoder on the data; what it learns ends
+in ``_`` (``n_features_in_``, ``device_``, ``exposure_us_``, ...). Then
 
 * :meth:`OPU.transform`: the intensity projection ``|R x|^2`` of binary inputs;
 * :meth:`OPU.linear_transform`: a linear random projection ``M x`` recovered from
@@ -9,56 +13,108 @@ calibrated or hardware) and offers
   or, through an encoder, of real ones;
 * :meth:`OPU.cost`: the frames, seconds and joules a job takes on the device.
 
-Linear mode, normalized
------------------------
+A method that needs :meth:`OPU.fit` raises :class:`NotFittedError` before it.
+
+Linear mode, normalized (docs/design.md section 3)
+--------------------------------------------------
 The raw identities give ``f_j(x) = 2 g Re(conj(m_j) K_j x)``: each output row carries
 its own random amplitude ``|m_j|``, which would make the entries of ``M`` a Gaussian
 scale mixture. Each row is divided by the square root of its reference response
-(``f_j(1)`` or ``|K a|^2``, averaged over repeated reference frames at :meth:`fit`),
+(``f_j(1)`` or ``|K a|^2``, averaged over repeated reference frames at :meth:`OPU.fit`),
 which is proportional to ``|m_j|`` for a device whose fixed field is DMD leakage only.
 The complement identity leaves a component along the all-on frame (``m_j`` contains
-``K_j 1``); :meth:`linear_transform` removes it, so ``M`` acts on the inputs' deviation
-from their mean and its rows sum to zero. A global scale fitted on probe frames makes
-the entries of ``M`` unit-variance Gaussian.
+``K_j 1``); :meth:`OPU.linear_transform` removes it, so ``M`` acts on the inputs'
+deviation from their mean and its rows sum to zero. A global scale fitted on probe
+frames makes the entries of ``M`` unit-variance Gaussian.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import warnings
+from collections.abc import Mapping
 
 import numpy as np
 
-from photon import array_module, check_binary_frames, to_numpy
+from photon import DeviceConfig, array_module, check_binary_frames, to_numpy
 from photon.support.progress import Progress
 
 from .cost import JobCost, job_cost
+from .encoders import Encoder
 from .linear import (anchor_frames, anchor_projection, anchor_references, complement_frames,
                      complement_projection, complement_references, reference_response)
 from .protocol import OPUDevice
+from .registry import check_device_name, open_device
 
-__all__ = ["OPU"]
+__all__ = ["OPU", "NotFittedError"]
 
 _MAX_BATCH_ELEMENTS = 1 << 25  # device frames x outputs per acquisition (128 MiB of float32)
 SATURATION_TARGET = 1e-3      # largest fraction of saturated outputs on the brightest frame
+SATURATION_TRIES = 4          # brightest-frame measurements at most, at fit
 WEAK_REFERENCE_FRACTION = 1e-2  # references below this fraction of the median are clamped
+REFERENCE_REPEATS = 4         # repeats of each of the dark, all-on and anchor frames at fit
+
+
+class NotFittedError(ValueError, AttributeError):
+    """An :class:`OPU` method that needs :meth:`OPU.fit` was called before it.
+
+    A subclass of both ValueError and AttributeError, as scikit-learn's
+    ``NotFittedError``: ``hasattr(opu, "device_")`` is False before ``fit``.
+    """
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _check_int(name: str, value, low: int) -> int:
+    if not _is_int(value) or value < low:
+        what = "a positive integer" if low == 1 else f"an integer >= {low}"
+        raise ValueError(f"{name} = {value!r}: expected {what}")
+    return int(value)
+
+
+def _check_bool(name: str, value, optional: bool = False):
+    if value is None and optional:
+        return
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} = {value!r}: expected True or False"
+                         + (" or None" if optional else ""))
+
+
+def _check_choice(name: str, value, choices: tuple[str, ...]) -> None:
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} = {value!r}: expected " + " or ".join(map(repr, choices)))
 
 
 class OPU:
     """Random projections through an OPU device.
 
+    Construction only stores and checks the settings below: no device is built or
+    opened and no frame is shown until :meth:`fit`.
+
     Parameters
     ----------
     device
-        Any :class:`~devices.protocol.OPUDevice`; it is opened if closed.
+        The device: an :class:`~devices.protocol.OPUDevice` instance (used as is, opened
+        at :meth:`fit` if closed), or what :func:`devices.open_device` accepts (a
+        backend name, a preset name, a YAML path or a :class:`photon.DeviceConfig`),
+        built and opened at :meth:`fit` with ``device_options``. Names are checked at
+        construction (no file is read).
+    device_options
+        Keyword arguments of :func:`devices.open_device` when ``device`` is not an
+        instance, e.g. ``dict(n_in=256, n_out=1024)``.
     linear_method
         ``"complement"`` (no input reserved) or ``"anchor"`` (the last ``n_anchor``
         inputs form a fixed anchor frame).
     n_anchor
-        Anchor size for ``linear_method="anchor"`` (default: a quarter of the inputs).
+        Anchor size for ``linear_method="anchor"``, inputs (None: a quarter of the
+        device's inputs, resolved at :meth:`fit` as ``n_anchor_``). Must be None with
+        ``"complement"``.
     encoder
-        Encoder of real-valued inputs into binary planes (see :mod:`devices.encoders`);
-        fitted by :meth:`fit` when given data.
+        A :class:`~devices.encoders.Encoder` of real-valued inputs into binary planes,
+        or None for binary inputs only. :meth:`fit` fits it in place when given data.
     batch_size
         Input frames per block: in linear mode each block shares one pair of reference
         frames taken just before it. Acquisitions are further cut so that one stays
@@ -73,106 +129,309 @@ class OPU:
         At :meth:`fit`, shorten the device's exposure (when it has a settable one) until
         the brightest frame linear mode shows (every used input on) saturates at most
         0.1 % of the outputs: a saturated count breaks the identities' linearity. The
-        device's exposure is changed; ``exposure_us_`` records it.
+        device's exposure stays changed after :meth:`fit` (see there).
     probe_frames
-        Random frames used by :meth:`fit` to set the output scale.
+        Random binary frames (>= 2) :meth:`fit` projects to set the output scale
+        (ignored with ``rescale="none"``).
     seed
-        Seed of the probe frames.
+        Seed (>= 0) of the probe frames.
+
+    Attributes
+    ----------
+    The settings above are kept under their names, as given (``opu.device`` is the
+    instance, name or config passed in). :meth:`fit` sets:
+
+    device_ : OPUDevice
+        The open device the operator acquires with (the ``device`` instance itself, or
+        the one built from its name).
+    n_features_in_ : int
+        Input dimension (``n_features_`` is the same number, kept for old readers).
+    n_anchor_ : int
+        Anchor inputs (0 for ``"complement"``).
+    exposure_us_, initial_exposure_us_ : float or None
+        The device's exposure after and before the last :meth:`fit`, microseconds (None
+        for a device without one).
+    weak_outputs_ : int
+        Outputs whose reference response is within the noise (clamped).
+    fit_frames_ : int
+        Device frames the last :meth:`fit` showed.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = (np.random.default_rng(0).random((5, 48)) < 0.5).astype(np.uint8)
+    >>> opu = OPU("ideal", device_options=dict(n_in=64, n_out=128))  # settings only
+    >>> opu.fit(x).linear_transform(x).shape                         # fit opens the device
+    (5, 128)
     """
 
-    def __init__(self, device: OPUDevice, *, linear_method: str = "complement",
-                 n_anchor: int | None = None, encoder=None, batch_size: int = 1024,
+    def __init__(self, device, *, device_options: Mapping | None = None,
+                 linear_method: str = "complement", n_anchor: int | None = None,
+                 encoder: Encoder | None = None, batch_size: int = 1024,
                  rescale: str = "standard", progress: bool | None = None,
                  auto_exposure: bool = True, probe_frames: int = 32, seed: int = 0):
-        if not isinstance(device, OPUDevice):
-            raise TypeError(f"device = {device!r}: expected an OPUDevice (see devices.open_device)")
-        if linear_method not in ("complement", "anchor"):
-            raise ValueError(f"linear_method = {linear_method!r}: expected 'complement' or 'anchor'")
-        if rescale not in ("standard", "none"):
-            raise ValueError(f"rescale = {rescale!r}: expected 'standard' or 'none'")
-        if int(batch_size) != batch_size or batch_size < 1:
-            raise ValueError(f"batch_size = {batch_size!r}: expected a positive integer")
-        self.device = device.open()
+        if isinstance(device, OPUDevice):
+            if device_options:
+                raise ValueError(f"device_options = {device_options!r}: expected None when "
+                                 "device is an OPUDevice instance (options build a device from "
+                                 "a name or a config)")
+        elif not isinstance(device, DeviceConfig):
+            if not isinstance(device, (str, os.PathLike)):
+                raise TypeError(f"device = {device!r}: expected an OPUDevice, a device name (a "
+                                "backend, a preset or a YAML path) or a photon.DeviceConfig")
+            check_device_name(device)
+        if device_options is not None and not isinstance(device_options, Mapping):
+            raise TypeError(f"device_options = {device_options!r}: expected a dict of "
+                            "open_device keyword arguments, or None")
+        _check_choice("linear_method", linear_method, ("complement", "anchor"))
+        if n_anchor is not None:
+            if linear_method != "anchor":
+                raise ValueError(f"n_anchor = {n_anchor!r}: expected None with "
+                                 f"linear_method = {linear_method!r} (an anchor is reserved only "
+                                 "with linear_method='anchor')")
+            _check_int("n_anchor", n_anchor, 1)
+        if encoder is not None and not isinstance(encoder, Encoder):
+            raise TypeError(f"encoder = {encoder!r}: expected None or a devices.Encoder "
+                            "(e.g. BitPlaneEncoder(n_bits=8), TernaryEncoder())")
+        _check_int("batch_size", batch_size, 1)
+        _check_choice("rescale", rescale, ("standard", "none"))
+        _check_bool("progress", progress, optional=True)
+        _check_bool("auto_exposure", auto_exposure)
+        _check_int("probe_frames", probe_frames, 2)
+        _check_int("seed", seed, 0)
+        self.device = device
+        self.device_options = device_options
         self.linear_method = linear_method
-        if linear_method == "anchor":
-            n_anchor = max(1, device.n_in // 4) if n_anchor is None else int(n_anchor)
-            if not 1 <= n_anchor < device.n_in:
-                raise ValueError(f"n_anchor = {n_anchor!r}: expected 1 .. {device.n_in - 1} "
-                                 f"inputs of the {device.n_in}-input device")
-        else:
-            n_anchor = 0
         self.n_anchor = n_anchor
         self.encoder = encoder
-        self.batch_size = batch_size
+        self.batch_size = int(batch_size)
         self.rescale = rescale
         self.progress = progress
         self.auto_exposure = bool(auto_exposure)
         self.probe_frames = int(probe_frames)
         self.seed = int(seed)
-        self.n_features_: int | None = None
+        self._device: OPUDevice | None = None  # the device fit opened
+        self._built_from = None  # (device, device_options) of a device fit built, else None
+        self._fitted = False
+
+    def __repr__(self) -> str:
+        defaults = dict(device_options=None, linear_method="complement", n_anchor=None,
+                        encoder=None, batch_size=1024, rescale="standard", progress=None,
+                        auto_exposure=True, probe_frames=32, seed=0)
+        changed = [f"{k}={getattr(self, k)!r}" for k, v in defaults.items()
+                   if getattr(self, k) != v]
+        return f"OPU({', '.join([repr(self.device)] + changed)})"
+
+    # ------------------------------------------------------------------ fitted state
+    def _require_fitted(self, what: str) -> None:
+        if not self._fitted:
+            raise NotFittedError(f"OPU.{what}: this OPU is not fitted yet: call fit(X) or "
+                                 "fit(n_features=...) first (fit opens the device and measures "
+                                 "its references)")
+
+    def _any_device(self, what: str) -> OPUDevice:
+        """The opened device, or the ``device`` instance before fit (not opened)."""
+        if self._device is not None:
+            return self._device
+        if isinstance(self.device, OPUDevice):
+            return self.device
+        raise NotFittedError(f"OPU.{what}: the device {self.device!r} is built at fit: call "
+                             "fit(X) or fit(n_features=...) first, or pass an OPUDevice instance")
+
+    @property
+    def device_(self) -> OPUDevice:
+        """The open device the fitted operator acquires with."""
+        self._require_fitted("device_")
+        return self._device
+
+    @property
+    def n_features_(self) -> int:
+        """Same as ``n_features_in_`` (the name before the estimator contract)."""
+        self._require_fitted("n_features_")
+        return self.n_features_in_
 
     # ------------------------------------------------------------------ sizes
     @property
     def n_components(self) -> int:
         """Output dimension (the device's outputs)."""
-        return self.device.n_out
+        return self._any_device("n_components").n_out
 
     @property
     def max_features(self) -> int:
-        """Largest input dimension this operator accepts."""
-        return self.device.n_in - self.n_anchor
+        """Largest input dimension this operator accepts (the device's inputs less the anchor)."""
+        device = self._any_device("max_features")
+        return device.n_in - self._resolve_anchor(device.n_in)
+
+    def _resolve_anchor(self, n_in: int) -> int:
+        """Anchor inputs on a device of ``n_in`` inputs (0 for the complement identity)."""
+        if self.linear_method != "anchor":
+            return 0
+        n_anchor = max(1, n_in // 4) if self.n_anchor is None else int(self.n_anchor)
+        if not 1 <= n_anchor < n_in:
+            raise ValueError(f"n_anchor = {n_anchor!r}: expected 1 .. {n_in - 1} "
+                             f"inputs of the {n_in}-input device")
+        return n_anchor
 
     def _chunk(self, frames_per_input: int) -> int:
         """Input frames per acquisition: a block, or fewer to bound the memory of counts."""
-        memory_bound = max(1, _MAX_BATCH_ELEMENTS // (frames_per_input * self.device.n_out))
+        memory_bound = max(1, _MAX_BATCH_ELEMENTS // (frames_per_input * self._device.n_out))
         return min(self.batch_size, memory_bound)
 
-    # ------------------------------------------------------------------ fitting
-    def fit(self, X=None, *, n_features: int | None = None) -> "OPU":
-        """Set the input dimension and measure the output scales.
+    # ------------------------------------------------------------------ life cycle
+    def _open_device(self) -> OPUDevice:
+        """Open the device fit works on; build it once per ``device``/``device_options``."""
+        if isinstance(self.device, OPUDevice):
+            self._release_built()
+            self._device = self.device.open()
+            return self._device
+        source = (self.device, dict(self.device_options or {}))
+        if self._built_from is not None and self._built_from == source:
+            return self._device.open()
+        self._release_built()
+        spec = os.fspath(self.device) if isinstance(self.device, os.PathLike) else self.device
+        self._device = open_device(spec, **source[1])
+        self._built_from = source
+        return self._device
 
-        Costs ``12 + 2 probe_frames + 2`` device frames (dark, all-on and anchor frames,
-        the probes in linear mode).
+    def _release_built(self) -> None:
+        """Close a device an earlier fit built from settings that have changed since."""
+        if self._built_from is not None:
+            self._device.close()
+            self._device, self._built_from = None, None
+
+    def close(self) -> None:
+        """Close the device: the one :meth:`fit` built, or the instance passed in (idempotent).
+
+        A later :meth:`fit` reopens it.
+        """
+        if self._device is not None:
+            self._device.close()
+        elif isinstance(self.device, OPUDevice):
+            self.device.close()
+
+    def __enter__(self) -> "OPU":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ fitting
+    def _check_fit_args(self, X, n_features):
+        """Return ``(X, xp, n_features)`` after checking ``fit``'s arguments."""
+        if X is None:
+            if n_features is None:
+                raise ValueError("fit: X = None and n_features = None: expected data X "
+                                 "(n_samples, n_features) or fit(n_features=<positive integer>)")
+            return None, np, _check_int("n_features", n_features, 1)
+        if isinstance(X, (bool, int, float, complex, str, np.generic)):
+            hint = (f"fit(n_features={int(X)})" if _is_int(X) and X >= 1
+                    else "fit(n_features=<positive integer>)")
+            raise TypeError(f"X = {X!r}: expected an array (n_samples, n_features); to fit "
+                            f"without data, pass the feature count by keyword: {hint}")
+        xp = array_module(X)
+        X = xp.asarray(X)
+        if X.ndim != 2:
+            raise ValueError(f"X: shape {tuple(X.shape)}: expected a 2-D array "
+                             "(n_samples, n_features)")
+        if X.shape[0] < 1 or X.shape[1] < 1:
+            raise ValueError(f"X: shape {tuple(X.shape)}: expected at least one sample and one "
+                             "feature")
+        if X.dtype.kind not in "biuf":
+            raise ValueError(f"X: dtype {X.dtype}: expected real numbers")
+        if X.dtype.kind == "f":
+            bad = ~xp.isfinite(X)
+            if bool(bad.any()):
+                index = tuple(int(i) for i in np.unravel_index(int(xp.argmax(bad)), X.shape))
+                raise ValueError(f"X: value {X[index].item()!r} at index {index}: expected "
+                                 "finite values")
+        if n_features is not None and (not _is_int(n_features) or n_features != X.shape[1]):
+            raise ValueError(f"n_features = {n_features!r}: expected None or X's width, "
+                             f"{X.shape[1]}")
+        return X, xp, int(X.shape[1])
+
+    def fit(self, X=None, *, n_features: int | None = None) -> "OPU":
+        """Open the device, settle its exposure and measure the operator's scales.
 
         Parameters
         ----------
-        X : (n_samples, n_features) array or int, optional
-            Data: its width sets ``n_features`` and the encoder, if any, is fitted on it.
-            An integer is taken as ``n_features``.
+        X : (n_samples, n_features) array, NumPy or CuPy, optional
+            Data: its width sets the input dimension, the ``encoder`` (if any) is fitted
+            on it in place, and the device is probed on its array backend (CuPy data,
+            CuPy frames). Values are checked (real, finite) but otherwise unused.
         n_features
-            Input dimension when no data is given.
+            Input dimension, keyword only, to fit without data (NumPy frames); an
+            ``encoder`` is then left as it is (fit it, or give its parameters, before
+            transforming real data).
+
+        Returns
+        -------
+        OPU
+            ``self``, fitted.
+
+        Notes
+        -----
+        What fit does to the device, in order (a refit repeats steps 2 to 4):
+
+        1. **Opens it.** A name or config is built with :func:`devices.open_device` and
+           ``device_options``, once: a refit reuses it (reopened if closed). An
+           ``OPUDevice`` instance is opened if closed.
+        2. **Exposure** (only for a device whose counts saturate, ``full_scale`` not
+           None): shows the brightest frame of linear mode, every one of the
+           ``n_features`` used inputs on plus the anchor inputs, twice, and counts the
+           outputs at ``full_scale``. While more than 0.1 % saturate and
+           ``auto_exposure`` is True and the device's exposure is settable, it sets
+           ``device.exposure_us`` to ``0.9 ln(p) / ln(1e-3)`` times itself (a quarter
+           when every output saturates) and measures again: at most 4 measurements,
+           2 frames each. **The exposure stays changed** after fit; it is recorded in
+           ``exposure_us_`` (and the exposure found in ``initial_exposure_us_``).
+           Otherwise a RuntimeWarning says how many outputs saturate.
+        3. **References**: 12 frames, 4 with the used inputs on, 4 with the anchor on
+           (no input on for the complement identity), 4 dark. Their means give the
+           dark level, removed from intensities; the per-output reference response,
+           whose square root normalizes each linear output row (clamped for
+           ``weak_outputs_`` rows within the noise); and the intensity unit of
+           ``rescale="standard"``.
+        4. **Scale** (``rescale="standard"`` only): ``probe_frames`` random binary frames
+           (seeded by ``seed``) through linear mode, ``2 probe_frames`` frames plus 2
+           reference frames per block of ``batch_size``; the variance of their
+           differences sets the global scale of ``M``.
+
+        ``fit_frames_`` counts the frames shown. Nothing else on the device is set; a
+        virtual device's clock (and drift) advances with the frames, as for any
+        acquisition.
         """
-        if isinstance(X, (int, np.integer)):
-            X, n_features = None, int(X)
-        if X is not None:
-            if getattr(X, "ndim", 0) != 2:
-                raise ValueError(f"X: shape {getattr(X, 'shape', None)}: expected (n_samples, n_features)")
-            n_features = X.shape[1]
-            if self.encoder is not None:
-                self.encoder.fit(X)
-        if n_features is None or int(n_features) != n_features or n_features < 1:
-            raise ValueError(f"n_features = {n_features!r}: expected a positive integer "
-                             "(or pass data X)")
-        if n_features > self.max_features:
-            raise ValueError(f"n_features = {n_features}: expected at most {self.max_features} "
-                             f"inputs ({self.device.n_in} on the device"
-                             + (f", {self.n_anchor} kept for the anchor)" if self.n_anchor else ")"))
-        self.n_features_ = int(n_features)
-        self._fit_scales()
+        X, xp, n_features = self._check_fit_args(X, n_features)
+        self._fitted = False
+        device = self._open_device()
+        n_anchor = self._resolve_anchor(device.n_in)
+        if n_features > device.n_in - n_anchor:
+            given = f"X: shape {tuple(X.shape)}" if X is not None else f"n_features = {n_features}"
+            raise ValueError(f"{given}: expected at most {device.n_in - n_anchor} "
+                             f"inputs ({device.n_in} on the device"
+                             + (f", {n_anchor} kept for the anchor)" if n_anchor else ")"))
+        if X is not None and self.encoder is not None:
+            self.encoder.fit(X)
+        self.n_anchor_ = n_anchor
+        self.n_features_in_ = n_features
+        frames_before = device.frames_acquired
+        self._fit_scales(xp)
+        self.fit_frames_ = device.frames_acquired - frames_before
+        self._fitted = True
         return self
 
-    def _settle_exposure(self) -> None:
-        """Keep the brightest frame of linear mode below saturation (see ``auto_exposure``)."""
-        device, full = self.device, self.device.full_scale
-        self.exposure_us_ = device.exposure_us
+    def _settle_exposure(self, xp) -> None:
+        """Keep the brightest frame of linear mode below saturation (see :meth:`fit`)."""
+        device, full = self._device, self._device.full_scale
+        self.initial_exposure_us_ = self.exposure_us_ = device.exposure_us
         if full is None:
             return
         brightest = np.zeros((2, device.n_in), np.uint8)
-        brightest[:, :self.n_features_] = 1
-        if self.n_anchor:
-            brightest[:, device.n_in - self.n_anchor:] = 1
-        for _ in range(4):
-            saturated = float((np.asarray(to_numpy(device.acquire(brightest))) >= full).mean())
+        brightest[:, :self.n_features_in_] = 1
+        if self.n_anchor_:
+            brightest[:, device.n_in - self.n_anchor_:] = 1
+        brightest = xp.asarray(brightest)
+        for _ in range(SATURATION_TRIES):
+            saturated = float((to_numpy(device.acquire(brightest)) >= full).mean())
             if saturated <= SATURATION_TARGET:
                 break
             if not self.auto_exposure or not device.exposure_settable:
@@ -187,25 +446,25 @@ class OPU:
             device.exposure_us = device.exposure_us * 0.9 * factor
         self.exposure_us_ = device.exposure_us
 
-    def _fit_scales(self) -> None:
+    def _fit_scales(self, xp) -> None:
         """Measure the dark level, the per-row references and the output scales."""
-        self._settle_exposure()
-        d, n_in = self.n_features_, self.device.n_in
+        self._settle_exposure(xp)
+        d, n_in, n_anchor = self.n_features_in_, self._device.n_in, self.n_anchor_
         rng = np.random.default_rng(self.seed)
         probes = (rng.random((self.probe_frames, d)) < 0.5).astype(np.uint8)
         # Dark, all-on and anchor frames, repeated to average the noise.
-        repeats = 4
+        repeats = REFERENCE_REPEATS
         frames = np.zeros((3 * repeats, n_in), np.uint8)
         frames[:repeats, :d] = 1
-        if self.n_anchor:
-            frames[repeats:2 * repeats, n_in - self.n_anchor:] = 1
-        counts = self.device.acquire(frames).astype(np.float64)
+        if n_anchor:
+            frames[repeats:2 * repeats, n_in - n_anchor:] = 1
+        counts = to_numpy(self._device.acquire(xp.asarray(frames))).astype(np.float64)
         self._dark = counts[2 * repeats:].mean(axis=0).astype(np.float32)
         all_on = counts[:repeats].mean(axis=0) - self._dark
         self._intensity_unit = float(all_on.mean()) / d if all_on.mean() > 0 else 1.0
         # Per-row linear normalization: the reference response f(1) = y(1) - y(0) of the
         # complement identity, or y(a) - y(0) of the anchor.
-        lit = counts[:repeats] if not self.n_anchor else counts[repeats:2 * repeats]
+        lit = counts[:repeats] if not n_anchor else counts[repeats:2 * repeats]
         reference = lit.mean(axis=0) - self._dark
         # Rows whose reference is within the noise, or near zero (|R 1 + b|^2 ~ |b|^2: the
         # all-on field interferes destructively with the held-on one), would be amplified
@@ -227,22 +486,22 @@ class OPU:
         if self.rescale == "standard":
             # Entry variance of M from differences of probe pairs, M (x1 - x2): the
             # random-sign difference keeps the realized row sums of M out of the estimate.
-            projected = self._linear_frames(probes, progress=False).astype(np.float64)
+            projected = to_numpy(self._linear_frames(xp.asarray(probes), progress=False))
+            projected = projected.astype(np.float64)
             half = self.probe_frames // 2
             diff = projected[:half] - projected[half:2 * half]
             z = probes[:half].astype(np.float64) - probes[half:2 * half]
             norm2 = (z ** 2).sum(axis=1)
             if self.linear_method == "complement":  # M acts on the deviation from the mean
                 norm2 -= z.sum(axis=1) ** 2 / d
-            variance = float((diff ** 2).mean(axis=1).sum() / norm2.sum())
+            variance = float((diff ** 2).mean(axis=1).sum() / norm2.sum()) if norm2.sum() else 0.0
             self._linear_scale = 1.0 / math.sqrt(variance) if variance > 0 else 1.0
 
-    def _check_fitted(self, X, name: str = "X"):
-        if self.n_features_ is None:
-            raise RuntimeError("OPU: call fit(X) or fit(n_features=...) before transforming")
-        if getattr(X, "ndim", 0) != 2 or X.shape[1] != self.n_features_:
+    def _check_fitted(self, X, method: str, name: str = "X"):
+        self._require_fitted(method)
+        if getattr(X, "ndim", 0) != 2 or X.shape[1] != self.n_features_in_:
             raise ValueError(f"{name}: shape {getattr(X, 'shape', None)}: expected "
-                             f"(n_samples, {self.n_features_}) as fitted")
+                             f"(n_samples, {self.n_features_in_}) as fitted")
 
     # ------------------------------------------------------------------ intensity mode
     def transform(self, X):
@@ -250,10 +509,10 @@ class OPU:
 
         With ``rescale="standard"`` the dark level is removed and the result is in units
         of ``|R x|^2`` for ``R`` of variance ``1 / n_features``; with ``"none"`` it is the
-        device's counts less the dark level.
+        device's counts less the dark level. One device frame per sample.
         """
-        self._check_fitted(X)
-        frames = check_binary_frames(X, self.n_features_, name="X")
+        self._check_fitted(X, "transform")
+        frames = check_binary_frames(X, self.n_features_in_, name="X")
         xp = array_module(frames)
         n, d = frames.shape
         batch = self._chunk(1)
@@ -264,9 +523,9 @@ class OPU:
                       unit="batch") as bar:
             for start in range(0, n, batch):
                 chunk = frames[start:start + batch]
-                padded = xp.zeros((chunk.shape[0], self.device.n_in), np.uint8)
+                padded = xp.zeros((chunk.shape[0], self._device.n_in), np.uint8)
                 padded[:, :d] = chunk
-                counts = self.device.acquire(padded).astype(np.float32)
+                counts = self._device.acquire(padded).astype(np.float32)
                 counts -= dark
                 counts *= scale
                 out[start:start + chunk.shape[0]] = counts
@@ -280,19 +539,20 @@ class OPU:
     # ------------------------------------------------------------------ linear mode
     def _references(self, xp):
         """Reference response ``y(1) - y(0)`` (complement) or ``y(a) - y(0)`` (anchor)."""
+        n_in = self._device.n_in
         if self.linear_method == "complement":
-            frames = complement_references(self.n_features_, self.device.n_in, xp)
+            frames = complement_references(self.n_features_in_, n_in, xp)
         else:
-            frames = anchor_references(self.device.n_in - self.n_anchor, self.device.n_in, xp)
-        return reference_response(self.device.acquire(frames))
+            frames = anchor_references(n_in - self.n_anchor_, n_in, xp)
+        return reference_response(self._device.acquire(frames))
 
     def _raw_linear(self, frames, reference):
         """Raw identity output ``f(x)`` of one acquisition's input frames."""
-        n_in = self.device.n_in
+        n_in = self._device.n_in
         if self.linear_method == "complement":
-            return complement_projection(self.device.acquire(complement_frames(frames, n_in)),
+            return complement_projection(self._device.acquire(complement_frames(frames, n_in)),
                                          reference)
-        counts = self.device.acquire(anchor_frames(frames, n_in - self.n_anchor, n_in))
+        counts = self._device.acquire(anchor_frames(frames, n_in - self.n_anchor_, n_in))
         return anchor_projection(counts, reference)
 
     def _linear_frames(self, frames, progress=None):
@@ -325,18 +585,23 @@ class OPU:
 
         Binary ``X`` is projected directly; real-valued ``X`` needs the operator's
         ``encoder``, whose planes are projected and recombined (exact up to the
-        encoder's quantization, since the projection is linear).
+        encoder's quantization, since the projection is linear). Two device frames per
+        binary frame, plus :data:`devices.linear.REFERENCE_FRAMES` per block of
+        ``batch_size``.
         """
-        self._check_fitted(X)
+        self._check_fitted(X, "linear_transform")
         xp = array_module(X)
         binary = X.dtype == bool or bool(xp.all((X == 0) | (X == 1)))
         if binary and self.encoder is None:
-            frames = check_binary_frames(X, self.n_features_, name="X")
+            frames = check_binary_frames(X, self.n_features_in_, name="X")
             return self._linear_frames(frames)
         if self.encoder is None:
             raise ValueError("X: non-binary values (e.g. "
                              f"{float(X[~((X == 0) | (X == 1))].ravel()[0])!r}): expected binary "
                              "frames, or an OPU built with an encoder for real-valued data")
+        if not self.encoder.is_fitted:
+            raise NotFittedError(f"OPU.linear_transform: encoder = {self.encoder!r} is not "
+                                 "fitted: call fit(X) with data, or fit the encoder first")
         planes = self.encoder.encode(X)  # (n, p, d)
         n, p, d = planes.shape
         projected = self._linear_frames(planes.reshape(n * p, d))
@@ -348,9 +613,8 @@ class OPU:
         Projects the unit frames ``e_i``; ``linear_transform(x) = M x`` for binary ``x``.
         Costs ``2 n_features`` frames plus references.
         """
-        if self.n_features_ is None:
-            raise RuntimeError("OPU: call fit(...) before effective_matrix()")
-        eye = np.eye(self.n_features_, dtype=np.uint8)
+        self._require_fitted("effective_matrix")
+        eye = np.eye(self.n_features_in_, dtype=np.uint8)
         return self._linear_frames(eye).T
 
     # ------------------------------------------------------------------ cost
@@ -358,10 +622,14 @@ class OPU:
              planes_per_vector: int | None = None) -> JobCost:
         """Frames, seconds and joules to project ``n_vectors`` vectors on this device.
 
-        ``planes_per_vector`` defaults to the encoder's planes (1 without an encoder).
+        Needs no fit when ``device`` is an instance (only its frame time and power are
+        read). ``planes_per_vector`` defaults to the encoder's planes (1 without an
+        encoder).
         """
+        device = self._any_device("cost")
         if planes_per_vector is None:
             planes_per_vector = getattr(self.encoder, "n_planes", 1) if self.encoder else 1
-        return job_cost(n_vectors, mode=mode, frame_time_s=self.device.frame_time_s,
-                        electrical_power_w=self.device.electrical_power_w,
+        return job_cost(n_vectors, mode=mode, frame_time_s=device.frame_time_s,
+                        electrical_power_w=device.electrical_power_w,
                         planes_per_vector=planes_per_vector, batch_size=self.batch_size)
+

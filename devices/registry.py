@@ -1,23 +1,26 @@
 """Backends by name, and the one factory that opens any device.
 
 Built in: ``ideal`` (:class:`IdealDevice`), ``virtual`` (:class:`VirtualDevice`),
-``calibrated`` (:class:`CalibratedDevice`). A preset name or a YAML path opens a
-virtual device directly. Drivers add themselves with :func:`register_backend`.
+``calibrated`` (:class:`CalibratedDevice`). A preset name, a YAML path or a
+:class:`photon.DeviceConfig` opens a virtual device directly. Drivers add themselves
+with :func:`register_backend`. :func:`check_device_name` tells whether
+:func:`open_device` knows a name without building anything.
 """
 
 from __future__ import annotations
 
+import os
 import pathlib
 from typing import Callable
 
-from photon import preset_names
+from photon import DeviceConfig, preset_names
 
 from .calibrated import CalibratedDevice
 from .ideal import IdealDevice
 from .protocol import OPUDevice
 from .virtual import VirtualDevice
 
-__all__ = ["register_backend", "backend_names", "open_device"]
+__all__ = ["register_backend", "backend_names", "check_device_name", "open_device"]
 
 _BACKENDS: dict[str, Callable[..., OPUDevice]] = {
     "ideal": IdealDevice,
@@ -46,28 +49,54 @@ def backend_names() -> list[str]:
     return sorted(_BACKENDS)
 
 
-def open_device(name: str = "lab-bench", /, **kwargs) -> OPUDevice:
+def check_device_name(name) -> str:
+    """Return ``name`` (a string or path) if :func:`open_device` knows it; build nothing.
+
+    Known: a backend name, a preset name, or a path ending in ``.yaml``/``.yml`` (the
+    file itself is read only when the device is opened).
+
+    Raises
+    ------
+    TypeError
+        When ``name`` is neither a string nor a path.
+    ValueError
+        When it names no backend, preset or YAML file.
+    """
+    if isinstance(name, os.PathLike):
+        name = os.fspath(name)
+    if not isinstance(name, str):
+        raise TypeError(f"device = {name!r}: expected a device name (a backend, a preset or a "
+                        "YAML path)")
+    if name in _BACKENDS or name in preset_names() or pathlib.Path(name).suffix in (".yaml",
+                                                                                  ".yml"):
+        return name
+    raise ValueError(f"device = {name!r}: expected a backend ({', '.join(backend_names())}), "
+                     f"a preset ({', '.join(preset_names())}) or a YAML path")
+
+
+def open_device(name: str | DeviceConfig = "lab-bench", /, **kwargs) -> OPUDevice:
     """Build and open a device.
 
     Parameters
     ----------
     name
         A backend name (``ideal``, ``virtual``, ``calibrated`` or a registered driver),
-        a preset name (a virtual device of that preset), or a YAML path.
+        a preset name (a virtual device of that preset), a YAML path, or a
+        :class:`photon.DeviceConfig` (a virtual device of that configuration).
     **kwargs
-        Passed to the backend; for a preset or YAML path, field overrides such as
-        ``n_in=256`` or ``camera__read_noise_e=5.0``.
+        Passed to the backend; for a preset, YAML path or config, field overrides such
+        as ``n_in=256`` or ``camera__read_noise_e=5.0``.
 
     Returns
     -------
     OPUDevice
         An open device (use it in a ``with`` block to close it).
     """
+    if isinstance(name, DeviceConfig):
+        return VirtualDevice(name, **kwargs).open()
+    name = check_device_name(name)
     if name in _BACKENDS:
         device = _BACKENDS[name](**kwargs)
-    elif name in preset_names() or pathlib.Path(name).suffix in (".yaml", ".yml"):
-        device = VirtualDevice(name, **kwargs)
     else:
-        raise ValueError(f"device = {name!r}: expected a backend ({', '.join(backend_names())}), "
-                         f"a preset ({', '.join(preset_names())}) or a YAML path")
+        device = VirtualDevice(name, **kwargs)
     return device.open()

@@ -24,80 +24,84 @@ Elsewhere one Gaussian draw of variance ``mu_e + sigma_r^2`` carries both.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 
-from .support.arrays import NoiseStream, array_module, asarray_like
+from .config import CameraConfig
 from .constants import photons_per_joule
+from .support.arrays import NoiseStream, array_module, asarray_like
+from .support.schema import check_setting, from_mapping, settings_as_properties
 
 __all__ = ["Camera"]
 
 
+@settings_as_properties(CameraConfig)
 class Camera:
     """An EMVA 1288 camera reading ``n_out`` (binned) pixels.
 
     Parameters
     ----------
+    config
+        The sensor's settings (quantum efficiency, exposure, dark current, read noise,
+        full well, gain, offset, ADC, PRNU/DSNU, binning, frame rate, shot-noise model),
+        validated by :class:`~photon.config.CameraConfig`; each is also readable as an
+        attribute (``camera.read_noise_e``) that reads ``camera.config``. Only
+        ``exposure_us`` may be set afterwards (it replaces ``config``).
     n_out
         Number of output pixels (after binning).
     pixel_grid
         ``(rows, cols)`` of the output pixels; the sensor region read is
         ``(rows * binning, cols * binning)``.
-    quantum_efficiency, exposure_us, dark_current_e_per_s, read_noise_e, full_well_e,
-    gain_dn_per_e, black_offset_dn, adc_bits, prnu_rms, dsnu_e, binning,
-    max_frame_rate_hz, shot_noise, shot_noise_exact_below_e
-        See :class:`photon.config.CameraConfig`.
     noise_seed
         Seed of the temporal noise stream.
     fixed_pattern_seed
         Seed of the PRNU and DSNU patterns.
+
+    See Also
+    --------
+    from_settings : build the configuration from keyword settings.
     """
 
-    def __init__(self, n_out: int, *, pixel_grid: tuple[int, int] | None = None,
-                 quantum_efficiency: float = 0.6, exposure_us: float = 100.0,
-                 dark_current_e_per_s: float = 0.0, read_noise_e: float = 0.0,
-                 full_well_e: float | None = 10_000.0, gain_dn_per_e: float = 0.0255,
-                 black_offset_dn: float = 0.0, adc_bits: int | None = 8,
-                 prnu_rms: float = 0.0, dsnu_e: float = 0.0, binning: int = 1,
-                 max_frame_rate_hz: float = 2000.0, shot_noise: bool = True,
-                 shot_noise_exact_below_e: float = 50.0, noise_seed: int = 0,
+    def __init__(self, config: CameraConfig, n_out: int, *,
+                 pixel_grid: tuple[int, int] | None = None, noise_seed: int = 0,
                  fixed_pattern_seed: int = 1):
-        self.n_out = int(n_out)
+        if not isinstance(config, CameraConfig):
+            raise TypeError(f"config = {config!r}: expected a CameraConfig "
+                            "(or use Camera.from_settings(n_out, **settings))")
+        self.config = config
+        self.n_out = check_setting("n_out", n_out, "Camera", kind=int, lo=1, unit="pixels")
         self.pixel_grid = tuple(pixel_grid) if pixel_grid else (1, self.n_out)
         if self.pixel_grid[0] * self.pixel_grid[1] != self.n_out:
             raise ValueError(f"pixel_grid = {pixel_grid!r}: expected rows * cols == n_out = {n_out}")
-        self.quantum_efficiency = float(quantum_efficiency)
-        self.exposure_us = exposure_us
-        self.dark_current_e_per_s = float(dark_current_e_per_s)
-        self.read_noise_e = float(read_noise_e)
-        self.full_well_e = None if full_well_e is None else float(full_well_e)
-        self.gain_dn_per_e = float(gain_dn_per_e)
-        self.black_offset_dn = float(black_offset_dn)
-        self.adc_bits = adc_bits
-        self.prnu_rms = float(prnu_rms)
-        self.dsnu_e = float(dsnu_e)
-        self.binning = int(binning)
-        self.max_frame_rate_hz = float(max_frame_rate_hz)
-        self.shot_noise = bool(shot_noise)
-        self.shot_noise_exact_below_e = float(shot_noise_exact_below_e)
         self.noise_seed = int(noise_seed)
         self.fixed_pattern_seed = int(fixed_pattern_seed)
         self._generators = {}
         self._patterns = {}
 
+    @classmethod
+    def from_settings(cls, n_out: int, *, pixel_grid: tuple[int, int] | None = None,
+                      noise_seed: int = 0, fixed_pattern_seed: int = 1, **settings) -> "Camera":
+        """A camera whose :class:`~photon.config.CameraConfig` is built from ``settings``.
+
+        Examples
+        --------
+        >>> Camera.from_settings(1024, read_noise_e=6.0, adc_bits=12)  # doctest: +SKIP
+        """
+        config = from_mapping(CameraConfig, settings, "Camera.from_settings")
+        return cls(config, n_out, pixel_grid=pixel_grid, noise_seed=noise_seed,
+                   fixed_pattern_seed=fixed_pattern_seed)
+
     # ------------------------------------------------------------------ settings
     @property
     def exposure_us(self) -> float:
-        """Exposure time in microseconds (finite and > 0)."""
-        return self._exposure_us
+        """Exposure time in microseconds (settable: finite and > 0)."""
+        return self.config.exposure_us
 
     @exposure_us.setter
     def exposure_us(self, value: float) -> None:
-        value = float(value)
-        if not (math.isfinite(value) and value > 0):
-            raise ValueError(f"exposure_us = {value!r}: expected a finite exposure > 0 us")
-        self._exposure_us = value
+        self.config = dataclasses.replace(self.config, exposure_us=value)  # validated
 
     @property
     def n_sensor_pixels(self) -> int:

@@ -40,21 +40,23 @@ class OpticalChain:
     Parameters
     ----------
     laser, dmd, medium, polarizer, camera
-        The elements. ``medium`` must produce ``camera.n_sensor_pixels`` pixels and
-        ``polarizer.n_polarizations`` polarizations.
-    transmission
-        Fraction of the DMD's light the medium delivers onto the sensor.
-    sensor_pixels
-        Sensor pixels the transmitted light is spread over.
+        The elements, each holding its validated configuration. ``medium`` must have the
+        DMD's ``n_in``, ``macropixel_mirrors`` and ``held_on_mirrors``, produce
+        ``camera.n_sensor_pixels`` pixels and ``polarizer.n_polarizations``
+        polarizations. The photon budget reads the medium's ``transmission`` and the
+        camera's ``sensor_rows x sensor_cols``.
     config
         The :class:`~photon.config.DeviceConfig` this chain was built from, if any.
     """
 
     def __init__(self, laser: Laser, dmd: DMD, medium: ScatteringMedium, polarizer: Polarizer,
-                 camera: Camera, *, transmission: float, sensor_pixels: int,
-                 config: DeviceConfig | None = None):
+                 camera: Camera, *, config: DeviceConfig | None = None):
         if medium.n_in != dmd.n_in:
             raise ValueError(f"medium.n_in = {medium.n_in}: expected the DMD's n_in = {dmd.n_in}")
+        for name in ("macropixel_mirrors", "held_on_mirrors"):
+            if getattr(medium, name) != getattr(dmd, name):
+                raise ValueError(f"medium.{name} = {getattr(medium, name)}: expected the DMD's "
+                                 f"{name} = {getattr(dmd, name)}")
         if medium.n_pixels != camera.n_sensor_pixels:
             raise ValueError(f"medium.n_pixels = {medium.n_pixels}: expected the camera's "
                              f"{camera.n_sensor_pixels} sensor pixels")
@@ -63,8 +65,6 @@ class OpticalChain:
                              f"{polarizer.n_polarizations} for this polarizer")
         self.laser, self.dmd, self.medium = laser, dmd, medium
         self.polarizer, self.camera = polarizer, camera
-        self.transmission = float(transmission)
-        self.sensor_pixels = int(sensor_pixels)
         self.config = config
         self.frames_acquired = 0
         self._laser_pending_s = 0.0  # device time the laser drift has not yet seen
@@ -72,42 +72,25 @@ class OpticalChain:
     # ------------------------------------------------------------------ building
     @classmethod
     def from_config(cls, config: DeviceConfig) -> "OpticalChain":
-        """Build the chain a validated :class:`~photon.config.DeviceConfig` describes."""
-        cam, dmd_cfg, med, seeds = config.camera, config.dmd, config.medium, config.seeds
+        """Build the chain a validated :class:`~photon.config.DeviceConfig` describes.
+
+        Each element receives its section of ``config`` and its seeds from
+        ``config.seeds``; the laser's drift stream is seeded ``seeds.laser + 1``.
+        """
+        seeds, binning = config.seeds, config.camera.binning
         polarizer = (Polarizer.absent() if config.polarizer is None
-                     else Polarizer(config.polarizer.extinction_ratio))
+                     else Polarizer(config.polarizer))
         out_grid = near_square_shape(config.n_out)
-        sensor_grid = (out_grid[0] * cam.binning, out_grid[1] * cam.binning)
-        laser = Laser(wavelength_nm=config.laser.wavelength_nm, power_mw=config.laser.power_mw,
-                      rin_rms=config.laser.rin_rms, drift_rms=config.laser.drift_rms,
-                      drift_time_s=config.laser.drift_time_s,
-                      nd_filter_od=config.laser.nd_filter_od,
-                      rin_seed=seeds.laser, drift_seed=seeds.laser + 1)
-        dmd = DMD(config.n_in, rows=dmd_cfg.rows, cols=dmd_cfg.cols, contrast=dmd_cfg.contrast,
-                  fill_factor=dmd_cfg.fill_factor, frame_rate_hz=dmd_cfg.frame_rate_hz,
-                  macropixel_mirrors=dmd_cfg.macropixel_mirrors,
-                  held_on_mirrors=dmd_cfg.held_on_mirrors)
-        sim = config.simulation
+        sensor_grid = (out_grid[0] * binning, out_grid[1] * binning)
+        laser = Laser(config.laser, rin_seed=seeds.laser, drift_seed=seeds.laser + 1)
+        dmd = DMD(config.dmd, config.n_in)
         medium = ScatteringMedium(
-            config.n_in, config.n_out * cam.binning ** 2,
-            n_polarizations=polarizer.n_polarizations,
-            macropixel_mirrors=dmd_cfg.macropixel_mirrors,
-            held_on_mirrors=dmd_cfg.held_on_mirrors, drift_time_s=med.drift_time_s,
-            speckle_grain_px=med.speckle_grain_px, pixel_grid=sensor_grid, seed=seeds.tm,
-            drift_seed=seeds.tm_drift, storage=sim.tm_storage,
-            max_dense_mb=sim.max_dense_tm_mb, tile_rows=sim.tile_rows, tile_cols=sim.tile_cols,
-            precision=sim.tm_precision)
-        camera = Camera(
-            config.n_out, pixel_grid=out_grid, quantum_efficiency=cam.quantum_efficiency,
-            exposure_us=cam.exposure_us, dark_current_e_per_s=cam.dark_current_e_per_s,
-            read_noise_e=cam.read_noise_e, full_well_e=cam.full_well_e,
-            gain_dn_per_e=cam.gain_dn_per_e, black_offset_dn=cam.black_offset_dn,
-            adc_bits=cam.adc_bits, prnu_rms=cam.prnu_rms, dsnu_e=cam.dsnu_e,
-            binning=cam.binning, max_frame_rate_hz=cam.max_frame_rate_hz,
-            shot_noise=cam.shot_noise, shot_noise_exact_below_e=cam.shot_noise_exact_below_e,
-            noise_seed=seeds.camera, fixed_pattern_seed=seeds.fixed_pattern)
-        return cls(laser, dmd, medium, polarizer, camera, transmission=med.transmission,
-                   sensor_pixels=cam.sensor_rows * cam.sensor_cols, config=config)
+            config.medium, config.n_in, config.n_out * binning ** 2, dmd=config.dmd,
+            simulation=config.simulation, n_polarizations=polarizer.n_polarizations,
+            pixel_grid=sensor_grid, seed=seeds.tm, drift_seed=seeds.tm_drift)
+        camera = Camera(config.camera, config.n_out, pixel_grid=out_grid,
+                        noise_seed=seeds.camera, fixed_pattern_seed=seeds.fixed_pattern)
+        return cls(laser, dmd, medium, polarizer, camera, config=config)
 
     # ------------------------------------------------------------------ geometry and timing
     @property
@@ -129,6 +112,16 @@ class OpticalChain:
     def elapsed_s(self) -> float:
         """Device time elapsed since the chain was built."""
         return self.medium.elapsed_s
+
+    @property
+    def transmission(self) -> float:
+        """Fraction of the DMD's light delivered onto the sensor (``medium.transmission``)."""
+        return self.medium.transmission
+
+    @property
+    def sensor_pixels(self) -> int:
+        """Sensor pixels the transmitted light is spread over (``sensor_rows x sensor_cols``)."""
+        return self.camera.sensor_rows * self.camera.sensor_cols
 
     @property
     def watts_per_unit_intensity(self) -> float:

@@ -3,8 +3,15 @@
 A :class:`DeviceConfig` holds everything needed to build an optical chain: the
 simulated sizes, the laser, the DMD, the scattering medium, the polarizer, the camera,
 the seeds of every random stream and how the transmission matrix is stored. It loads
-from and dumps to YAML (:func:`load_config`, :func:`dump_config`); loading validates
-every field (see :mod:`photon.support.schema`).
+from and dumps to YAML (:func:`load_config`, :func:`dump_config`).
+
+Each section dataclass is the one declaration of its element's parameters: type,
+range, unit and default, through :func:`~photon.support.schema.setting`. Every instance
+validates itself when it is built, in code (``CameraConfig(read_noise_e=5.0)``), by
+:func:`dataclasses.replace`, by :meth:`DeviceConfig.replace` or from a file, and the
+elements of :mod:`photon` take these validated configurations (``Camera(config, n_out)``)
+rather than re-declaring their fields. Float settings are finite; ``null`` (``None``)
+is legal only where a field says what it means.
 
 Units are in the names: ``_nm``, ``_mw``, ``_us``, ``_s``, ``_hz``, ``_e`` (electrons),
 ``_dn`` (digital numbers), ``_px`` (camera pixels). Fractions are plain numbers in [0, 1].
@@ -20,7 +27,7 @@ from typing import Optional
 import yaml
 
 from .precision import TM_PRECISIONS
-from .support.schema import ConfigError, from_mapping, setting, to_mapping
+from .support.schema import ConfigError, Settings, from_mapping, setting, to_mapping
 
 __all__ = [
     "LaserConfig",
@@ -34,11 +41,12 @@ __all__ = [
     "load_config",
     "dump_config",
     "config_from_dict",
+    "UniqueKeyLoader",
 ]
 
 
 @dataclass(frozen=True)
-class LaserConfig:
+class LaserConfig(Settings):
     """Continuous-wave laser.
 
     ``rin_rms`` is the relative intensity noise: each frame's power is multiplied by
@@ -57,7 +65,7 @@ class LaserConfig:
 
 
 @dataclass(frozen=True)
-class DMDConfig:
+class DMDConfig(Settings):
     """Digital micromirror device used as a binary amplitude modulator.
 
     ``contrast`` is the on/off intensity contrast; an off mirror leaks a field
@@ -71,14 +79,15 @@ class DMDConfig:
     rows: int = setting(768, kind=int, lo=1, unit="mirrors")
     cols: int = setting(1024, kind=int, lo=1, unit="mirrors")
     fill_factor: float = setting(0.92, lo=0.0, lo_open=True, hi=1.0)
-    contrast: Optional[float] = setting(1000.0, lo=1.0, optional=True, unit="on/off intensity ratio")
+    contrast: Optional[float] = setting(1000.0, lo=1.0, unit="on/off intensity ratio",
+                                        null_means="a perfect off state")
     frame_rate_hz: float = setting(22_727.0, lo=0.0, lo_open=True, unit="Hz")
     macropixel_mirrors: int = setting(1, kind=int, lo=1, unit="mirrors per feature")
     held_on_mirrors: int = setting(0, kind=int, lo=0, unit="mirrors")
 
 
 @dataclass(frozen=True)
-class MediumConfig:
+class MediumConfig(Settings):
     """Multiply scattering layer (TiO2) described by its transmission matrix.
 
     ``transmission`` is the fraction of the power leaving the DMD that the layer and the
@@ -92,12 +101,13 @@ class MediumConfig:
 
     transmission: float = setting(0.05, lo=0.0, lo_open=True, hi=1.0)
     thickness_um: float = setting(300.0, lo=0.0, lo_open=True, unit="um")
-    drift_time_s: Optional[float] = setting(None, lo=0.0, lo_open=True, optional=True, unit="s")
+    drift_time_s: Optional[float] = setting(None, lo=0.0, lo_open=True, unit="s",
+                                            null_means="a static medium")
     speckle_grain_px: float = setting(0.0, lo=0.0, hi=64.0, unit="pixels")
 
 
 @dataclass(frozen=True)
-class PolarizerConfig:
+class PolarizerConfig(Settings):
     """Linear polarizer in front of the camera.
 
     ``extinction_ratio`` ER: the blocked polarization leaks ``eps = 1/ER`` of its
@@ -105,11 +115,11 @@ class PolarizerConfig:
     polarizer section (null) lets both polarizations reach the camera (eps = 1).
     """
 
-    extinction_ratio: Optional[float] = setting(100.0, lo=1.0, optional=True)
+    extinction_ratio: Optional[float] = setting(100.0, lo=1.0, null_means="an ideal polarizer")
 
 
 @dataclass(frozen=True)
-class CameraConfig:
+class CameraConfig(Settings):
     """Camera following the EMVA 1288 linear model.
 
     Photons per pixel ``mu_p = P t lambda / (h c)`` for pixel power P and exposure t;
@@ -131,10 +141,12 @@ class CameraConfig:
     exposure_us: float = setting(100.0, lo=0.0, lo_open=True, unit="us")
     dark_current_e_per_s: float = setting(0.0, lo=0.0, unit="e-/s")
     read_noise_e: float = setting(0.0, lo=0.0, unit="e- rms")
-    full_well_e: Optional[float] = setting(10_000.0, lo=0.0, lo_open=True, optional=True, unit="e-")
+    full_well_e: Optional[float] = setting(10_000.0, lo=0.0, lo_open=True, unit="e-",
+                                           null_means="an unlimited well")
     gain_dn_per_e: float = setting(0.0255, lo=0.0, lo_open=True, unit="DN/e-")
     black_offset_dn: float = setting(0.0, lo=0.0, unit="DN")
-    adc_bits: Optional[int] = setting(8, kind=int, lo=1, hi=16, optional=True, unit="bits")
+    adc_bits: Optional[int] = setting(8, kind=int, lo=1, hi=16, unit="bits",
+                                      null_means="an analog read-out")
     prnu_rms: float = setting(0.0, lo=0.0, hi=0.5, unit="fraction rms")
     dsnu_e: float = setting(0.0, lo=0.0, unit="e- rms")
     binning: int = setting(1, kind=int, lo=1, hi=16, unit="pixels per side")
@@ -142,9 +154,17 @@ class CameraConfig:
     shot_noise: bool = setting(True, kind=bool)
     shot_noise_exact_below_e: float = setting(50.0, lo=0.0, unit="e-")
 
+    def check(self, source: str = "CameraConfig") -> None:
+        """The black offset must sit below the ADC's full scale (run on construction)."""
+        bits = self.adc_bits
+        if bits is not None and self.black_offset_dn >= 2 ** bits - 1:
+            raise ConfigError.invalid(
+                "black_offset_dn", self.black_offset_dn,
+                f"a value below the ADC full scale {2 ** bits - 1} DN", source)
+
 
 @dataclass(frozen=True)
-class SeedsConfig:
+class SeedsConfig(Settings):
     """One seed per independent random stream."""
 
     tm: int = setting(0, kind=int, lo=0)
@@ -155,7 +175,7 @@ class SeedsConfig:
 
 
 @dataclass(frozen=True)
-class SimulationConfig:
+class SimulationConfig(Settings):
     """How the transmission matrix is held in memory.
 
     ``tm_storage``: ``dense`` stores it, ``streamed`` regenerates it block by block from a
@@ -176,7 +196,7 @@ class SimulationConfig:
 
 
 @dataclass(frozen=True)
-class DeviceConfig:
+class DeviceConfig(Settings):
     """A whole simulated OPU: sizes, elements, seeds and simulation settings.
 
     ``n_in`` is the number of input features (each on ``dmd.macropixel_mirrors``
@@ -198,27 +218,31 @@ class DeviceConfig:
     seeds: SeedsConfig = SeedsConfig()
     simulation: SimulationConfig = SimulationConfig()
 
-    def check(self, source: str = "<config>") -> None:
-        """Check the constraints that tie several fields together."""
+    def check(self, source: str = "DeviceConfig") -> None:
+        """Check the constraints that tie several sections together (run on construction).
+
+        The used DMD region must fit on the mirror array and the read-out region on the
+        sensor.
+
+        Raises
+        ------
+        ConfigError
+            Naming the key (``n_in`` or ``n_out``), its value and the limit.
+        """
         mirrors = self.dmd.rows * self.dmd.cols
         used = self.n_in * self.dmd.macropixel_mirrors + self.dmd.held_on_mirrors
         if used > mirrors:
-            raise ConfigError(
-                f"{source}: key 'n_in' = {self.n_in}: expected n_in * dmd.macropixel_mirrors "
-                f"+ dmd.held_on_mirrors <= {mirrors} mirrors of the {self.dmd.rows} x "
-                f"{self.dmd.cols} DMD (got {used})")
+            raise ConfigError.invalid(
+                "n_in", self.n_in, f"n_in * dmd.macropixel_mirrors + dmd.held_on_mirrors <= "
+                f"{mirrors} mirrors of the {self.dmd.rows} x {self.dmd.cols} DMD (got {used})",
+                source)
         pixels = self.camera.sensor_rows * self.camera.sensor_cols
         needed = self.n_out * self.camera.binning ** 2
         if needed > pixels:
-            raise ConfigError(
-                f"{source}: key 'n_out' = {self.n_out}: expected n_out * camera.binning^2 <= "
-                f"{pixels} pixels of the {self.camera.sensor_rows} x {self.camera.sensor_cols} "
-                f"sensor (got {needed})")
-        bits = self.camera.adc_bits
-        if bits is not None and self.camera.black_offset_dn >= 2 ** bits - 1:
-            raise ConfigError(
-                f"{source}: key 'camera.black_offset_dn' = {self.camera.black_offset_dn}: "
-                f"expected a value below the ADC full scale {2 ** bits - 1} DN")
+            raise ConfigError.invalid(
+                "n_out", self.n_out, f"n_out * camera.binning^2 <= {pixels} pixels of the "
+                f"{self.camera.sensor_rows} x {self.camera.sensor_cols} sensor (got {needed})",
+                source)
 
     def replace(self, **changes) -> "DeviceConfig":
         """Return a validated copy with top-level fields or ``section__field`` changed.
@@ -238,8 +262,11 @@ class DeviceConfig:
         mapping = to_mapping(self)
         for section, values in sections.items():
             if section not in mapping or not isinstance(mapping[section], dict):
-                raise ConfigError(f"replace: unknown or empty section '{section}' in "
-                                  f"{section}__{next(iter(values))}")
+                name = next(iter(values))
+                sections_now = [k for k, v in mapping.items() if isinstance(v, dict)]
+                raise ConfigError.invalid(
+                    f"{section}__{name}", values[name], f"a field of a section present in "
+                    f"{self.name} ({', '.join(sections_now)})", f"{self.name} (replace)")
             mapping[section].update(values)
         mapping.update({k: (to_mapping(v) if dataclasses.is_dataclass(v) else v)
                         for k, v in top.items()})
@@ -247,25 +274,103 @@ class DeviceConfig:
 
 
 def config_from_dict(mapping: dict, source: str = "<dict>") -> DeviceConfig:
-    """Build a validated :class:`DeviceConfig` from a plain mapping."""
+    """Build a validated :class:`DeviceConfig` from a plain mapping (``{}``: the defaults).
+
+    Raises
+    ------
+    ConfigError
+        When ``mapping`` is not a mapping (``None`` included), or for any bad key or
+        value, naming ``source``.
+    """
+    if not isinstance(mapping, dict):
+        raise ConfigError.invalid("<top level>", mapping, "a mapping of keys to values (name, "
+                                  "n_in, n_out, laser, ...)", source)
     return from_mapping(DeviceConfig, mapping, source)
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """A YAML ``SafeLoader`` that refuses a key written twice in one mapping.
+
+    PyYAML keeps the last of two equal keys silently; a device file with
+    ``read_noise_e`` twice is more likely a mistake than an override. Set ``source`` (the
+    file name) before loading: the :class:`ConfigError` quotes it, with the dotted key
+    and the lines of both occurrences. Keys merged in with ``<<`` may be overridden.
+    """
+
+    source = "<yaml>"
+
+    def construct_document(self, node):
+        self._check_unique_keys(node, "", set())
+        return super().construct_document(node)
+
+    def _check_unique_keys(self, node, prefix: str, seen_nodes: set) -> None:
+        if id(node) in seen_nodes:  # an alias met again (or a recursive anchor)
+            return
+        seen_nodes.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            lines: dict = {}
+            for key_node, value_node in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                if isinstance(key_node, yaml.ScalarNode):
+                    key = self.construct_object(key_node)  # a scalar: hashable
+                    label = f"{prefix}{key}"
+                    first = lines.get(key)
+                    line = key_node.start_mark.line + 1
+                    if first is not None:
+                        where = (f"line {line}" if first == line
+                                 else f"lines {first} and {line}")
+                        raise ConfigError(
+                            f"{self.source}: key '{label}' written twice ({where}): expected "
+                            "each key once per section",
+                            key=label, value=getattr(value_node, "value", None)
+                            if isinstance(value_node, yaml.ScalarNode) else None,
+                            expected="each key once per section", source=self.source)
+                    lines[key] = line
+                    child_prefix = f"{label}."
+                else:
+                    child_prefix = prefix
+                self._check_unique_keys(value_node, child_prefix, seen_nodes)
+        elif isinstance(node, yaml.SequenceNode):
+            for item in node.value:
+                self._check_unique_keys(item, prefix, seen_nodes)
 
 
 def load_config(path: str | pathlib.Path) -> DeviceConfig:
     """Load and validate a device configuration from a YAML file.
 
+    The file must be UTF-8 YAML text whose top level is a mapping (an empty file is
+    refused rather than read as the default device) with each key written once.
+
     Raises
     ------
     ConfigError
-        With the file name, the key and the value at fault.
+        Naming the file and, where one is at fault, the key, its value and what was
+        expected.
     """
     path = pathlib.Path(path)
     if not path.is_file():
         raise ConfigError(f"path = '{path}': expected an existing YAML file")
+    data = path.read_bytes()
     try:
-        mapping = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(
+            f"{path}: byte at offset {err.start} = {data[err.start]:#04x}: expected UTF-8 text "
+            "(a YAML device configuration)", source=str(path)) from None
+    try:
+        loader = UniqueKeyLoader(text)  # the reader already refuses control characters
+        loader.source = str(path)
+        try:
+            mapping = loader.get_single_data()
+        finally:
+            loader.dispose()
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from err
+        raise ConfigError(f"{path}: not valid YAML: {err}", source=str(path)) from None
+    if mapping is None:
+        raise ConfigError(f"{path}: top level = empty document: expected a mapping of keys to "
+                          "values (name, n_in, n_out, laser, dmd, medium, polarizer, camera, "
+                          "...)", source=str(path))
     return config_from_dict(mapping, source=str(path))
 
 

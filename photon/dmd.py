@@ -13,7 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .config import DMDConfig
 from .support.arrays import array_module
+from .support.schema import ConfigError, check_setting, from_mapping, settings_as_properties
 
 __all__ = ["DMD", "MirrorAmplitudes", "check_binary_frames"]
 
@@ -67,42 +69,47 @@ class MirrorAmplitudes:
     uniform: float
 
 
+@settings_as_properties(DMDConfig)
 class DMD:
     """Binary amplitude modulator.
 
     Parameters
     ----------
+    config
+        The mirror array's settings (size, fill factor, contrast, frame rate,
+        macropixels, held-on mirrors), validated by :class:`~photon.config.DMDConfig`;
+        each is also readable as an attribute (``dmd.contrast``) that reads
+        ``dmd.config``.
     n_in
-        Number of input features (macropixels) in use.
-    rows, cols
-        Mirror array size.
-    contrast
-        On/off intensity contrast; ``None`` for a perfect off state.
-    fill_factor
-        Fraction of the incident power sent into the on direction by an on mirror.
-    frame_rate_hz
-        Maximum binary pattern rate.
-    macropixel_mirrors
-        Mirrors per feature.
-    held_on_mirrors
-        Mirrors held on outside the used region.
+        Number of input features (macropixels) in use; ``n_in * macropixel_mirrors +
+        held_on_mirrors`` must fit on the ``rows x cols`` mirrors.
+
+    See Also
+    --------
+    from_settings : build the configuration from keyword settings.
     """
 
-    def __init__(self, n_in: int, *, rows: int = 768, cols: int = 1024,
-                 contrast: float | None = 1000.0, fill_factor: float = 0.92,
-                 frame_rate_hz: float = 22_727.0, macropixel_mirrors: int = 1,
-                 held_on_mirrors: int = 0):
-        self.n_in = int(n_in)
-        self.rows, self.cols = int(rows), int(cols)
-        self.contrast = contrast
-        self.fill_factor = float(fill_factor)
-        self.frame_rate_hz = float(frame_rate_hz)
-        self.macropixel_mirrors = int(macropixel_mirrors)
-        self.held_on_mirrors = int(held_on_mirrors)
-        used = self.n_in * self.macropixel_mirrors + self.held_on_mirrors
-        if used > self.rows * self.cols:
-            raise ValueError(f"n_in = {n_in}: uses {used} mirrors, expected at most the "
-                             f"{self.rows * self.cols} of a {self.rows} x {self.cols} DMD")
+    def __init__(self, config: DMDConfig, n_in: int):
+        if not isinstance(config, DMDConfig):
+            raise TypeError(f"config = {config!r}: expected a DMDConfig "
+                            "(or use DMD.from_settings(n_in, **settings))")
+        self.config = config
+        self.n_in = check_setting("n_in", n_in, "DMD", kind=int, lo=1, unit="features")
+        if self.illuminated_mirrors > config.rows * config.cols:
+            raise ConfigError.invalid(
+                "n_in", n_in, f"n_in * macropixel_mirrors + held_on_mirrors <= "
+                f"{config.rows * config.cols} mirrors of a {config.rows} x {config.cols} DMD "
+                f"(got {self.illuminated_mirrors})", "DMD")
+
+    @classmethod
+    def from_settings(cls, n_in: int, **settings) -> "DMD":
+        """A DMD whose :class:`~photon.config.DMDConfig` is built from ``settings``.
+
+        Examples
+        --------
+        >>> DMD.from_settings(256, contrast=None, macropixel_mirrors=4)  # doctest: +SKIP
+        """
+        return cls(from_mapping(DMDConfig, settings, "DMD.from_settings"), n_in)
 
     @property
     def leakage_amplitude(self) -> float:

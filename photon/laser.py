@@ -13,6 +13,9 @@ import math
 
 import numpy as np
 
+from .config import LaserConfig
+from .support.schema import from_mapping, settings_as_properties
+
 __all__ = ["Laser", "attenuated_power_w"]
 
 
@@ -21,37 +24,43 @@ def attenuated_power_w(power_mw: float, nd_filter_od: float) -> float:
     return power_mw * 1e-3 * 10.0 ** (-nd_filter_od)
 
 
+@settings_as_properties(LaserConfig)
 class Laser:
     """A laser source of given wavelength and power.
 
     Parameters
     ----------
-    wavelength_nm
-        Vacuum wavelength.
-    power_mw
-        Output power.
-    rin_rms
-        Relative intensity noise per frame (fraction rms).
-    drift_rms, drift_time_s
-        Slow power drift: relative rms and correlation time.
-    nd_filter_od
-        Optical density of a neutral-density filter after the laser.
+    config
+        The laser's settings (wavelength, power, RIN, drift, attenuator), validated by
+        :class:`~photon.config.LaserConfig`; each is also readable as an attribute
+        (``laser.power_mw``) that reads ``laser.config``.
     rin_seed, drift_seed
         Seeds of the two random streams.
+
+    See Also
+    --------
+    from_settings : build the configuration from keyword settings.
     """
 
-    def __init__(self, *, wavelength_nm: float = 532.0, power_mw: float = 25.0,
-                 rin_rms: float = 0.0, drift_rms: float = 0.0, drift_time_s: float = 600.0,
-                 nd_filter_od: float = 0.0, rin_seed: int = 0, drift_seed: int = 1):
-        self.wavelength_nm = float(wavelength_nm)
-        self.power_mw = float(power_mw)
-        self.rin_rms = float(rin_rms)
-        self.drift_rms = float(drift_rms)
-        self.drift_time_s = float(drift_time_s)
-        self.nd_filter_od = float(nd_filter_od)
+    def __init__(self, config: LaserConfig, *, rin_seed: int = 0, drift_seed: int = 1):
+        if not isinstance(config, LaserConfig):
+            raise TypeError(f"config = {config!r}: expected a LaserConfig "
+                            "(or use Laser.from_settings(**settings))")
+        self.config = config
         self._rin_rng = np.random.Generator(np.random.PCG64(rin_seed))
         self._drift_rng = np.random.Generator(np.random.PCG64(drift_seed))
         self.drift_state = 0.0
+
+    @classmethod
+    def from_settings(cls, *, rin_seed: int = 0, drift_seed: int = 1, **settings) -> "Laser":
+        """A laser whose :class:`~photon.config.LaserConfig` is built from ``settings``.
+
+        Examples
+        --------
+        >>> Laser.from_settings(power_mw=50.0, rin_rms=0.003)  # doctest: +SKIP
+        """
+        config = from_mapping(LaserConfig, settings, "Laser.from_settings")
+        return cls(config, rin_seed=rin_seed, drift_seed=drift_seed)
 
     @property
     def power_w(self) -> float:

@@ -25,7 +25,7 @@ Gaussian law; and any block of ``T(t)`` is computable from two keyframe blocks, 
 streamed TM drifts exactly as a stored one does. (Between two times that are both off a
 keyframe the correlation is higher than a Markov process's: the path runs along a great
 circle from one keyframe to the next.) The reference field drifts the same way.
-The TM may be held in a reduced precision (``precision``: TF32 or bf16, see
+The TM may be held in a reduced precision (``tm_precision``: TF32 or bf16, see
 :mod:`photon.precision`): the TM now is rounded to it, the frames stay exact. Speckle grain larger
 than a pixel is a Gaussian smoothing of the field across the 2-D pixel grid (periodic
 edges), renormalized so that the mean intensity is unchanged.
@@ -33,13 +33,16 @@ edges), renormalized so that the mean intensity is unchanged.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 
-from .support.arrays import array_module, asarray_like
+from .config import DMDConfig, MediumConfig, SimulationConfig
 from .gaussian_matrix import GaussianMatrix
-from .precision import check_precision, precise_matmul, round_to_precision
+from .precision import precise_matmul, round_to_precision
+from .support.arrays import array_module, asarray_like
+from .support.schema import ConfigError, check_setting, from_mapping, settings_as_properties
 
 __all__ = ["ScatteringMedium", "near_square_shape"]
 
@@ -55,69 +58,82 @@ def near_square_shape(n: int) -> tuple[int, int]:
     return rows, n // rows
 
 
+@settings_as_properties(SimulationConfig, "simulation",
+                        ("tm_storage", "max_dense_tm_mb", "tile_rows", "tile_cols", "tm_precision"))
+@settings_as_properties(DMDConfig, "dmd", ("macropixel_mirrors", "held_on_mirrors"))
+@settings_as_properties(MediumConfig)
 class ScatteringMedium:
     """Transmission matrices of a scattering layer, stored or streamed.
 
     Parameters
     ----------
+    config
+        The layer's settings, validated by :class:`~photon.config.MediumConfig`: the
+        decorrelation time ``drift_time_s`` of the TM (``None``: static) and the rms
+        radius ``speckle_grain_px`` of the speckle grain in pixels (0: independent
+        pixels); ``transmission`` and ``thickness_um`` are read by the chain. Each is
+        readable as an attribute (``medium.drift_time_s``) that reads ``medium.config``.
     n_in
         Number of input features (DMD macropixels).
     n_pixels
         Number of camera sensor pixels the field is computed on.
+    dmd
+        The DMD in front of the layer (:class:`~photon.config.DMDConfig`): the TM is
+        drawn per mirror and summed over each feature's ``macropixel_mirrors``; its
+        ``held_on_mirrors`` add the reference field. Readable as
+        ``medium.macropixel_mirrors`` and ``medium.held_on_mirrors``.
+    simulation
+        How the TM is held (:class:`~photon.config.SimulationConfig`): ``tm_storage``
+        ``"dense"``, ``"streamed"`` or ``"auto"`` (dense up to ``max_dense_tm_mb``);
+        ``tm_precision`` ``"float32"``, ``"tf32"`` or ``"bf16"``, the format the TM's
+        entries are rounded to (frames are exact in all three; products accumulate in
+        float32); ``tile_rows x tile_cols``, the block (mirrors x pixels) in which a
+        streamed TM is regenerated and a stored one is built. The block size sets memory
+        and speed only: every entry is a function of the seed and of its own position
+        (:class:`~photon.gaussian_matrix.GaussianMatrix`). Readable as attributes too.
     n_polarizations
         1 (an ideal polarizer: only one polarization matters) or 2.
-    macropixel_mirrors
-        Mirrors per feature; the TM is drawn per mirror and summed per macropixel.
-    held_on_mirrors
-        Mirrors held on outside the used region (reference field).
-    drift_time_s
-        Decorrelation time tau of the TM, or None for a static medium.
-    speckle_grain_px
-        Rms radius of the speckle grain in pixels (0: independent pixels).
     pixel_grid
         ``(rows, cols)`` layout of the pixels, used by the speckle grain.
     seed, drift_seed
         Seeds of the TM and of its drift innovations.
+
+    Attributes
+    ----------
     storage
-        ``"dense"``, ``"streamed"`` or ``"auto"`` (dense below ``max_dense_mb``).
-    precision
-        ``"float32"``, ``"tf32"`` or ``"bf16"``: the format the TM's entries are rounded
-        to (frames are exact in all three; products accumulate in float32).
-    tile_rows, tile_cols
-        Block size (mirrors x pixels) in which a streamed TM is regenerated and a
-        stored one is built. It sets memory and speed only: every entry is a function of
-        the seed and of its own position (:class:`~photon.gaussian_matrix.GaussianMatrix`).
+        ``"dense"`` or ``"streamed"``: ``tm_storage`` resolved for this size.
+
+    See Also
+    --------
+    from_settings : build the configurations from keyword settings.
     """
 
-    def __init__(self, n_in: int, n_pixels: int, *, n_polarizations: int = 1,
-                 macropixel_mirrors: int = 1, held_on_mirrors: int = 0,
-                 drift_time_s: float | None = None, speckle_grain_px: float = 0.0,
-                 pixel_grid: tuple[int, int] | None = None, seed: int = 0,
-                 drift_seed: int = 1, storage: str = "auto", max_dense_mb: float = 2048.0,
-                 tile_rows: int = 1024, tile_cols: int = 1024, precision: str = "float32"):
-        self.precision = check_precision(precision, "precision")
+    def __init__(self, config: MediumConfig, n_in: int, n_pixels: int, *,
+                 dmd: DMDConfig = DMDConfig(), simulation: SimulationConfig = SimulationConfig(),
+                 n_polarizations: int = 1, pixel_grid: tuple[int, int] | None = None,
+                 seed: int = 0, drift_seed: int = 1):
+        for name, value, cls in (("config", config, MediumConfig), ("dmd", dmd, DMDConfig),
+                                 ("simulation", simulation, SimulationConfig)):
+            if not isinstance(value, cls):
+                raise TypeError(f"{name} = {value!r}: expected a {cls.__name__} (or use "
+                                "ScatteringMedium.from_settings(n_in, n_pixels, **settings))")
+        self.config, self.dmd, self.simulation = config, dmd, simulation
         if n_polarizations not in (1, 2):
             raise ValueError(f"n_polarizations = {n_polarizations!r}: expected 1 or 2")
-        if storage not in ("auto", "dense", "streamed"):
-            raise ValueError(f"storage = {storage!r}: expected 'auto', 'dense' or 'streamed'")
-        self.n_in, self.n_pixels = int(n_in), int(n_pixels)
+        self.n_in = check_setting("n_in", n_in, "ScatteringMedium", kind=int, lo=1,
+                                  unit="features")
+        self.n_pixels = check_setting("n_pixels", n_pixels, "ScatteringMedium", kind=int,
+                                      lo=1, unit="pixels")
         self.n_polarizations = n_polarizations
-        self.macropixel_mirrors = int(macropixel_mirrors)
         self.n_mirrors = self.n_in * self.macropixel_mirrors
-        self.held_on_mirrors = int(held_on_mirrors)
-        self.drift_time_s = drift_time_s
-        self.speckle_grain_px = float(speckle_grain_px)
         self.pixel_grid = tuple(pixel_grid) if pixel_grid else near_square_shape(self.n_pixels)
         if self.pixel_grid[0] * self.pixel_grid[1] != self.n_pixels:
             raise ValueError(f"pixel_grid = {pixel_grid!r}: expected rows * cols == n_pixels "
                              f"= {self.n_pixels}")
         self.seed, self.drift_seed = int(seed), int(drift_seed)
-        self.tile_rows, self.tile_cols = int(tile_rows), int(tile_cols)
+        storage = self.tm_storage
         if storage == "auto":
-            storage = "dense" if self.dense_nbytes <= max_dense_mb * 2**20 else "streamed"
-        if drift_time_s is not None and not drift_time_s > 0:
-            raise ValueError(f"drift_time_s = {drift_time_s!r}: expected a decorrelation time "
-                             "> 0 seconds, or None for a static medium")
+            storage = "dense" if self.dense_nbytes <= self.max_dense_tm_mb * 2**20 else "streamed"
         self.storage = storage
         self.has_reference = self.held_on_mirrors > 0
         self.elapsed_s = 0.0
@@ -128,8 +144,40 @@ class ScatteringMedium:
         if storage == "dense":
             weights, self._reference = self._dense_keyframe(0)
             self._weights = self._rounded(weights)
-            if drift_time_s is None:
+            if self.drift_time_s is None:
                 self._keyframes.clear()      # a static medium never needs its keyframe again
+
+    @classmethod
+    def from_settings(cls, n_in: int, n_pixels: int, *, n_polarizations: int = 1,
+                      pixel_grid: tuple[int, int] | None = None, seed: int = 0,
+                      drift_seed: int = 1, **settings) -> "ScatteringMedium":
+        """A medium whose configurations are built from keyword ``settings``.
+
+        Each setting goes to the configuration that declares it:
+        :class:`~photon.config.MediumConfig` (``drift_time_s``, ``speckle_grain_px``,
+        ...), :class:`~photon.config.DMDConfig` (``macropixel_mirrors``,
+        ``held_on_mirrors``, ...) or :class:`~photon.config.SimulationConfig`
+        (``tm_storage``, ``tile_rows``, ``tm_precision``, ...).
+
+        Examples
+        --------
+        >>> ScatteringMedium.from_settings(128, 512, drift_time_s=3600.0,
+        ...                                tm_storage="streamed")  # doctest: +SKIP
+        """
+        sections = {MediumConfig: {}, DMDConfig: {}, SimulationConfig: {}}
+        owners = {f.name: cls_ for cls_ in sections for f in dataclasses.fields(cls_)}
+        for key, value in settings.items():
+            if key not in owners:
+                raise ConfigError(
+                    f"ScatteringMedium.from_settings: unknown key '{key}' = {value!r}: expected "
+                    f"one of {', '.join(sorted(owners))}", key=key, value=value,
+                    expected="a known key", source="ScatteringMedium.from_settings")
+            sections[owners[key]][key] = value
+        config, dmd, simulation = (from_mapping(cls_, values, "ScatteringMedium.from_settings")
+                                   for cls_, values in sections.items())
+        return cls(config, n_in, n_pixels, dmd=dmd, simulation=simulation,
+                   n_polarizations=n_polarizations, pixel_grid=pixel_grid, seed=seed,
+                   drift_seed=drift_seed)
 
     @classmethod
     def from_transmission_matrix(cls, transmission_matrix, reference_field=None) -> "ScatteringMedium":
@@ -147,7 +195,8 @@ class ScatteringMedium:
             raise ValueError(f"transmission_matrix: shape {tm.shape}: expected a finite "
                              "(n_pixels, n_in) complex matrix")
         n_pixels, n_in = tm.shape
-        medium = cls(n_in, n_pixels, storage="streamed")  # generates nothing
+        medium = cls(MediumConfig(), n_in, n_pixels,
+                     simulation=SimulationConfig(tm_storage="streamed"))  # generates nothing
         medium.storage = "dense"
         weights = np.empty((n_in, 2 * n_pixels), np.float32)
         weights[:, :n_pixels] = tm.real.T
@@ -183,9 +232,9 @@ class ScatteringMedium:
 
     def _rounded(self, weights, owned: bool = False):
         """``weights`` rounded to the TM precision (in place when ``owned``, else a copy)."""
-        if self.precision == "float32":
+        if self.tm_precision == "float32":
             return weights
-        return round_to_precision(weights if owned else weights.copy(), self.precision)
+        return round_to_precision(weights if owned else weights.copy(), self.tm_precision)
 
     def _drift_position(self) -> tuple[int, float]:
         """``(m, a)``: the TM now is ``sqrt(1 - a) K_m + sqrt(a) K_(m+1)``."""
@@ -320,13 +369,13 @@ class ScatteringMedium:
             ``modulated``.
         """
         xp = array_module(modulated)
-        if on_amplitude != 1.0 and self.precision == "float32":
+        if on_amplitude != 1.0 and self.tm_precision == "float32":
             # Exact either way in float32; the input is half the size of the output.
             modulated = modulated * np.float32(on_amplitude)
             on_amplitude = 1.0
         if self.storage == "dense":
             weights, reference, ones_field = self._on_backend(xp)
-            out = precise_matmul(modulated, weights, self.precision)
+            out = precise_matmul(modulated, weights, self.tm_precision)
             if on_amplitude != 1.0:
                 out *= np.float32(on_amplitude)
             if uniform:
@@ -355,7 +404,7 @@ class ScatteringMedium:
                 for f0 in range(0, self.n_in, chunk):
                     f1 = min(self.n_in, f0 + chunk)
                     block = self._rounded(self._weight_block(pol, f0, f1, c0, c1, xp), owned=True)
-                    precise_matmul(modulated[:, f0:f1], block, self.precision, accumulate=acc)
+                    precise_matmul(modulated[:, f0:f1], block, self.tm_precision, accumulate=acc)
                 if on_amplitude != 1.0:
                     acc[:batch] *= np.float32(on_amplitude)
                 if uniform:

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import math
 
+from .config import PolarizerConfig
+from .support.schema import from_mapping, settings_as_properties
+
 __all__ = ["Polarizer", "speckle_contrast_for_leak"]
 
 
@@ -19,29 +22,50 @@ def speckle_contrast_for_leak(eps: float) -> float:
     return math.sqrt(1.0 + eps * eps) / (1.0 + eps)
 
 
+@settings_as_properties(PolarizerConfig)
 class Polarizer:
     """Polarization analyser acting on a two-polarization field.
 
     Parameters
     ----------
-    extinction_ratio
-        ER; ``None`` for an ideal polarizer, ``"absent"`` (see :meth:`absent`) when no
-        polarizer is in the beam.
+    config
+        The polarizer's extinction ratio ER, validated by
+        :class:`~photon.config.PolarizerConfig` (``None``: an ideal polarizer, leak 0);
+        readable as ``polarizer.extinction_ratio``. The leak is ``eps = 1/ER``.
+
+    See Also
+    --------
+    ideal : an ideal polarizer (``eps = 0``).
+    absent : no polarizer in the beam (``eps = 1``, i.e. ``ER = 1``).
+    from_settings : build the configuration from keyword settings.
     """
 
-    def __init__(self, extinction_ratio: float | None = None, *, leak: float | None = None):
-        if leak is None:
-            leak = 0.0 if extinction_ratio is None else 1.0 / float(extinction_ratio)
-        if not 0.0 <= leak <= 1.0:
-            raise ValueError(f"extinction_ratio = {extinction_ratio!r}: expected >= 1 "
-                             "(leak = 1/ER within [0, 1])")
-        self.extinction_ratio = extinction_ratio
-        self.leak = float(leak)
+    def __init__(self, config: PolarizerConfig):
+        if not isinstance(config, PolarizerConfig):
+            raise TypeError(f"config = {config!r}: expected a PolarizerConfig (or use "
+                            "Polarizer.ideal(), Polarizer.absent() or Polarizer.from_settings())")
+        self.config = config
+
+    @classmethod
+    def from_settings(cls, **settings) -> "Polarizer":
+        """A polarizer whose :class:`~photon.config.PolarizerConfig` is built from ``settings``."""
+        return cls(from_mapping(PolarizerConfig, settings, "Polarizer.from_settings"))
+
+    @classmethod
+    def ideal(cls) -> "Polarizer":
+        """An ideal polarizer: only the passed polarization reaches the camera (``eps = 0``)."""
+        return cls(PolarizerConfig(extinction_ratio=None))
 
     @classmethod
     def absent(cls) -> "Polarizer":
-        """No polarizer: both polarizations add (``eps = 1``)."""
-        return cls(leak=1.0)
+        """No polarizer: both polarizations add (``eps = 1``, an extinction ratio of 1)."""
+        return cls(PolarizerConfig(extinction_ratio=1.0))
+
+    @property
+    def leak(self) -> float:
+        """Intensity fraction ``eps = 1/ER`` of the blocked polarization that leaks through."""
+        er = self.config.extinction_ratio
+        return 0.0 if er is None else 1.0 / er
 
     @property
     def n_polarizations(self) -> int:

@@ -65,7 +65,7 @@ def _calibration_section(out: pathlib.Path, seed: int) -> tuple[dict, object]:
                            dmd__macropixel_mirrors=MACROPIXEL_MIRRORS).open()
     # Calibrate at the exposure DFA will use: the OPU operator shortens it until the
     # all-on frame of the complement identity stays below saturation.
-    OPU(device).fit(N_CLASSES)
+    OPU(device).fit(n_features=N_CLASSES)
     result = calibrate(device, seed=seed, progress=False)
     corr = row_correlation(result.tm.tm, device.chain.medium.transmission_matrix())
     cam, truth = result.camera, device.chain.camera

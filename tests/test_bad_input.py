@@ -39,8 +39,8 @@ def test_a_refused_frame_leaves_the_device_untouched(chain):
 
 @pytest.mark.parametrize("exposure", [-1.0, 0.0, float("nan"), float("inf")])
 def test_bad_exposure_is_refused_by_the_camera(exposure):
-    with pytest.raises(ValueError, match=r"exposure_us = .*: expected a finite exposure > 0 us"):
-        Camera(8, exposure_us=exposure)
+    with pytest.raises(ConfigError, match=r"'exposure_us' = .*: expected a finite number > 0 \(us\)"):
+        Camera.from_settings(8, exposure_us=exposure)
 
 
 @pytest.mark.parametrize("text, key, value", [

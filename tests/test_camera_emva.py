@@ -17,7 +17,7 @@ def _camera(**kw):
                     full_well_e=12_000.0, gain_dn_per_e=0.25, black_offset_dn=40.0,
                     adc_bits=12, dark_current_e_per_s=0.0, noise_seed=5)
     settings.update(kw)
-    return Camera(20_000, **settings)
+    return Camera.from_settings(20_000, **settings)
 
 
 def _power_for_electrons(camera, electrons):

@@ -121,3 +121,19 @@ def test_backends_refuse_bad_frames_before_the_device_sees_them():
     with pytest.raises(ValueError, match=r"frames: shape \(1, 9\): expected \(batch, 8\)"):
         device.acquire(np.zeros((1, 9), np.uint8))
     assert device.frames_acquired == 0
+
+
+def test_device_names_are_checked_without_building_and_configs_open_directly():
+    from devices.registry import check_device_name
+    from photon import load_preset
+
+    assert check_device_name("ideal") == "ideal" and check_device_name("lab-bench") == "lab-bench"
+    assert check_device_name("never-read.yaml") == "never-read.yaml"  # the file is read at open
+    with pytest.raises(ValueError, match=r"device = 'nope': expected a backend"):
+        check_device_name("nope")
+    with pytest.raises(TypeError, match=r"device = 3: expected a device name"):
+        check_device_name(3)
+    config = load_preset("lab-bench").replace(n_in=8, n_out=16)
+    with open_device(config, camera__read_noise_e=2.0) as device:
+        assert isinstance(device, VirtualDevice) and device.n_in == 8 and device.is_open
+        assert device.chain.config.camera.read_noise_e == 2.0

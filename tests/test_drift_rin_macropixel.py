@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from photon import ScatteringMedium, build_chain
+from photon import DMDConfig, MediumConfig, ScatteringMedium, SimulationConfig, build_chain
 from tests.stats import Z
 
 
@@ -15,7 +15,7 @@ def _correlation(a, b) -> float:
 @pytest.mark.parametrize("dt_over_tau", [0.1, 0.3, 0.75])
 def test_tm_correlation_after_dt_is_sqrt_one_minus_dt_over_tau(dt_over_tau):
     tau = 3600.0
-    medium = ScatteringMedium(128, 512, drift_time_s=tau, seed=3, drift_seed=4)
+    medium = ScatteringMedium.from_settings(128, 512, drift_time_s=tau, seed=3, drift_seed=4)
     before = medium.transmission_matrix()
     medium.advance(dt_over_tau * tau)
     after = medium.transmission_matrix()
@@ -28,8 +28,8 @@ def test_tm_correlation_after_dt_is_sqrt_one_minus_dt_over_tau(dt_over_tau):
 
 def test_drift_is_the_same_for_stored_and_streamed_tms_and_decorrelates_after_tau():
     kw = dict(drift_time_s=100.0, seed=1, drift_seed=2, tile_rows=40, tile_cols=96)
-    dense = ScatteringMedium(64, 256, storage="dense", **kw)
-    streamed = ScatteringMedium(64, 256, storage="streamed", **kw)
+    dense = ScatteringMedium.from_settings(64, 256, tm_storage="dense", **kw)
+    streamed = ScatteringMedium.from_settings(64, 256, tm_storage="streamed", **kw)
     t0 = dense.transmission_matrix()
     for medium in (dense, streamed):
         medium.advance(37.0)
@@ -40,7 +40,7 @@ def test_drift_is_the_same_for_stored_and_streamed_tms_and_decorrelates_after_ta
 
 
 def test_a_static_medium_does_not_move():
-    medium = ScatteringMedium(16, 32, drift_time_s=None)
+    medium = ScatteringMedium(MediumConfig(drift_time_s=None), 16, 32)
     before = medium.transmission_matrix()
     medium.advance(1e6)
     np.testing.assert_array_equal(before, medium.transmission_matrix())
@@ -76,8 +76,8 @@ def test_rin_scales_a_whole_frame_by_one_common_factor():
 @pytest.mark.parametrize("mirrors", [2, 5])
 def test_a_macropixel_row_is_the_sum_of_its_mirror_rows(mirrors):
     n_in = 24
-    medium = ScatteringMedium(n_in, 40, macropixel_mirrors=mirrors, seed=9,
-                              tile_rows=16, tile_cols=16)
+    medium = ScatteringMedium(MediumConfig(), n_in, 40, dmd=DMDConfig(macropixel_mirrors=mirrors),
+                              simulation=SimulationConfig(tile_rows=16, tile_cols=16), seed=9)
     mirror_tm = medium.mirror_transmission_matrix()  # (n_pixels, n_in * mirrors)
     summed = mirror_tm.reshape(40, n_in, mirrors).sum(axis=2)
     np.testing.assert_allclose(medium.transmission_matrix(), summed, rtol=1e-5, atol=1e-6)

@@ -68,10 +68,30 @@ def test_linear_transform_on_cupy_matches_numpy():
 
     from devices import OPU, open_device
 
-    opu = OPU(open_device("ideal", n_in=256, n_out=512)).fit(200)
+    opu = OPU(open_device("ideal", n_in=256, n_out=512)).fit(n_features=200)
     x = _frames(200, batch=10)
     np.testing.assert_allclose(cupy.asnumpy(opu.linear_transform(cupy.asarray(x))),
                                opu.linear_transform(x), rtol=1e-3, atol=1e-3)
+
+
+def test_opu_fit_probes_cupy_data_with_cupy_frames():
+    import cupy
+
+    from devices import OPU, IdealDevice
+
+    seen = []
+
+    class Recording(IdealDevice):
+        def _acquire(self, frames):
+            seen.append(type(frames))
+            return super()._acquire(frames)
+
+    x = cupy.asarray(_frames(10, batch=4))
+    opu = OPU(Recording(16, 32)).fit(x)
+    assert seen and all(kind is cupy.ndarray for kind in seen)
+    host = OPU(IdealDevice(16, 32)).fit(n_features=10)
+    np.testing.assert_allclose(cupy.asnumpy(opu.linear_transform(x)),
+                               host.linear_transform(cupy.asnumpy(x)), rtol=1e-3, atol=1e-3)
 
 
 def test_tm_estimation_runs_unchanged_on_cupy():

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from devices import OPU, BitPlaneEncoder, TernaryEncoder, VirtualDevice, open_device
+from devices import (OPU, BitPlaneEncoder, IdealDevice, NotFittedError, TernaryEncoder,
+                     VirtualDevice, open_device)
+from devices import registry
 from tests.stats import Z
 
 METHODS = [("complement", 0), ("anchor", 64)]
@@ -133,7 +135,7 @@ def test_intensity_transform_is_rescaled_to_abs_r_x_squared():
 
 def test_bad_input_is_refused_with_names_and_values():
     opu = _opu("complement", n_out=32)
-    with pytest.raises(RuntimeError, match="call fit"):
+    with pytest.raises(NotFittedError, match=r"OPU.transform: this OPU is not fitted yet"):
         opu.transform(np.zeros((1, 8), np.uint8))
     with pytest.raises(ValueError, match=r"n_features = 300: expected at most 256 inputs"):
         opu.fit(n_features=300)
@@ -161,7 +163,7 @@ def test_encoder_range_warning_keeps_the_result():
 def test_fit_shortens_the_exposure_until_the_all_on_frame_stays_linear():
     device = open_device("lab-bench", n_in=16, n_out=4096)  # exposure set for half-on frames
     before = device.exposure_us
-    opu = OPU(device).fit(10)
+    opu = OPU(device).fit(n_features=10)
     assert opu.exposure_us_ < before and device.exposure_us == opu.exposure_us_
     all_on = np.zeros((8, 16), np.uint8)
     all_on[:, :10] = 1
@@ -170,7 +172,7 @@ def test_fit_shortens_the_exposure_until_the_all_on_frame_stays_linear():
     assert saturated < 1e-3 + Z * math.sqrt(1e-3 / 4096)
     fixed = open_device("lab-bench", n_in=16, n_out=4096)
     with pytest.warns(RuntimeWarning, match=r"saturate at 255.0 when every used input is on"):
-        OPU(fixed, auto_exposure=False).fit(10)
+        OPU(fixed, auto_exposure=False).fit(n_features=10)
     assert fixed.exposure_us == before
 
 
@@ -190,3 +192,191 @@ def test_a_row_with_no_reference_response_is_not_amplified_on_a_noise_free_devic
     assert opu.weak_outputs_ >= 1
     # Clamped at 1 % of the median reference: at most ~10x the typical row (was ~1000x).
     assert norms[0] < 20 * np.median(norms)
+
+
+# ---------------------------------------------------------------------- estimator contract
+def test_construction_stores_settings_and_opens_nothing(monkeypatch):
+    device = IdealDevice(16, 32)  # closed
+    opu = OPU(device, batch_size=8, seed=3)
+    assert not device.is_open and device.frames_acquired == 0
+    assert opu.device is device and opu.batch_size == 8 and opu.seed == 3
+    assert not hasattr(opu, "device_") and not hasattr(opu, "n_features_in_")
+    # A device given by name is built at fit, not at construction.
+    built = []
+
+    def factory(**options):
+        built.append(options)
+        return IdealDevice(**options)
+
+    monkeypatch.setitem(registry._BACKENDS, "counting-ideal", factory)
+    named = OPU("counting-ideal", device_options=dict(n_in=16, n_out=32))
+    assert built == [] and "counting-ideal" in repr(named)
+    with pytest.raises(NotFittedError, match=r"OPU.n_components: the device 'counting-ideal' is "
+                                             r"built at fit"):
+        named.n_components
+    assert named.fit(n_features=10) is named
+    assert built == [dict(n_in=16, n_out=32)] and named.device_.is_open
+    assert named.device == "counting-ideal"  # the setting stays as given
+    named.fit(n_features=12)  # a refit reuses the device it built
+    assert len(built) == 1
+    named.close()
+    assert not named.device_.is_open
+    named.fit(n_features=12)  # ... and reopens it
+    assert named.device_.is_open and len(built) == 1
+    # An unknown name is refused at construction (a cheap check: no device, no file).
+    with pytest.raises(ValueError, match=r"device = 'no-such-opu': expected a backend .*ideal.*"
+                                         r"a preset .*lab-bench.* or a YAML path"):
+        OPU("no-such-opu")
+
+
+def test_a_device_by_name_or_config_gives_the_same_operator_as_an_instance():
+    from photon import load_preset
+
+    x = (np.random.default_rng(1).random((5, 40)) < 0.5).astype(np.uint8)
+    instance = OPU(open_device("ideal", n_in=64, n_out=96, seed=2)).fit(n_features=40)
+    with OPU("ideal", device_options=dict(n_in=64, n_out=96, seed=2)).fit(n_features=40) as named:
+        np.testing.assert_array_equal(named.linear_transform(x), instance.linear_transform(x))
+    assert not named.device_.is_open  # the context manager closed it
+    config = load_preset("lab-bench").replace(n_in=32, n_out=64)
+    by_config = OPU(config).fit(n_features=20)
+    by_name = OPU("lab-bench", device_options=dict(n_in=32, n_out=64)).fit(n_features=20)
+    assert isinstance(by_config.device_, VirtualDevice)
+    np.testing.assert_array_equal(by_config.effective_matrix(), by_name.effective_matrix())
+
+
+def test_methods_before_fit_raise_not_fitted_naming_the_method():
+    opu = OPU(IdealDevice(16, 32))
+    x = np.zeros((2, 8), np.uint8)
+    for call, name in ((lambda: opu.transform(x), "transform"),
+                       (lambda: opu.linear_transform(x), "linear_transform"),
+                       (opu.effective_matrix, "effective_matrix"),
+                       (lambda: opu.device_, "device_")):
+        with pytest.raises(NotFittedError, match=rf"OPU.{name}: this OPU is not fitted yet: call "
+                                                 r"fit\(X\) or fit\(n_features=...\) first"):
+            call()
+    assert issubclass(NotFittedError, ValueError) and issubclass(NotFittedError, AttributeError)
+    # Cost needs only the device's frame time and power: no fit for an instance.
+    assert opu.cost(10, "intensity").frames == 10 and opu.n_components == 32
+    # An encoder left unfitted by fit(n_features=...) is named at linear_transform.
+    with_encoder = OPU(IdealDevice(16, 32), encoder=TernaryEncoder()).fit(n_features=8)
+    with pytest.raises(NotFittedError, match=r"OPU.linear_transform: encoder = TernaryEncoder"
+                                             r".* is not fitted"):
+        with_encoder.linear_transform(np.full((1, 8), 0.3))
+
+
+@pytest.mark.parametrize("encoder", [None, BitPlaneEncoder(n_bits=4, scale=1.0, signed=True)])
+def test_fit_on_data_gives_the_same_operator_as_fit_on_the_feature_count(encoder):
+    rng = np.random.default_rng(2)
+    x = rng.uniform(-1, 1, (12, 40)) if encoder else (rng.random((12, 40)) < 0.5).astype(np.uint8)
+    on_data = OPU(open_device("ideal", n_in=64, n_out=96), encoder=encoder).fit(x)
+    on_count = OPU(open_device("ideal", n_in=64, n_out=96), encoder=encoder).fit(n_features=40)
+    assert on_data.n_features_in_ == on_count.n_features_in_ == 40 == on_data.n_features_
+    np.testing.assert_array_equal(on_data.effective_matrix(), on_count.effective_matrix())
+    np.testing.assert_array_equal(on_data.linear_transform(x), on_count.linear_transform(x))
+    assert on_data.fit(x, n_features=40) is on_data  # both, when they agree
+
+
+def test_fit_refuses_bad_arguments_by_name():
+    opu = OPU(IdealDevice(16, 32))
+    cases = [
+        ((True,), {}, TypeError, r"X = True: expected an array \(n_samples, n_features\); to fit "
+                                 r"without data, pass the feature count by keyword: "
+                                 r"fit\(n_features=<positive integer>\)"),
+        ((3,), {}, TypeError, r"X = 3: expected an array .*fit\(n_features=3\)"),
+        ((np.int64(3),), {}, TypeError, r"fit\(n_features=3\)"),
+        ((), {}, ValueError, r"fit: X = None and n_features = None: expected data X"),
+        ((), {"n_features": 0}, ValueError, r"n_features = 0: expected a positive integer"),
+        ((), {"n_features": 2.5}, ValueError, r"n_features = 2.5: expected a positive integer"),
+        ((), {"n_features": True}, ValueError, r"n_features = True: expected a positive integer"),
+        ((np.zeros(8),), {}, ValueError, r"X: shape \(8,\): expected a 2-D array"),
+        ((np.zeros((0, 8)),), {}, ValueError, r"X: shape \(0, 8\): expected at least one sample"),
+        ((np.array([[0.0, np.nan]]),), {}, ValueError,
+         r"X: value nan at index \(0, 1\): expected finite values"),
+        ((np.array([["a", "b"]]),), {}, ValueError, r"X: dtype <U1: expected real numbers"),
+        ((np.zeros((2, 8)),), {"n_features": 9}, ValueError,
+         r"n_features = 9: expected None or X's width, 8"),
+        ((np.zeros((2, 17)),), {}, ValueError, r"X: shape \(2, 17\): expected at most 16 inputs"),
+    ]
+    for args, kwargs, error, message in cases:
+        with pytest.raises(error, match=message):
+            opu.fit(*args, **kwargs)
+        assert not hasattr(opu, "n_features_in_")  # nothing was learned
+
+
+def test_construction_refuses_bad_settings_by_name():
+    device = IdealDevice(16, 32)
+    cases = [
+        (dict(device=3), TypeError, r"device = 3: expected an OPUDevice, a device name"),
+        (dict(device_options=dict(n_in=4)), ValueError,
+         r"device_options = \{'n_in': 4\}: expected None when device is an OPUDevice instance"),
+        (dict(device="ideal", device_options=[1]), TypeError, r"device_options = \[1\]: expected"),
+        (dict(linear_method="hologram"), ValueError,
+         r"linear_method = 'hologram': expected 'complement' or 'anchor'"),
+        (dict(n_anchor=4), ValueError,
+         r"n_anchor = 4: expected None with linear_method = 'complement'"),
+        (dict(linear_method="anchor", n_anchor=0), ValueError,
+         r"n_anchor = 0: expected a positive integer"),
+        (dict(encoder="ternary"), TypeError, r"encoder = 'ternary': expected None or a "
+                                             r"devices.Encoder"),
+        (dict(batch_size=0), ValueError, r"batch_size = 0: expected a positive integer"),
+        (dict(batch_size=True), ValueError, r"batch_size = True: expected a positive integer"),
+        (dict(batch_size=2.5), ValueError, r"batch_size = 2.5: expected a positive integer"),
+        (dict(rescale="log"), ValueError, r"rescale = 'log': expected 'standard' or 'none'"),
+        (dict(progress="yes"), ValueError, r"progress = 'yes': expected True or False or None"),
+        (dict(auto_exposure=None), ValueError, r"auto_exposure = None: expected True or False"),
+        (dict(probe_frames=1), ValueError, r"probe_frames = 1: expected an integer >= 2"),
+        (dict(seed=-1), ValueError, r"seed = -1: expected an integer >= 0"),
+        (dict(seed=None), ValueError, r"seed = None: expected an integer >= 0"),
+    ]
+    for settings, error, message in cases:
+        settings = {"device": device, **settings}
+        with pytest.raises(error, match=message):
+            OPU(settings.pop("device"), **settings)
+    assert not device.is_open
+    with pytest.raises(ValueError, match=r"n_anchor = 16: expected 1 .. 15 inputs of the "
+                                         r"16-input device"):
+        OPU(device, linear_method="anchor", n_anchor=16).fit(n_features=4)  # known at fit
+
+
+def test_refitting_on_the_same_data_is_idempotent():
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((10, 30))
+    opu = OPU(open_device("ideal", n_in=48, n_out=64), linear_method="anchor",
+              encoder=TernaryEncoder()).fit(x)
+    first, device = opu.linear_transform(x), opu.device_
+    frames = opu.fit_frames_
+    opu.fit(x)
+    assert opu.device_ is device and opu.fit_frames_ == frames and opu.n_anchor_ == 12
+    np.testing.assert_array_equal(opu.linear_transform(x), first)
+
+
+def test_fit_frames_and_the_exposure_change_are_recorded():
+    probes, batch = 6, 4
+    device = open_device("ideal", n_in=16, n_out=32)
+    opu = OPU(device, probe_frames=probes, batch_size=batch).fit(n_features=10)
+    # No full scale: no saturation check; 12 reference frames and the probes in linear mode.
+    expected = 12 + 2 * probes + 2 * math.ceil(probes / batch)
+    assert opu.fit_frames_ == device.frames_acquired == expected
+    assert opu.exposure_us_ is None and opu.initial_exposure_us_ is None
+    assert "exposure_us_" in OPU.fit.__doc__ and "stays changed" in OPU.fit.__doc__
+    # A saturating camera: construction leaves the exposure alone, fit shortens it and says so.
+    lab = open_device("lab-bench", n_in=16, n_out=4096)
+    before = lab.exposure_us
+    opu = OPU(lab)
+    assert lab.exposure_us == before and lab.frames_acquired == 0
+    opu.fit(n_features=10)
+    assert opu.initial_exposure_us_ == before and lab.exposure_us == opu.exposure_us_ < before
+    tries, odd = divmod(opu.fit_frames_ - (12 + 2 * 32 + 2), 2)  # 2 frames per try
+    assert odd == 0 and 1 <= tries <= 4
+
+
+def test_fit_probes_the_device_on_the_data_backend():
+    seen = []
+
+    class Recording(IdealDevice):
+        def _acquire(self, frames):
+            seen.append(type(frames))
+            return super()._acquire(frames)
+
+    OPU(Recording(16, 32)).fit(np.zeros((3, 10)))
+    assert seen and set(seen) == {np.ndarray}
