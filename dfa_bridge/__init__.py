@@ -9,7 +9,7 @@ Subpackages
 -----------
 :mod:`~dfa_bridge.nn`        layers with a local backward, losses, optimizers, MLP, GCN, the character Transformer
 :mod:`~dfa_bridge.data`      datasets by name: digits (shipped), MNIST IDX, block model, Planetoid, text corpora
-:mod:`~dfa_bridge.training`  the trainer (``bp`` / ``dfa`` / ``shallow``), feedback through any device, alignment
+:mod:`~dfa_bridge.training`  one training loop (``bp`` / ``dfa`` / ``shallow``) for every model, feedback through any device, alignment
 :mod:`~dfa_bridge.studies`   acceptance studies, the noise sweep, benchmarks, plots
 
 Imports point down: ``studies -> training -> (nn, data)``. Every public name is also
@@ -30,10 +30,10 @@ from .nn.optim import SGD, Adam, make_optimizer
 from .nn.transformer import TransformerLM
 from .studies.acceptance import run_study
 from .training.alignment import angle_deg, feedback_angles, update_angles
-from .training.experiment import run_experiment
+from .training.experiment import run_experiment, run_language_experiment
 from .training.feedback import DeviceFeedback, Feedback, IdealFeedback, make_feedback
-from .training.language import LanguageTrainer, fit_language_model, run_language_experiment, sample
-from .training.trainer import METHODS, History, Trainer, fit
+from .training.language import LanguageTrainer, fit_language_model, sample
+from .training.trainer import METHODS, GraphTask, History, TabularTask, Task, TextTask, Trainer, fit
 
 __all__ = [
     "angle_deg", "feedback_angles", "update_angles",
@@ -42,7 +42,8 @@ __all__ = [
     "GraphData", "contextual_sbm", "load_planetoid", "normalized_adjacency",
     "Dropout", "GraphConv", "Layer", "Linear", "Parameter", "ReLU", "Tanh",
     "SoftmaxCrossEntropy", "GCN", "MLP", "Block", "Network", "SGD", "Adam", "make_optimizer",
-    "run_study", "METHODS", "History", "Trainer", "fit",
+    "run_study", "METHODS", "History", "Trainer", "fit", "Task", "TabularTask", "GraphTask",
+    "TextTask",
     "LanguageTrainer", "fit_language_model", "run_language_experiment", "sample",
     "CharCorpus", "load_pydoc", "load_text_file", "TransformerLM",
 ]

@@ -89,9 +89,9 @@ def _calibration_section(out: pathlib.Path, seed: int) -> tuple[dict, object]:
 
 
 def _training_section(out: pathlib.Path, calibrated, epochs: int, seed: int) -> dict:
-    runs = {"bp": ("bp", "ideal"), "dfa (ideal feedback)": ("dfa", "ideal"),
+    runs = {"bp": ("bp", None), "dfa (ideal feedback)": ("dfa", "ideal"),
             f"dfa ({PRESET} OPU)": ("dfa", PRESET),
-            "dfa (calibrated device)": ("dfa", calibrated), "shallow": ("shallow", "ideal")}
+            "dfa (calibrated device)": ("dfa", calibrated), "shallow": ("shallow", None)}
     results, histories = {}, {}
     for label, (method, feedback) in runs.items():
         _say(f"training the digits MLP: {label}, {epochs} epochs")
@@ -99,7 +99,7 @@ def _training_section(out: pathlib.Path, calibrated, epochs: int, seed: int) -> 
                                          seed=seed, progress=False)
         results[label] = {key: result[key] for key in
                           ("test_accuracy", "train_loss", "seconds", "alignment_deg")}
-        results[label]["frames"] = result["feedback"].get("frames_acquired")
+        results[label]["frames"] = (result["feedback"] or {}).get("frames_acquired")
         histories[label] = history
     plot_learning_curves(histories, out / "learning_curves.png")
     return results
@@ -161,7 +161,7 @@ def _markdown(numbers: dict) -> str:
     ]
     for label, r in training.items():
         angles = r["alignment_deg"]["update_vs_gradient"]
-        angle = "-" if label in ("bp", "shallow") else ", ".join(f"{a:.0f}" for a in angles)
+        angle = "-" if angles is None else ", ".join(f"{a:.0f}" for a in angles)
         lines.append(f"| {label} | {100 * r['test_accuracy']:.2f} % | {r['train_loss']:.3f} | "
                      f"{angle} | {r['frames'] or '-'} | {r['seconds']:.1f} |")
     lines += ["", "![learning curves](learning_curves.png)", "",

@@ -90,3 +90,18 @@ def test_benchmark_runs_on_cupy():
 
     result = time_training_steps(256, (512, 512), 10, 128, repeats=3, backend="cupy")
     assert result["bp_s"] > 0 and result["dfa_s"] > 0
+
+
+@pytest.mark.parametrize("method", ["bp", "dfa"])
+def test_the_transformer_trains_on_cupy_through_the_same_loop(method):
+    tiny = {"n_blocks": 2, "width": 32, "heads": 2, "context": 16, "batch_size": 8,
+            "warmup": 4, "lr": 3e-3}
+    options = {"steps": 20, "seed": 0, "evaluations": 2, "max_eval_chars": 2048,
+               "progress": False, **tiny}
+    host, _ = run_experiment("transformer", "pydoc", method, **options)
+    device, history = run_experiment("transformer", "pydoc", method, backend="cupy", **options)
+    assert device["backend"] == "cupy" and device["curves"]["step"] == [10, 20]
+    # Same seeds and batches; float32 sums in another order: the losses agree closely.
+    assert device["val_loss"] == pytest.approx(host["val_loss"], rel=0.05)
+    angles = device["alignment_deg"]["update_vs_gradient"]
+    assert (angles is None) == (method == "bp") and history.final["step"] == 20

@@ -46,10 +46,34 @@ def test_train_runs_a_gcn_through_a_virtual_opu():
     (("--data", "mnist", "--data-path", "/nowhere/mnist"), "path = '/nowhere/mnist': expected a directory"),
     (("--method", "hebbian"), "invalid choice: 'hebbian'"),
     (("--model", "gcn", "--batch-size", "8"), "batch_size = 8: expected one of the hyper-parameters"),
+    (("--model", "transformer",),
+     "epochs = 1: expected None for model 'transformer', which trains in steps: give steps"),
+    (("--steps", "5"), "steps = 5: expected None for model 'mlp', which trains in epochs"),
+    (("--blocks", "2"), "n_blocks = 2: expected one of the hyper-parameters of model 'mlp'"),
+    (("--max-train", "10", "--model", "transformer"), "expected None for model 'transformer'"),
 ])
 def test_train_refuses_bad_arguments_with_a_clear_message(args, message):
     done = _run("scripts/train.py", "--epochs", "1", *args, expect=2)
     assert message in done.stderr
+
+
+def test_train_bp_needs_no_feedback_and_reports_no_update_angle():
+    done = _run("scripts/train.py", "--method", "bp", "--epochs", "2", "--max-train", "300",
+                "--hidden", "32", "--lr", "0.01", "--json")
+    result = json.loads(done.stdout)
+    assert result["feedback"] is None and result["epochs"] == 2
+    assert result["alignment_deg"] == {"update_vs_gradient": None, "weights_vs_feedback": None}
+    assert 0.7 < result["test_accuracy"] <= 1.0 and len(result["curves"]["test_accuracy"]) == 2
+    text = _run("scripts/train.py", "--method", "shallow", "--epochs", "1", "--max-train", "200",
+                "--hidden", "32").stdout
+    assert "shallow (no feedback), 1 epochs" in text and "alignment" not in text
+
+
+def test_train_help_names_shared_the_default_feedback_mode():
+    text = " ".join(_run("scripts/train.py", "--help").stdout.split())
+    assert "shared: the same signal for every block (default)" in text
+    assert "sliced: one slice of the projection per block" in text
+    assert "sliced: one slice of the projection per block (default)" not in text
 
 
 def test_bench_dfa_prints_the_step_times_and_their_ratio():
@@ -70,3 +94,12 @@ def test_dfa_study_reports_accuracies_gaps_and_goals():
     assert gap == pytest.approx(accuracy["gcn-dfa"] - accuracy["gcn-shallow"])
     assert set(summary["goals"]) == {"feature-only MLP below 80 %", "gcn dfa within 2 points of gcn bp",
                                      "gcn dfa above gcn shallow"}
+    assert summary["runs"]["gcn-bp"]["alignment_deg"]["update_vs_gradient"] is None
+    assert len(summary["runs"]["gcn-dfa"]["alignment_deg"]["update_vs_gradient"]) == 1
+
+
+def test_dfa_study_counts_the_transformer_in_steps():
+    done = _run("scripts/dfa_study.py", "--study", "transformer", "--epochs", "3", expect=2)
+    assert "epochs = 3: expected None for model 'transformer', which trains in steps" in done.stderr
+    done = _run("scripts/dfa_study.py", "--study", "digits", "--steps", "3", expect=2)
+    assert "steps = 3: expected None for model 'mlp', which trains in epochs" in done.stderr

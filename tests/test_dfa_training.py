@@ -6,13 +6,17 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from dfa_bridge.training.alignment import angle_deg, feedback_angles, update_angles
-from dfa_bridge.training.experiment import run_experiment
-from dfa_bridge.training.feedback import DeviceFeedback, Feedback, IdealFeedback, make_feedback
-from dfa_bridge.data.graphs import normalized_adjacency
+from dfa_bridge.data import load_dataset
+from dfa_bridge.data.graphs import contextual_sbm, normalized_adjacency
+from dfa_bridge.data.tabular import Dataset
+from dfa_bridge.data.text import load_pydoc
 from dfa_bridge.nn.models import GCN, MLP
+from dfa_bridge.nn.transformer import TransformerLM
 from dfa_bridge.studies.acceptance import run_study
-from dfa_bridge.training.trainer import Trainer
+from dfa_bridge.training.alignment import angle_deg, feedback_angles, update_angles
+from dfa_bridge.training.experiment import derive_seeds, run_experiment
+from dfa_bridge.training.feedback import DeviceFeedback, Feedback, IdealFeedback, make_feedback
+from dfa_bridge.training.trainer import GraphTask, TabularTask, TextTask, Trainer, fit, warmup_cosine
 from devices import open_device
 
 
@@ -248,8 +252,17 @@ def test_dfa_aligns_and_backprop_does_not(digits_runs):
     assert all(last < first for last, first in
                zip(dfa["alignment_deg"]["weights_vs_feedback"], first_epoch))
     bp, _ = digits_runs["bp"]
-    for angle in bp["alignment_deg"]["weights_vs_feedback"]:
-        assert abs(angle - 90.0) < 10.0  # BP's weights ignore the random feedback
+    assert bp["feedback"] is None  # bp needs no feedback and measures no DFA update
+    assert bp["alignment_deg"] == {"update_vs_gradient": None, "weights_vs_feedback": None}
+    # Given a feedback source explicitly, bp logs how its weights sit against it: BP's
+    # weights ignore the random feedback. It still measures no update angle.
+    bp_logged, history = run_experiment("mlp", "digits", "bp", "ideal", epochs=1, seed=0,
+                                        progress=False)
+    assert bp_logged["feedback"]["source"] == "ideal"
+    assert bp_logged["alignment_deg"]["update_vs_gradient"] is None
+    for angle in bp_logged["alignment_deg"]["weights_vs_feedback"]:
+        assert abs(angle - 90.0) < 10.0
+    assert bp_logged["test_accuracy"] == history.records[0]["test_accuracy"]
 
 
 def test_dfa_through_the_lab_bench_opu_learns_digits():
@@ -291,9 +304,6 @@ def test_acceptance_block_model_study_meets_every_goal():
 
 
 def test_a_diverging_run_stops_keeps_its_records_and_never_feeds_nan_to_a_device():
-    from dfa_bridge.data import load_dataset
-    from dfa_bridge.training.trainer import fit
-
     data = load_dataset("digits")
     model = MLP(data.n_features, data.n_classes, hidden=(32,), activation="tanh", seed=0)
     feedback = make_feedback("lab-bench", (32,), data.n_classes, seed=0)
@@ -305,3 +315,199 @@ def test_a_diverging_run_stops_keeps_its_records_and_never_feeds_nan_to_a_device
     steps_per_epoch = math.ceil(data.x_train.shape[0] / 32)
     assert len(history.records) == math.ceil(history.diverged_at_step / steps_per_epoch)
     assert all(math.isfinite(r["train_loss"]) for r in history.records)
+    assert history.final["step"] == history.diverged_at_step
+    assert history.final["epoch"] == len(history.records)
+
+
+# ---------------------------------------------------------------- one loop, three families
+def _tiny(family, method, feedback=None):
+    """A tiny trainer of ``family`` and fit's arguments for it.
+
+    ``feedback``: ``"ideal"`` (a counting FixedFeedback of the right widths), ``"nan"``
+    (the same, returning NaN from the fourth projection on) or None.
+    """
+    if family == "mlp":
+        digits = load_dataset("digits")
+        data = Dataset("digits", digits.x_train[:300], digits.y_train[:300], digits.x_test,
+                       digits.y_test, digits.n_classes)
+        model = MLP(data.n_features, data.n_classes, hidden=(32, 16), seed=0)
+        options = {"epochs": 3, "batch_size": 50}                  # 6 steps per epoch
+    elif family == "gcn":
+        data = contextual_sbm(200, 4, 20, n_val=50, n_test=50, train_per_class=10, seed=0)
+        model = GCN(data.adjacency, data.n_features, data.n_classes, hidden=(16,), seed=0)
+        options = {"epochs": 18}                                   # one step per epoch
+    else:
+        data = load_pydoc()
+        model = TransformerLM(data.n_tokens, context=16, width=16, heads=2, n_blocks=2, seed=0)
+        options = {"steps": 18, "batch_size": 8, "evaluations": 3, "warmup": 4,
+                   "max_eval_chars": 2048}                         # evaluated every 6 steps
+    source = None
+    if feedback is not None:
+        widths = model.hidden_widths if family != "transformer" else (model.width,)
+        matrix = np.random.default_rng(1).standard_normal((sum(widths), model.n_outputs))
+        source = FixedFeedback(matrix / np.sqrt(widths[0]), widths)
+        if feedback == "nan":
+            project = source._project
+            source._project = lambda e: project(e) * (np.nan if len(source.calls) > 3 else 1.0)
+    lr = 3e-2 if family == "gcn" else 1e-2
+    return Trainer(model, method, source, lr=lr), data, options
+
+
+@pytest.mark.parametrize("family, steps, evaluated_at", [
+    ("mlp", 18, [6, 12, 18]), ("gcn", 18, list(range(1, 19))), ("transformer", 18, [6, 12, 18])])
+def test_one_fit_trains_every_model_family(family, steps, evaluated_at):
+    trainer, data, options = _tiny(family, "dfa", "ideal")
+    rates = []
+    step = trainer.optimizer.step
+    trainer.optimizer.step = lambda: rates.append(trainer.optimizer.lr) or step()
+    history = fit(trainer, data, seed=5, align_steps=2, progress=False, **options)
+    records = history.records
+    assert len(rates) == steps and [r["step"] for r in records] == evaluated_at
+    assert history.diverged_at_step is None and history.method == "dfa"
+    assert records[-1]["train_loss"] < records[0]["train_loss"]  # it learns
+    assert len(trainer.feedback.calls) == steps  # one projection per step
+    n_angles = 2  # per hidden layer of the MLP, per block of the Transformer
+    if family == "gcn":
+        n_angles = 1
+    assert all(len(r["update_angle_deg"]) == n_angles for r in records)
+    if family == "transformer":
+        # warm-up over 4 steps, then cosine down to a tenth; restored after the run
+        assert rates == pytest.approx([warmup_cosine(s, 18, 1e-2, 4) for s in range(18)])
+        assert rates[:5] == pytest.approx([2.5e-3, 5e-3, 7.5e-3, 1e-2, 1e-2])
+        assert rates[-1] == pytest.approx(1e-2 * (0.1 + 0.45 * (1 + math.cos(math.pi * 13 / 14))))
+        assert trainer.optimizer.lr == 1e-2
+        for r in records:
+            assert r["val_perplexity"] == pytest.approx(math.exp(r["val_loss"]))
+        assert records[-1]["val_perplexity"] < 0.75 * data.n_tokens  # beats a uniform guess
+        assert set(records[0]) == {"step", "train_loss", "val_loss", "val_perplexity",
+                                   "update_angle_deg"}
+    else:
+        assert rates == [1e-2 if family == "mlp" else 3e-2] * steps
+        assert [r["epoch"] for r in records] == list(range(1, options["epochs"] + 1))
+        assert records[-1]["test_accuracy"] > 2.5 / data.n_classes  # well above chance
+        assert all(len(r["feedback_angle_deg"]) == n_angles for r in records)
+        assert ("val_accuracy" in records[0]) == (family == "gcn")
+
+
+@pytest.mark.parametrize("family", ["mlp", "gcn", "transformer"])
+@pytest.mark.parametrize("method", ["bp", "shallow", "dfa"])
+def test_only_dfa_measures_update_angles_and_only_on_its_aligned_steps(family, method):
+    trainer, data, options = _tiny(family, method, "ideal")
+    calls = []
+    backward = trainer.path.backward
+    trainer.path.backward = lambda batch, m, feedback: calls.append(m) or backward(batch, m, feedback)
+    history = fit(trainer, data, align_steps=2, progress=False, **options)
+    n_steps = 18
+    if method == "dfa":
+        # The first two steps after each evaluation: 3 windows of 6 steps (MLP,
+        # Transformer); the GCN is evaluated after every step, so every step is measured.
+        measured = 18 if family == "gcn" else 3 * 2
+        assert calls.count("bp") == measured and calls.count("dfa") == n_steps
+        assert len(trainer.feedback.calls) == n_steps
+        assert all(r["update_angle_deg"] is not None for r in history.records)
+    else:
+        # One backward of its own per step: no DFA update computed, nothing projected.
+        assert calls == [method] * n_steps and trainer.feedback.calls == []
+        assert all(r["update_angle_deg"] is None for r in history.records)
+        if family != "transformer":  # the feedback given explicitly: its angle is logged
+            assert all(r["feedback_angle_deg"] is not None for r in history.records)
+
+
+@pytest.mark.parametrize("family", ["mlp", "gcn", "transformer"])
+def test_divergence_stops_every_family_keeps_the_records_and_projects_no_nan(family):
+    trainer, data, options = _tiny(family, "dfa", "nan")
+    if family == "mlp":
+        options = {"epochs": 8, "batch_size": 300}      # one step per epoch
+    elif family == "transformer":
+        options = {**options, "steps": 8, "evaluations": 8}
+    with pytest.warns(RuntimeWarning, match=r"expected a finite training loss.*step 5\); the "
+                      "records so far are kept"):
+        history = fit(trainer, data, align_steps=0, progress=False, **options)
+    # Projection 4 is NaN, so the update of step 4 is; the loss of step 5 is not finite.
+    assert history.diverged_at_step == 5 and len(trainer.feedback.calls) == 4
+    assert [r["step"] for r in history.records] == [1, 2, 3, 4, 5]
+    assert [r.get("diverged", False) for r in history.records] == [False] * 4 + [True]
+    score = "val_loss" if family == "transformer" else "test_accuracy"
+    assert all(math.isfinite(r["train_loss"]) and math.isfinite(r[score])
+               for r in history.records[:3])
+    assert math.isnan(history.final["train_loss"])  # no finite step since the last record
+
+
+def test_fit_refuses_a_budget_in_the_wrong_unit():
+    trainer, data, _ = _tiny("transformer", "bp")
+    with pytest.raises(ValueError, match=r"epochs = 3: expected None for a CharCorpus: it trains "
+                       r"in steps \(give steps\)"):
+        fit(trainer, data, epochs=3)
+    with pytest.raises(ValueError, match="steps = None: expected a positive integer for a CharCorpus"):
+        fit(trainer, data)
+    trainer, data, _ = _tiny("mlp", "bp")
+    with pytest.raises(ValueError, match=r"steps = 3: expected None for a Dataset: it trains in epochs"):
+        fit(trainer, data, steps=3)
+    with pytest.raises(ValueError, match=r"epochs = 0: expected a positive integer"):
+        fit(trainer, data, epochs=0)
+    with pytest.raises(ValueError, match=r"batch_size = 5: expected None with a Task"):
+        fit(trainer, TabularTask(data, 1), batch_size=5)
+    trainer, data, _ = _tiny("gcn", "bp")
+    with pytest.raises(ValueError, match=r"batch_size = 8: expected None for a GraphData: it "
+                       "trains on one full batch per epoch"):
+        fit(trainer, data, epochs=1, batch_size=8)
+    with pytest.raises(ValueError, match=r"feedback_mode = 'shared': expected None for a GCN"):
+        Trainer(trainer.model, "bp", feedback_mode="shared")
+
+
+def test_a_task_and_the_data_it_is_built_from_train_alike():
+    runs = []
+    for family, task in (("mlp", lambda d: TabularTask(d, 3, 50, seed=5)),
+                         ("gcn", lambda d: GraphTask(d, 18)),
+                         ("transformer", lambda d: TextTask(d, 18, 16, 8, seed=5, warmup=4,
+                                                            evaluations=3, max_eval_chars=2048))):
+        trainer, data, options = _tiny(family, "dfa", "ideal")
+        by_data = fit(trainer, data, seed=5, progress=False, **options).records
+        trainer, data, _ = _tiny(family, "dfa", "ideal")
+        by_task = fit(trainer, task(data), progress=False).records
+        runs.append((by_data, by_task))
+    for by_data, by_task in runs:
+        assert by_data == by_task
+
+
+def test_the_transformer_runs_through_run_experiment_in_steps():
+    tiny = {"n_blocks": 2, "width": 16, "heads": 2, "context": 16, "batch_size": 8,
+            "warmup": 4, "lr": 1e-2}
+    result, history = run_experiment("transformer", method="dfa", steps=12, seed=2,
+                                     evaluations=2, max_eval_chars=2048, progress=False, **tiny)
+    assert result["steps"] == result["settings"]["steps"] == 12 and "epochs" not in result
+    assert result["data"]["name"] == "pydoc"  # the transformer's default data
+    assert result["curves"]["step"] == [6, 12]
+    assert result["val_perplexity"] == history.final["val_perplexity"]
+    assert result["val_perplexity"] == pytest.approx(math.exp(result["val_loss"]))
+    assert len(result["alignment_deg"]["update_vs_gradient"]) == 2
+    assert set(result) == {"model", "data", "method", "feedback", "backend", "seed", "settings",
+                           "steps", "val_perplexity", "val_loss", "train_loss",
+                           "unigram_perplexity", "seconds", "diverged_at_step", "alignment_deg",
+                           "curves"}
+    # The same run built by hand on the one loop, with the seeds run_experiment derives.
+    seeds = derive_seeds(2)
+    corpus = load_pydoc()
+    model = TransformerLM(corpus.n_tokens, 16, 16, 2, 2, seed=seeds["model"])
+    trainer = Trainer(model, "dfa", IdealFeedback((16,), corpus.n_tokens, seed=seeds["feedback"]),
+                      lr=1e-2)
+    by_hand = fit(trainer, corpus, steps=12, batch_size=8, seed=seeds["order"], warmup=4,
+                  evaluations=2, max_eval_chars=2048, progress=False)
+    assert by_hand.records == history.records
+    with pytest.raises(ValueError, match=r"epochs = 12: expected None for model 'transformer', "
+                       "which trains in steps: give steps instead"):
+        run_experiment("transformer", epochs=12)
+    with pytest.raises(ValueError, match=r"steps = 12: expected None for model 'mlp', which "
+                       "trains in epochs: give epochs instead"):
+        run_experiment("mlp", steps=12)
+    with pytest.raises(ValueError, match=r"max_eval_chars = 10: expected None for model 'gcn'"):
+        run_experiment("gcn", "csbm", max_eval_chars=10)
+
+
+def test_seeds_are_the_same_streams_for_every_model_family():
+    seeds = derive_seeds(0)
+    assert list(seeds) == ["model", "feedback", "order", "sample"]
+    assert seeds["feedback"] == 673228719  # the seed every earlier run's feedback reports
+    # The MLP and GCN runs drew three children, the Transformer's four: the first three agree.
+    three = [int(c.generate_state(1)[0]) for c in np.random.SeedSequence(7).spawn(3)]
+    assert list(derive_seeds(7).values())[:3] == three

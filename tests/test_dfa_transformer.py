@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 from dfa_bridge.training.feedback import Feedback, IdealFeedback
-from dfa_bridge.training.language import LanguageTrainer, run_language_experiment, sample
+from dfa_bridge.training.experiment import run_experiment
+from dfa_bridge.training.language import sample
+from dfa_bridge.training.trainer import Trainer
 from dfa_bridge.data.text import (UNK, build_corpus, load_pydoc, load_text_file, random_windows,
                              validation_windows)
 from dfa_bridge.nn.transformer import (GELU, CausalSelfAttention, FeedForward, LayerNorm,
@@ -224,13 +226,13 @@ def test_dfa_fed_the_true_head_signal_gives_the_backprop_gradient(tied, rng):
     model = TransformerLM(9, context=6, width=8, heads=2, n_blocks=1, tied=tied, seed=1,
                           dtype=np.float64)
     tokens, targets = rng.integers(0, 9, (3, 6)), rng.integers(0, 9, (3, 6))
-    _, error = LanguageTrainer(model, "bp").error(tokens, targets)
+    error = Trainer(model, "bp").error(tokens, targets).error
     model.backward(error)
     bp = [p.grad.copy() for p in model.parameters()]
     signal = _signal_before_the_final_norm(model, error)
-    trainer = LanguageTrainer(model, "dfa", TrueSignalFeedback(signal, model.feedback_widths, 9))
-    _, error = trainer.error(tokens, targets)
-    trainer.backward(error)
+    trainer = Trainer(model, "dfa", TrueSignalFeedback(signal, model.feedback_widths, 9),
+                      feedback_mode="sliced")
+    trainer.backward(trainer.error(tokens, targets))
     for parameter, expected in zip(model.parameters(), bp):
         np.testing.assert_allclose(parameter.grad, expected, rtol=1e-10, atol=1e-14,
                                    err_msg=parameter.name)
@@ -239,14 +241,13 @@ def test_dfa_fed_the_true_head_signal_gives_the_backprop_gradient(tied, rng):
 def test_dfa_with_the_true_head_signal_matches_backprop_on_the_last_block(rng):
     model = TransformerLM(9, context=6, width=8, heads=2, n_blocks=3, seed=1, dtype=np.float64)
     tokens, targets = rng.integers(0, 9, (3, 6)), rng.integers(0, 9, (3, 6))
-    _, error = LanguageTrainer(model, "bp").error(tokens, targets)
+    error = Trainer(model, "bp").error(tokens, targets).error
     model.backward(error)
     bp_last = [p.grad.copy() for p in model.blocks[-1].parameters()]
     signal = _signal_before_the_final_norm(model, error)
-    trainer = LanguageTrainer(model, "dfa", TrueSignalFeedback(signal, (8,), 9),
-                              feedback_mode="shared")
-    _, error = trainer.error(tokens, targets)
-    trainer.backward(error)
+    trainer = Trainer(model, "dfa", TrueSignalFeedback(signal, (8,), 9))  # shared: the default
+    assert trainer.feedback_mode == "shared"
+    trainer.backward(trainer.error(tokens, targets))
     for parameter, expected in zip(model.blocks[-1].parameters(), bp_last):
         np.testing.assert_allclose(parameter.grad, expected, rtol=1e-10, atol=1e-14)
 
@@ -257,10 +258,11 @@ def test_dfa_projects_the_error_once_and_feeds_slice_k_to_block_k(rng):
     calls = []
     original = feedback._project
     feedback._project = lambda e: calls.append(e.shape) or original(e)
-    trainer = LanguageTrainer(model, "dfa", feedback)
+    trainer = Trainer(model, "dfa", feedback, feedback_mode="sliced")
     tokens, targets = rng.integers(0, 9, (2, 4)), rng.integers(0, 9, (2, 4))
-    _, error = trainer.error(tokens, targets)
-    trainer.backward(error)
+    batch = trainer.error(tokens, targets)
+    error = batch.error
+    trainer.backward(batch)
     assert calls == [(8, 9)]  # one row per token, one projection per step
     dfa = [[p.grad.copy() for p in block.parameters()] for block in model.blocks]
     big_b = feedback.matrices()
@@ -288,15 +290,19 @@ def test_the_final_norm_input_gradient_removes_what_the_norm_cannot_see(rng):
 def test_shallow_trains_the_head_only_and_refuses_a_tied_model(rng):
     model = TransformerLM(9, context=4, width=8, heads=2, n_blocks=2, seed=1)
     before = [p.value.copy() for p in model.parameters()]
-    trainer = LanguageTrainer(model, "shallow", lr=1e-2)
+    trainer = Trainer(model, "shallow", lr=1e-2)
     trainer.step(rng.integers(0, 9, (2, 4)), rng.integers(0, 9, (2, 4)))
     head = {id(p) for p in model.head_parameters()}
     for parameter, old in zip(model.parameters(), before):
         assert (id(parameter) in head) == (not np.array_equal(parameter.value, old)), parameter.name
     with pytest.raises(ValueError, match="method = 'shallow' with a tied output projection"):
-        LanguageTrainer(TransformerLM(9, 4, 8, 2, 2, tied=True), "shallow")
-    with pytest.raises(ValueError, match=r"feedback: widths \(8,\).*expected \(8, 8\)"):
-        LanguageTrainer(model, "dfa", IdealFeedback((8,), 9))
+        Trainer(TransformerLM(9, 4, 8, 2, 2, tied=True), "shallow")
+    with pytest.raises(ValueError, match=r"feedback: widths \(8,\).*expected \(8, 8\) \(sliced"):
+        Trainer(model, "dfa", IdealFeedback((8,), 9), feedback_mode="sliced")
+    with pytest.raises(ValueError, match=r"feedback: widths \(8, 8\).*expected \(8,\) \(shared"):
+        Trainer(model, "dfa", IdealFeedback((8, 8), 9))
+    with pytest.raises(ValueError, match="feedback_mode = 'stacked': expected one of sliced, shared"):
+        Trainer(model, "dfa", IdealFeedback((8,), 9), feedback_mode="stacked")
 
 
 # ---------------------------------------------------------------- training
@@ -306,9 +312,9 @@ TINY = {"n_blocks": 2, "width": 32, "heads": 2, "context": 32, "batch_size": 16,
 
 @pytest.fixture(scope="module")
 def tiny_runs():
-    return {method: run_language_experiment("pydoc", method, max_eval_chars=4096, evaluations=1,
-                                            progress=False, n_sample=40 if method == "bp" else 0,
-                                            **TINY)[0]
+    return {method: run_experiment("transformer", "pydoc", method, max_eval_chars=4096,
+                                   evaluations=1, progress=False,
+                                   n_sample=40 if method == "bp" else 0, **TINY)[0]
             for method in ("bp", "dfa")}
 
 
@@ -318,6 +324,8 @@ def test_bp_and_dfa_beat_the_unigram_baseline(tiny_runs):
     assert dfa["val_perplexity"] < dfa["unigram_perplexity"]
     angles = tiny_runs["dfa"]["alignment_deg"]["update_vs_gradient"]
     assert len(angles) == 2 and all(0 < a < 180 for a in angles)
+    # bp applies no DFA update: no feedback, no angle of an update it never made.
+    assert bp["feedback"] is None and bp["alignment_deg"] == {"update_vs_gradient": None}
 
 
 def test_sample_has_the_requested_length_and_is_reproducible(tiny_runs):
@@ -329,8 +337,6 @@ def test_sample_has_the_requested_length_and_is_reproducible(tiny_runs):
 
 
 def test_dfa_through_the_lab_bench_opu_runs_with_bit_planes_by_default():
-    from dfa_bridge.training.experiment import run_experiment
-
     # Through run_experiment, as the studies do: the Transformer's default encoder applies.
     result, _ = run_experiment("transformer", "pydoc", "dfa", "lab-bench", max_eval_chars=2048,
                                evaluations=1, progress=False, **{**TINY, "steps": 5})
@@ -375,29 +381,30 @@ def test_cupy_model_matches_numpy_and_trains_by_dfa():
     model = TransformerLM(9, context=8, width=16, heads=2, n_blocks=2, seed=1, dtype=np.float64)
     tokens = np.random.default_rng(0).integers(0, 9, (3, 8))
     targets = np.random.default_rng(1).integers(0, 9, (3, 8))
-    trainer = LanguageTrainer(model, "bp")
-    _, error = trainer.error(tokens, targets)
-    model.backward(error)
+    trainer = Trainer(model, "bp")
+    trainer.backward(trainer.error(tokens, targets))
     expected = [p.grad.copy() for p in model.parameters()]
     model.to(cupy)
-    _, error = trainer.error(cupy.asarray(tokens), cupy.asarray(targets))
-    model.backward(error)
+    trainer.backward(trainer.error(cupy.asarray(tokens), cupy.asarray(targets)))
     for parameter, grad in zip(model.parameters(), expected):
         assert isinstance(parameter.grad, cupy.ndarray)
         np.testing.assert_allclose(parameter.grad.get(), grad, rtol=1e-9, atol=1e-12)
-    result, _ = run_language_experiment("pydoc", "dfa", backend="cupy", max_eval_chars=2048,
-                                        evaluations=1, progress=False, **{**TINY, "steps": 20})
-    assert np.isfinite(result["val_perplexity"])
+    result, _ = run_experiment("transformer", "pydoc", "dfa", backend="cupy", max_eval_chars=2048,
+                               evaluations=1, progress=False, **{**TINY, "steps": 20})
+    assert np.isfinite(result["val_perplexity"]) and result["backend"] == "cupy"
 
 
 def test_a_diverging_language_run_stops_and_keeps_its_evaluations():
-    with pytest.warns(RuntimeWarning, match="expected a finite training loss"):
-        result, history = run_language_experiment(
-            "pydoc", "dfa", "lab-bench", max_eval_chars=2048, evaluations=2, progress=False,
-            **{**TINY, "steps": 12, "optimizer": "sgd", "lr": 1e38, "warmup": 1})
-    assert result["diverged_at_step"] is not None and history.final["diverged"] is True
-    assert history.final["step"] == result["diverged_at_step"] <= 12
-
+    with pytest.warns(RuntimeWarning, match=r"expected a finite training loss.*\(step \d+\); "
+                      "the records so far are kept"):
+        result, history = run_experiment(
+            "transformer", "pydoc", "dfa", "lab-bench", max_eval_chars=2048, evaluations=2,
+            progress=False, **{**TINY, "steps": 12, "optimizer": "sgd", "lr": 1e38, "warmup": 1})
+    at = result["diverged_at_step"]
+    assert at is not None and history.final["diverged"] is True
+    assert history.final["step"] == at <= 12 and result["curves"]["step"][-1] == at
+    # The steps before the divergence had finite losses: their mean is the record's.
+    assert 1 < at and np.isfinite(history.final["train_loss"])
 
 def test_bit_planes_keep_the_token_error_that_a_ternary_code_drops():
     from dfa_bridge.training.feedback import make_feedback

@@ -99,11 +99,11 @@ def gap_closed_pct(perplexity: dict, label: str = "dfa-ideal") -> float:
     return 100.0 * (perplexity["shallow"] - perplexity[label]) / gap if gap else float("nan")
 
 
-def _run_lm_study(seed, steps, progress, on_run, options):
+def _run_lm_study(seed, epochs, steps, progress, on_run, options):
     results, histories = {}, {}
     for label, arguments in LM_STUDY["runs"].items():
         results[label], histories[label] = run_experiment(
-            **arguments, seed=seed, epochs=steps, progress=progress, **options)
+            **arguments, seed=seed, epochs=epochs, steps=steps, progress=progress, **options)
         if on_run is not None:
             on_run(label, results[label])
     ppl = {label: result["val_perplexity"] for label, result in results.items()}
@@ -127,24 +127,28 @@ def _run_lm_study(seed, steps, progress, on_run, options):
 
 
 def run_study(name: str, seed: int = 0, epochs: int | None = None, progress: bool | None = None,
-              on_run: Callable[[str, dict], None] | None = None,
+              on_run: Callable[[str, dict], None] | None = None, *, steps: int | None = None,
               **options) -> tuple[dict, dict[str, History]]:
-    """Run every configuration of a study with the same seeds and epochs.
+    """Run every configuration of a study with the same seeds and budget.
 
     Parameters
     ----------
     name
-        ``"digits"``, ``"csbm"`` or ``"transformer"`` (``epochs`` is then the number of
-        steps; the summary holds ``val_perplexity``, ``gap_closed_pct`` and ``seconds``
-        instead of accuracies).
+        ``"digits"``, ``"csbm"`` or ``"transformer"`` (trained in ``steps``; the summary
+        holds ``val_perplexity``, ``gap_closed_pct`` and ``seconds`` instead of
+        accuracies).
     seed
         Training seed shared by every run.
     epochs
-        Epochs of every run (default: each model's).
+        Epochs of every run of the ``digits`` and ``csbm`` studies (default: each
+        model's); None for ``transformer`` (a ValueError says so).
     progress
         Progress bars on stderr.
     on_run
         Called with each run's label and result as it finishes.
+    steps
+        Steps of every run of the ``transformer`` study (default 1500); None for the
+        others.
     **options
         Further :func:`~dfa_bridge.training.experiment.run_experiment` arguments for every run
         (``backend``, ``max_train`` ...).
@@ -156,14 +160,14 @@ def run_study(name: str, seed: int = 0, epochs: int | None = None, progress: boo
         history.
     """
     if name == "transformer":
-        return _run_lm_study(seed, epochs, progress, on_run, options)
+        return _run_lm_study(seed, epochs, steps, progress, on_run, options)
     if name not in STUDIES:
         raise ValueError(f"study = {name!r}: expected one of {', '.join(STUDIES)}")
     study = STUDIES[name]
     results, histories = {}, {}
     for label, arguments in study["runs"].items():
         results[label], histories[label] = run_experiment(
-            **arguments, seed=seed, epochs=epochs, progress=progress, **options)
+            **arguments, seed=seed, epochs=epochs, steps=steps, progress=progress, **options)
         if on_run is not None:
             on_run(label, results[label])
     accuracy = {label: 100.0 * result["test_accuracy"] for label, result in results.items()}

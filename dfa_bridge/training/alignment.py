@@ -5,7 +5,9 @@ dimension are):
 
 * update angle of layer ``i``: between the DFA update ``dW_i^DFA`` and the backprop
   gradient ``dW_i^BP`` of the same batch, each layer's parameters (weight and bias)
-  flattened into one vector;
+  flattened into one vector (for the Transformer: per block, all its parameters). Only
+  a ``dfa`` run has a DFA update to measure (:func:`backward_with_alignment`); ``bp`` and
+  ``shallow`` runs have none;
 * feedback angle of layer ``i``: between ``B_i`` (n_i, C) and the product of the forward
   weights above it, ``P_i = W_{i+1}^T W_{i+2}^T ... W_N^T`` (n_i, C), compared as vectors
   (Frobenius inner product). ``P_i`` is the map backpropagation would apply to the error
@@ -99,21 +101,28 @@ def feedback_angles(weights: Sequence, feedback_matrices: Sequence) -> list[floa
     return angles[::-1]
 
 
-def backward_with_alignment(backward: Callable[[str], None], gradients: Callable[[], list],
-                            method: str) -> list[float]:
-    """Set the gradients of ``method`` and measure the DFA-to-backprop angles on the way.
+def backward_with_alignment(backward: Callable[[str], None],
+                            gradients: Callable[[], list]) -> list[float]:
+    """Set the DFA gradients of the current forward pass, measuring their angle to backprop.
 
-    ``backward(m)`` sets the gradients of method ``m`` for the current forward pass and
-    ``gradients()`` copies the ones compared (per layer or per block). The other of
-    ``bp`` / ``dfa`` runs first, the trainer's own ``method`` last, so its gradients are
-    the ones left in place for the update.
+    Only a ``dfa`` run measures this angle: ``bp`` and ``shallow`` apply no DFA update, so
+    they have none to compare (docs/design.md section 5).
+
+    Parameters
+    ----------
+    backward
+        ``backward(m)`` sets the gradients of method ``m`` (``"bp"`` or ``"dfa"``) for
+        the current forward pass. ``bp`` runs first; ``dfa`` runs last, so its gradients
+        are the ones left in place for the update.
+    gradients
+        ``gradients()`` copies the gradients compared, one list per layer (or block).
+
+    Returns
+    -------
+    list of float
+        The angle in degrees per layer (:func:`update_angles`).
     """
-    saved = {}
-    for other in ("bp", "dfa"):
-        if other != method:
-            backward(other)
-            saved[other] = gradients()
-    backward(method)
-    if method != "shallow":
-        saved[method] = gradients()
-    return update_angles(saved["dfa"], saved["bp"])
+    backward("bp")
+    bp_gradients = gradients()
+    backward("dfa")
+    return update_angles(gradients(), bp_gradients)

@@ -1,122 +1,122 @@
-"""One training run from names and numbers: what ``scripts/train.py`` and the tests call.
+"""One training run from names and numbers: what ``scripts/train.py``, the studies and the tests call.
 
-:func:`run_experiment` loads the data, builds the model, the feedback source and the
-trainer, trains, and returns a plain-data result and the :class:`History`. Every random
-stream has its own seed derived from ``seed`` (weights, dropout masks, feedback matrix,
-data order) and the data from ``data_seed``, so that runs of different methods with the
-same seeds start from the same weights and see the same batches.
+:func:`run_experiment` loads the data, builds the model (an MLP, a GCN or the character
+Transformer), the feedback source, the :class:`~dfa_bridge.training.trainer.Trainer` and
+the :class:`~dfa_bridge.training.trainer.Task`, trains through the one loop
+(:func:`~dfa_bridge.training.trainer.fit`), and returns a plain-data result and the
+:class:`~dfa_bridge.training.trainer.History`. The MLP and the GCN train in epochs, the
+Transformer in steps (:data:`BUDGETS`); each is given in its own unit.
+
+Every random stream has its own seed derived from ``seed`` (:func:`derive_seeds`:
+weights, feedback matrix, data order, sampling) and a generated dataset or split from
+``data_seed``, so that runs of different methods with the same seeds start from the same
+weights and see the same batches.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Callable
+
 import numpy as np
 
 from devices import OPUDevice
-from photon.support.arrays import BACKENDS, backend_module
+from photon.support.arrays import backend_module
 
-from ..data.tabular import Dataset
 from ..data import load_dataset
-from .feedback import DeviceFeedback, make_feedback
 from ..data.graphs import GraphData
+from ..data.tabular import Dataset
+from ..data.text import load_text_dataset
 from ..nn.models import GCN, MLP
-from .trainer import History, Trainer, fit
+from ..nn.transformer import TransformerLM
+from .feedback import DeviceFeedback, Feedback, make_feedback
+from .language import LM_DEFAULTS, sample
+from .trainer import (METHODS, GraphTask, History, TabularTask, Task, TextTask, Trainer,
+                      feedback_path, fit)
 
-__all__ = ["MODELS", "DEFAULTS", "derive_seeds", "run_experiment"]
+__all__ = ["MODELS", "BUDGETS", "DEFAULTS", "derive_seeds", "run_experiment",
+           "run_language_experiment"]
 
 MODELS = ("mlp", "gcn", "transformer")
 
-#: Hyper-parameters of each model unless given: the MLP of the digits study and the
-#: two-layer GCN of Kipf & Welling (hidden width raised to 64).
+#: The unit each model's training budget is counted in: the MLP and the GCN train for
+#: ``epochs`` (passes over the training set; one full-batch step per epoch on a graph),
+#: the Transformer for ``steps`` (updates on random windows).
+BUDGETS = {"mlp": "epochs", "gcn": "epochs", "transformer": "steps"}
+
+#: Hyper-parameters of each model unless given: the MLP of the digits study, the
+#: two-layer GCN of Kipf & Welling (hidden width raised to 64), and the character
+#: Transformer (:data:`~dfa_bridge.training.language.LM_DEFAULTS`).
 DEFAULTS = {
     "mlp": {"hidden": (256, 256), "activation": "tanh", "dropout": 0.1, "optimizer": "adam",
             "lr": 1e-3, "weight_decay": 0.0, "batch_size": 32, "epochs": 30},
     "gcn": {"hidden": (64,), "activation": "relu", "dropout": 0.5, "optimizer": "adam",
             "lr": 0.01, "weight_decay": 5e-4, "epochs": 200},
+    "transformer": LM_DEFAULTS,
 }
+
+_SEED_STREAMS = ("model", "feedback", "order", "sample")
 
 
 def derive_seeds(seed: int) -> dict[str, int]:
-    """Independent seeds of the ``model`` (weights, dropout), ``feedback`` and ``order`` streams."""
-    children = np.random.SeedSequence(seed).spawn(3)
-    return {name: int(child.generate_state(1)[0])
-            for name, child in zip(("model", "feedback", "order"), children)}
+    """Independent seeds of the ``model`` (weights, dropout), ``feedback``, ``order`` and ``sample`` streams.
 
-
-def run_experiment(model: str = "mlp", data: str = "digits", method: str = "dfa",
-                   feedback: str = "ideal", *, epochs: int | None = None, seed: int = 0,
-                   data_seed: int = 0, data_path=None, backend: str = "numpy",
-                   encoder: str | None = None, n_bits: int = 4, max_train: int | None = None,
-                   progress: bool | None = None, device_options: dict | None = None,
-                   **overrides) -> tuple[dict, History]:
-    """Train one model on one dataset with one method and feedback source.
-
-    Parameters
-    ----------
-    model
-        ``"mlp"`` (on a graph dataset: the node features alone), ``"gcn"``, or
-        ``"transformer"`` (a text dataset; delegated to
-        :func:`dfa_bridge.training.language.run_language_experiment`, ``epochs`` read as steps).
-    data
-        A name of :func:`dfa_bridge.data.load_dataset`.
-    method
-        ``"bp"``, ``"dfa"`` or ``"shallow"``.
-    feedback
-        ``"ideal"``, a device name (see :func:`dfa_bridge.training.feedback.make_feedback`), or an
-        open :class:`devices.OPUDevice` (a calibrated device, say) with ``n_in >= classes``
-        and ``n_out >=`` the sum of the hidden widths.
-    epochs
-        Epochs (default: the model's, :data:`DEFAULTS`).
-    seed
-        Seed of the training streams (:func:`derive_seeds`).
-    data_seed
-        Seed of the dataset (generated graph, random split).
-    data_path
-        Directory of the dataset's files, where it needs one.
-    backend
-        ``"numpy"`` or ``"cupy"`` (the data, model and feedback move to the GPU).
-    encoder, n_bits
-        Error encoder of a device feedback (None: ``ternary`` for the MLP and the GCN,
-        ``bitplanes`` for the Transformer, see :func:`~dfa_bridge.training.language.run_language_experiment`).
-    max_train
-        Keep only the first ``max_train`` training samples (tabular data; for quick runs).
-    device_options
-        Overrides of a named device's configuration (``camera__adc_bits=6``, ...).
-    progress
-        Progress bar on stderr (None: for runs of four steps or more).
-    **overrides
-        Hyper-parameters replacing :data:`DEFAULTS` (``hidden``, ``activation``,
-        ``dropout``, ``optimizer``, ``lr``, ``weight_decay``, and ``batch_size`` for the
-        MLP; the GCN trains full batch); None values are ignored.
-
-    Returns
-    -------
-    (dict, History)
-        The result (``test_accuracy``, ``train_loss``, ``epochs``, ``seconds``,
-        ``alignment_deg``, the per-epoch ``curves`` and the run's description) and the
-        per-epoch history.
+    The children of ``numpy.random.SeedSequence(seed)``, one per stream, the same for
+    every model family (``sample`` is used by the Transformer alone).
     """
-    if model not in MODELS:
-        raise ValueError(f"model = {model!r}: expected one of {', '.join(MODELS)}")
-    if model == "transformer":  # trained in steps, not epochs: see dfa_bridge.training.language
-        from .language import run_language_experiment  # noqa: PLC0415
+    children = np.random.SeedSequence(seed).spawn(len(_SEED_STREAMS))
+    return {name: int(child.generate_state(1)[0]) for name, child in zip(_SEED_STREAMS, children)}
 
-        if epochs is not None:
-            overrides.setdefault("steps", epochs)
-        return run_language_experiment(data, method, feedback, data_path=data_path, seed=seed,
-                                       backend=backend, encoder=encoder or "bitplanes",
-                                       n_bits=n_bits,
-                                       progress=progress, **overrides)
-    encoder = encoder or "ternary"
+
+@dataclasses.dataclass
+class _Run:
+    """What differs between model families before training: the model and its task."""
+
+    network: object
+    task: Callable[[object], Task]       # the backend module -> the task on it
+    description: dict                    # of the data
+    encoder: str                         # default error encoder of a device
+    feedback_mode: str | None = None
+    settings: dict | None = None         # as reported, when it differs from the settings
+    corpus: object = None
+
+
+def _settings(model: str, epochs, steps, overrides: dict) -> dict:
     overrides = {k: v for k, v in overrides.items() if v is not None}
     unknown = sorted(set(overrides) - set(DEFAULTS[model]))
     if unknown:
         raise ValueError(f"{unknown[0]} = {overrides[unknown[0]]!r}: expected one of the "
                          f"hyper-parameters of model {model!r}: {', '.join(DEFAULTS[model])}")
+    budget = BUDGETS[model]
+    given = {"epochs": epochs, "steps": steps}
+    other = "steps" if budget == "epochs" else "epochs"
+    if given[other] is not None:
+        raise ValueError(f"{other} = {given[other]!r}: expected None for model {model!r}, which "
+                         f"trains in {budget}: give {budget} instead")
     settings = {**DEFAULTS[model], **overrides}
-    if epochs is not None:
-        settings["epochs"] = epochs
-    xp = backend_module(backend)
-    seeds = derive_seeds(seed)
+    if given[budget] is not None:
+        settings[budget] = given[budget]
+    return settings
+
+
+def _check_family_options(model: str, max_train, evaluations, max_eval_chars, n_sample) -> None:
+    if model == "transformer":
+        if max_train is not None:
+            raise ValueError(f"max_train = {max_train!r}: expected None for model 'transformer' "
+                             "(it keeps the first samples of tabular data)")
+        return
+    for name, value in (("evaluations", evaluations), ("max_eval_chars", max_eval_chars)):
+        if value is not None:
+            raise ValueError(f"{name} = {value!r}: expected None for model {model!r}, which is "
+                             "evaluated after every epoch (it applies to the transformer)")
+    if n_sample:
+        raise ValueError(f"n_sample = {n_sample!r}: expected 0 for model {model!r} (only the "
+                         "transformer samples text)")
+
+
+def _classifier_run(model: str, data: str, data_path, data_seed: int, max_train, settings: dict,
+                    seeds: dict) -> _Run:
+    """The MLP or the GCN on a tabular or graph dataset, trained in epochs."""
     dataset = load_dataset(data, data_path, seed=data_seed)
     if model == "gcn" and not isinstance(dataset, GraphData):
         raise ValueError(f"data = {data!r}: expected a graph dataset for model 'gcn' "
@@ -133,39 +133,202 @@ def run_experiment(model: str = "mlp", data: str = "digits", method: str = "dfa"
     if model == "gcn":
         network = GCN(dataset.adjacency, dataset.n_features, dataset.n_classes, hidden,
                       settings["activation"], settings["dropout"], seed=seeds["model"])
+
+        def task(xp):
+            return GraphTask(dataset.to(xp), settings["epochs"])
     else:
         network = MLP(dataset.n_features, dataset.n_classes, hidden, settings["activation"],
                       settings["dropout"], seed=seeds["model"])
+
+        def task(xp):
+            return TabularTask(dataset.to(xp), settings["epochs"], settings["batch_size"],
+                               seed=seeds["order"])
+    return _Run(network, task, dataset.describe(), "ternary",
+                settings={**settings, "hidden": list(hidden)})
+
+
+def _language_run(data: str, data_path, settings: dict, seeds: dict, evaluations,
+                  max_eval_chars) -> _Run:
+    """The character Transformer on a text corpus, trained in steps."""
+    corpus = load_text_dataset(data, data_path)
+    network = TransformerLM(corpus.n_tokens, settings["context"], settings["width"],
+                            settings["heads"], settings["n_blocks"], settings["tied"],
+                            seed=seeds["model"])
+
+    def task(xp):
+        return TextTask(corpus, settings["steps"], network.context, settings["batch_size"],
+                        seed=seeds["order"], warmup=settings["warmup"],
+                        evaluations=5 if evaluations is None else evaluations,
+                        max_eval_chars=max_eval_chars, xp=xp)
+    return _Run(network, task, corpus.describe(), "bitplanes",
+                feedback_mode=settings["feedback_mode"], corpus=corpus)
+
+
+def _feedback_source(feedback, method: str, widths, n_classes: int, seed: int, encoder: str,
+                     n_bits: int, device_options: dict | None) -> Feedback | None:
+    """The run's feedback source: None for ``bp`` and ``shallow`` unless one is given."""
+    if feedback is None:
+        if method != "dfa":
+            return None
+        feedback = "ideal"
     if isinstance(feedback, OPUDevice):
-        source = DeviceFeedback(feedback, hidden, dataset.n_classes, encoder=encoder,
-                                n_bits=n_bits)
+        return DeviceFeedback(feedback, widths, n_classes, encoder=encoder, n_bits=n_bits)
+    return make_feedback(feedback, widths, n_classes, seed=seed, encoder=encoder, n_bits=n_bits,
+                         **(device_options or {}))
+
+
+def run_experiment(model: str = "mlp", data: str | None = None, method: str = "dfa",
+                   feedback=None, *, epochs: int | None = None, steps: int | None = None,
+                   seed: int = 0, data_seed: int = 0, data_path=None, backend: str = "numpy",
+                   encoder: str | None = None, n_bits: int = 4, max_train: int | None = None,
+                   evaluations: int | None = None, max_eval_chars: int | None = None,
+                   n_sample: int = 0, progress: bool | None = None,
+                   device_options: dict | None = None, **overrides) -> tuple[dict, History]:
+    """Train one model on one dataset with one method and feedback source.
+
+    Parameters
+    ----------
+    model
+        ``"mlp"`` (on a graph dataset: the node features alone), ``"gcn"`` (a graph
+        dataset), or ``"transformer"`` (the character Transformer on a text corpus).
+    data
+        A name of :func:`dfa_bridge.data.load_dataset` (MLP, GCN) or of
+        :func:`dfa_bridge.data.text.load_text_dataset` (``"pydoc"``, ``"text"``). None:
+        ``"pydoc"`` for the Transformer, ``"digits"`` otherwise.
+    method
+        ``"bp"``, ``"dfa"`` or ``"shallow"``.
+    feedback
+        ``"ideal"``, a device name (see :func:`dfa_bridge.training.feedback.make_feedback`),
+        or an open :class:`devices.OPUDevice` (a calibrated device, say) with ``n_in >=``
+        the classes (tokens) and ``n_out >=`` the sum of the feedback widths. None:
+        ``"ideal"`` for ``dfa``, no feedback for ``bp`` and ``shallow``; given to those,
+        it only serves the weights-vs-feedback angle of an MLP or a GCN (they never
+        project through it).
+    epochs
+        Epochs of the MLP or the GCN (default: :data:`DEFAULTS`). Must be None for the
+        Transformer, which trains in ``steps``: a ValueError says so.
+    steps
+        Steps of the Transformer (default 1500). Must be None for the MLP and the GCN,
+        which train in ``epochs``.
+    seed
+        Seed of the training streams (:func:`derive_seeds`).
+    data_seed
+        Seed of a generated dataset or random split (text corpora have a fixed split).
+    data_path
+        Directory of the dataset's files, or the UTF-8 file of ``data="text"``.
+    backend
+        ``"numpy"`` or ``"cupy"`` (the data, model and feedback move to the GPU).
+    encoder, n_bits
+        Error encoder of a device feedback (None: ``ternary`` for the MLP and the GCN,
+        signed ``bitplanes`` for the Transformer: its per-token error ``softmax -
+        onehot`` spreads its positive mass thinly over ~90 characters, which a ternary
+        code drops; through ``lab-bench`` its projection correlates 0.37 with the exact
+        ``M e``, against 0.93 for 4-bit planes).
+    max_train
+        Keep only the first ``max_train`` training samples (tabular data; quick runs).
+    evaluations, max_eval_chars
+        The Transformer's evaluation checkpoints (None: 5) and cap on the validation
+        characters (None: all); see :class:`~dfa_bridge.training.trainer.TextTask`.
+    n_sample
+        Characters to sample from the trained Transformer into ``result["sample"]``.
+    progress
+        Progress bar on stderr (None: for runs of four steps or more).
+    device_options
+        Overrides of a named device's configuration (``camera__adc_bits=6``, ...).
+    **overrides
+        Hyper-parameters replacing :data:`DEFAULTS` (MLP: ``hidden``, ``activation``,
+        ``dropout``, ``optimizer``, ``lr``, ``weight_decay``, ``batch_size``; the GCN the
+        same but ``batch_size``; Transformer: ``n_blocks``, ``width``, ``heads``,
+        ``context``, ``tied``, ``optimizer``, ``lr``, ``weight_decay``, ``batch_size``,
+        ``warmup``, ``feedback_mode``); None values are ignored.
+
+    Returns
+    -------
+    (dict, History)
+        The result: the run's description (``model``, ``data``, ``method``,
+        ``feedback`` (None without a source), ``backend``, ``seed``, ``data_seed`` (MLP,
+        GCN), ``settings``), its budget (``epochs`` or ``steps``), its scores
+        (``test_accuracy``, ``train_accuracy`` and on a graph ``val_accuracy``; or
+        ``val_perplexity``, ``val_loss`` and ``unigram_perplexity``), ``train_loss``,
+        ``seconds``, ``diverged_at_step``, the last record's ``alignment_deg``
+        (``update_vs_gradient``: None for ``bp`` and ``shallow``; and for the MLP and the
+        GCN ``weights_vs_feedback``: None without feedback), ``curves`` per evaluation,
+        and ``sample`` when asked; and the history.
+    """
+    if model not in MODELS:
+        raise ValueError(f"model = {model!r}: expected one of {', '.join(MODELS)}")
+    if method not in METHODS:
+        raise ValueError(f"method = {method!r}: expected one of {', '.join(METHODS)}")
+    settings = _settings(model, epochs, steps, overrides)
+    _check_family_options(model, max_train, evaluations, max_eval_chars, n_sample)
+    xp = backend_module(backend)
+    seeds = derive_seeds(seed)
+    if model == "transformer":
+        run = _language_run(data or "pydoc", data_path, settings, seeds, evaluations,
+                            max_eval_chars)
     else:
-        source = make_feedback(feedback, hidden, dataset.n_classes, seed=seeds["feedback"],
-                               encoder=encoder, n_bits=n_bits, **(device_options or {}))
+        run = _classifier_run(model, data or "digits", data_path, data_seed, max_train, settings,
+                              seeds)
+    widths = feedback_path(run.network, run.feedback_mode).feedback_widths
+    source = _feedback_source(feedback, method, widths, run.network.n_outputs, seeds["feedback"],
+                              encoder or run.encoder, n_bits, device_options)
     try:
-        trainer = Trainer(network.to(xp), method, source, settings["optimizer"],
-                          lr=settings["lr"], weight_decay=settings["weight_decay"])
-        history = fit(trainer, dataset.to(xp), settings["epochs"],
-                      batch_size=settings.get("batch_size", 1), seed=seeds["order"],
-                      progress=progress)
+        trainer = Trainer(run.network.to(xp), method, source, settings["optimizer"],
+                          feedback_mode=run.feedback_mode, lr=settings["lr"],
+                          weight_decay=settings["weight_decay"])
+        history = fit(trainer, run.task(xp), progress=progress)
     finally:
-        source.close()
+        if source is not None:
+            source.close()
+    return _result(model, method, source, backend, seed, data_seed, settings, run, history,
+                   n_sample, seeds, xp), history
+
+
+def _result(model, method, source, backend, seed, data_seed, settings, run, history, n_sample,
+            seeds, xp) -> dict:
+    """The plain-data result of a finished run."""
     final = history.final
-    result = {
-        "model": model, "data": dataset.describe(), "method": method,
-        "feedback": source.describe(), "backend": backend, "seed": seed, "data_seed": data_seed,
-        "settings": {**settings, "hidden": list(hidden)},
-        "epochs": settings["epochs"],
-        "test_accuracy": final["test_accuracy"],
-        "train_accuracy": final["train_accuracy"],
-        "train_loss": final["train_loss"],
-        "seconds": history.seconds,
-        "diverged_at_step": history.diverged_at_step,
-        "alignment_deg": {"update_vs_gradient": final["update_angle_deg"],
-                          "weights_vs_feedback": final["feedback_angle_deg"]},
-    }
+    result = {"model": model, "data": run.description, "method": method,
+              "feedback": None if source is None else source.describe(), "backend": backend,
+              "seed": seed}
+    if model != "transformer":
+        result["data_seed"] = data_seed
+    result["settings"] = settings if run.settings is None else run.settings
+    budget = BUDGETS[model]
+    result[budget] = settings[budget]
+    if model == "transformer":
+        scores = ("val_perplexity", "val_loss", "train_loss")
+        curves = ("step", "train_loss", "val_perplexity")
+    else:
+        scores = ("test_accuracy", "train_accuracy", "train_loss")
+        curves = ("train_loss", "train_accuracy", "test_accuracy")
+    result.update({key: final[key] for key in scores})
+    if run.corpus is not None:
+        result["unigram_perplexity"] = run.corpus.unigram_perplexity()
+    result["seconds"] = history.seconds
+    result["diverged_at_step"] = history.diverged_at_step
+    alignment = {"update_vs_gradient": final["update_angle_deg"]}
+    if "feedback_angle_deg" in final:
+        alignment["weights_vs_feedback"] = final["feedback_angle_deg"]
+    result["alignment_deg"] = alignment
     if "val_accuracy" in final:
         result["val_accuracy"] = final["val_accuracy"]
-    result["curves"] = {key: [record[key] for record in history.records]
-                        for key in ("train_loss", "train_accuracy", "test_accuracy")}
-    return result, history
+    result["curves"] = {key: history.curve(key) for key in curves}
+    if n_sample:
+        result["sample"] = sample(run.network, run.corpus, n_sample, seed=seeds["sample"], xp=xp)
+    return result
+
+
+def run_language_experiment(data: str = "pydoc", method: str = "dfa", feedback=None,
+                            **options) -> tuple[dict, History]:
+    """``run_experiment("transformer", data, method, feedback, **options)``, under its former name.
+
+    Parameters
+    ----------
+    data, method, feedback
+        See :func:`run_experiment`.
+    **options
+        Keyword arguments of :func:`run_experiment` (``steps``, ``seed``, ``n_sample``,
+        ``max_eval_chars``, the Transformer's hyper-parameters ...).
+    """
+    return run_experiment("transformer", data, method, feedback, **options)
