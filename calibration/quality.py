@@ -12,14 +12,14 @@ import math
 import sys
 
 import numpy as np
-from scipy import stats
 
 from devices import VirtualDevice
+from photon.support.stats import mean_interval
 
 from .metrics import row_correlation
 from .session import calibrate
 
-__all__ = ["PUBLISHED_R", "quality_against_frames", "summarize_quality", "mean_interval",
+__all__ = ["PUBLISHED_R", "quality_against_frames", "summarize_quality",
            "plot_quality", "calibration_page"]
 
 PUBLISHED_R = 0.978  # a real 100 x 100 TM (Gupta et al., ICASSP 2020)
@@ -68,16 +68,6 @@ def quality_against_frames(preset: str, n_in: int, n_out: int,
                       f"{result.tm.frames / n_in:.1f} frames/input, r = {result.intensity_r:.4f}",
                       file=sys.stderr)
     return rows
-
-
-def mean_interval(values, confidence: float = 0.95) -> tuple[float, float]:
-    """Mean and the half-width of its Student-t ``confidence`` interval (NaN for one value)."""
-    values = np.asarray(values, dtype=float)
-    mean = float(values.mean())
-    if values.size < 2:
-        return mean, math.nan
-    sem = float(values.std(ddof=1)) / math.sqrt(values.size)
-    return mean, float(stats.t.ppf(0.5 + confidence / 2, values.size - 1)) * sem
 
 
 def summarize_quality(rows) -> list[dict]:

@@ -4,4 +4,6 @@ validating schema of configurations.
 :mod:`~photon.support.arrays`    the array module of the data (NumPy or CuPy), transfers, noise streams
 :mod:`~photon.support.progress`  progress bars on stderr for long work
 :mod:`~photon.support.schema`    typed, range-checked fields of frozen dataclass configurations
+:mod:`~photon.support.jsonio`    strict JSON for results (no NaN or Infinity tokens)
+:mod:`~photon.support.stats`     the mean over seeds and its 95 % Student-t interval
 """
