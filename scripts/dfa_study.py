@@ -5,12 +5,18 @@ Usage::
     python scripts/dfa_study.py --study digits --json      # bp, dfa (ideal), dfa (lab-bench), shallow
     python scripts/dfa_study.py --study csbm --plot out/   # GCN bp, dfa, shallow; feature-only MLP
     python scripts/dfa_study.py --study transformer --steps 1500  # char Transformer: perplexities, gap closed
+    python scripts/dfa_study.py --study digits --seeds 5 --out docs/studies   # the results page
 
 The digits and csbm studies train for ``--epochs``, the transformer study for
 ``--steps`` (giving the other one is an error). Prints each run's test accuracy (or
 validation perplexity), the gaps between methods in points and each goal of the issue
 next to the measured value; ``--plot DIR`` saves the learning curves of every
 run and the alignment curves of the DFA runs as PNG.
+
+``--seeds N`` runs the study for seeds ``--seed .. --seed + N - 1`` and reports every
+figure as the mean and the 95 % interval over them, flagging differences inside the
+noise; ``--out DIR`` writes the study's results page (``<study>.md`` and ``<study>.json``,
+then the learning curves of the first seed) and the index of the pages in ``DIR``.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import argparse
 import importlib.util
 import json
 import pathlib
+import shlex
 import sys
 
 if importlib.util.find_spec("dfa_bridge") is None:  # run from a checkout without installing
@@ -26,7 +33,9 @@ if importlib.util.find_spec("dfa_bridge") is None:  # run from a checkout withou
 
 from photon.support.arrays import BACKENDS  # noqa: E402
 from dfa_bridge.studies.plots import plot_alignment_curves, plot_learning_curves  # noqa: E402
-from dfa_bridge.studies.acceptance import STUDY_NAMES, run_study  # noqa: E402
+from dfa_bridge.studies.acceptance import (STUDY_NAMES, run_study,  # noqa: E402
+                                           run_study_seeds, study_markdown)
+from photon.support.jsonio import dumps, write_json  # noqa: E402
 
 __all__ = ["main"]
 
@@ -43,13 +52,23 @@ def main(argv=None) -> int:
     parser.add_argument("--backend", choices=BACKENDS, default="numpy")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--plot", metavar="DIR", help="save learning and alignment curves as PNG")
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="seeds --seed .. --seed + N - 1, summarized with 95 %% intervals")
+    parser.add_argument("--out", metavar="DIR", help="write the study's results page in DIR")
     args = parser.parse_args(argv)
+    if args.seeds < 1:
+        parser.error(f"--seeds {args.seeds}: expected a positive integer")
+    for option, value in (("--out", args.out), ("--plot", args.plot)):
+        if value and pathlib.Path(value).exists() and not pathlib.Path(value).is_dir():
+            parser.error(f"{option} {value}: expected a directory (a file of that name exists)")
 
     def report(label, result):
         score = (f"val perplexity {result['val_perplexity']:.3f}" if "val_perplexity" in result
                  else f"test accuracy {100 * result['test_accuracy']:.2f} %")
         print(f"{label}: {score} ({result['seconds']:.1f} s)", file=sys.stderr)
 
+    if args.seeds > 1 or args.out:
+        return _run_over_seeds(parser, args, report, argv)
     try:
         summary, histories = run_study(args.study, seed=args.seed, epochs=args.epochs,
                                        steps=args.steps, backend=args.backend, on_run=report)
@@ -77,6 +96,54 @@ def main(argv=None) -> int:
     for claim, goal in summary["goals"].items():
         print(f"  [{'met' if goal['met'] else 'NOT met'}] {claim}: {goal['value']:.2f}")
     return 0
+
+
+def _run_over_seeds(parser, args, report, argv) -> int:
+    """The study over ``--seeds`` seeds: its summary, and its page with ``--out``."""
+    seeds = range(args.seed, args.seed + args.seeds)
+    try:
+        result, histories = run_study_seeds(args.study, seeds, epochs=args.epochs,
+                                            steps=args.steps, backend=args.backend, on_run=report)
+    except ValueError as error:
+        parser.error(str(error))
+    if args.out:  # the results first, then the figure, then the index
+        directory = pathlib.Path(args.out)
+        directory.mkdir(parents=True, exist_ok=True)
+        command = "python scripts/dfa_study.py " + shlex.join(
+            sys.argv[1:] if argv is None else list(argv))
+        figure = None if args.study == "transformer" else f"{args.study}_learning.png"
+        write_json(directory / f"{args.study}.json", result)
+        (directory / f"{args.study}.md").write_text(study_markdown(result, command, figure),
+                                                     encoding="utf-8")
+        if figure:
+            plot_learning_curves(histories, directory / figure)
+        _write_index(directory)
+    if args.json:
+        print(dumps(result, indent=2))
+        return 0
+    print(f"study {args.study}, seeds {', '.join(map(str, result['seeds']))} "
+          "(mean +- 95 % interval)")
+    for label, entry in result["runs"].items():
+        half = "" if entry["ci95"] is None else f" +- {entry['ci95']:.2f}"
+        print(f"  {label:<16} {entry['mean']:7.2f}{half}")
+    for gap, entry in result["gaps"].items():
+        half = "" if entry["ci95"] is None else f" +- {entry['ci95']:.2f}"
+        note = "" if entry["ci95"] is None else (" (within the noise)" if entry["within_noise"]
+                                                  else "")
+        print(f"  {gap:<40} {entry['mean']:+7.2f}{half}{note}")
+    for claim, goal in result["goals"].items():
+        print(f"  [met in {goal['met_in']} of {goal['of']}] {claim}: {goal['mean']:.2f}")
+    return 0
+
+
+def _write_index(directory: pathlib.Path) -> None:
+    """``index.md``: a link to every study page in ``directory``."""
+    pages = [name for name in STUDY_NAMES if (directory / f"{name}.md").exists()]
+    lines = ["# DFA acceptance studies", "",
+             "Each page is written by `python scripts/dfa_study.py --study NAME --seeds N --out "
+             "DIR` and states the exact command of its run.", ""]
+    lines += [f"* [{name}]({name}.md)" for name in pages]
+    (directory / "index.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def _print_lm_study(summary: dict, args) -> int:

@@ -103,3 +103,25 @@ def test_dfa_study_counts_the_transformer_in_steps():
     assert "epochs = 3: expected None for model 'transformer', which trains in steps" in done.stderr
     done = _run("scripts/dfa_study.py", "--study", "digits", "--steps", "3", expect=2)
     assert "steps = 3: expected None for model 'mlp', which trains in epochs" in done.stderr
+
+
+def test_dfa_study_over_seeds_writes_its_page_with_paired_intervals(tmp_path):
+    out = tmp_path / "studies"
+    result = json.loads(_run("scripts/dfa_study.py", "--study", "csbm", "--epochs", "8",
+                             "--seeds", "3", "--out", str(out), "--json").stdout)
+    assert result["seeds"] == [0, 1, 2] and len(result["per_seed"]) == 3
+    # Each gap is summarized from the per-seed (paired) differences of its two runs.
+    per_seed = [s["accuracy_pct"]["gcn-dfa"] - s["accuracy_pct"]["gcn-bp"]
+                for s in result["per_seed"]]
+    gap = result["gaps"]["gcn-dfa - gcn-bp"]
+    assert gap["values"] == pytest.approx(per_seed)
+    assert gap["mean"] == pytest.approx(sum(per_seed) / 3)
+    assert gap["within_noise"] == (abs(gap["mean"]) <= gap["ci95"])
+    runs = result["runs"]["gcn-bp"]
+    assert runs["mean"] == pytest.approx(
+        sum(s["accuracy_pct"]["gcn-bp"] for s in result["per_seed"]) / 3)
+    page = (out / "csbm.md").read_text()
+    assert "scripts/dfa_study.py --study csbm --epochs 8 --seeds 3" in page and "+-" in page
+    assert "[csbm](csbm.md)" in (out / "index.md").read_text()
+    assert json.loads((out / "csbm.json").read_text())["study"] == "csbm"
+    assert (out / "csbm_learning.png").stat().st_size > 0

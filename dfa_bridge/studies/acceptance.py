@@ -19,12 +19,15 @@ reference next to its own result).
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
+
+from photon.support.stats import describe
 
 from ..training.experiment import run_experiment
 from ..training.trainer import History
 
-__all__ = ["STUDIES", "STUDY_NAMES", "LM_STUDY", "gap_closed_pct", "run_study"]
+__all__ = ["STUDIES", "STUDY_NAMES", "LM_STUDY", "gap_closed_pct", "run_study", "run_study_seeds",
+           "study_markdown"]
 
 
 def _max_angle(result: dict) -> float:
@@ -179,3 +182,115 @@ def run_study(name: str, seed: int = 0, epochs: int | None = None, progress: boo
     summary = {"study": name, "seed": seed, "accuracy_pct": accuracy, "gaps_pt": gaps,
                "goals": goals, "runs": results}
     return summary, histories
+
+
+def run_study_seeds(name: str, seeds: Sequence[int], epochs: int | None = None,
+                    progress: bool | None = None,
+                    on_run: Callable[[str, dict], None] | None = None, *,
+                    steps: int | None = None, **options) -> tuple[dict, dict[str, History]]:
+    """Run a study once per seed and summarize every figure over the seeds.
+
+    Each seed is a full :func:`run_study` (every run of the study shares it, so the
+    differences between runs are paired). Every figure is summarized by
+    :func:`photon.support.stats.describe`: mean, standard deviation and the half-width of
+    the 95 % Student-t interval of the mean. A gap whose interval contains zero is
+    flagged ``within_noise``.
+
+    Parameters
+    ----------
+    name
+        A study of :data:`STUDY_NAMES`.
+    seeds
+        Training seeds, at least one.
+    epochs, steps, progress, on_run, **options
+        As for :func:`run_study`; ``on_run`` receives ``"<label> (seed <s>)"``.
+
+    Returns
+    -------
+    (dict, dict)
+        ``{"study", "seeds", "metric", "lower_is_better", "runs", "gaps", "goals",
+        "seconds", "per_seed"}`` and the first seed's histories.
+    """
+    seeds = list(seeds)
+    if not seeds or any(isinstance(s, bool) or int(s) != s or s < 0 for s in seeds):
+        raise ValueError(f"seeds = {seeds!r}: expected one or more non-negative integer seeds")
+    summaries, first = [], None
+    for seed in seeds:
+        callback = None if on_run is None else (
+            lambda label, result, seed=seed: on_run(f"{label} (seed {seed})", result))
+        summary, histories = run_study(name, seed=int(seed), epochs=epochs, progress=progress,
+                                       on_run=callback, steps=steps, **options)
+        summaries.append(summary)
+        first = histories if first is None else first
+    language = name == "transformer"
+    metric = "val_perplexity" if language else "accuracy_pct"
+    labels = list(summaries[0][metric])
+    runs = {label: describe([s[metric][label] for s in summaries]) for label in labels}
+    if language:
+        gap_values = {f"{label} closes (% of shallow-to-bp gap)":
+                      [s["gap_closed_pct"][label] for s in summaries]
+                      for label in summaries[0]["gap_closed_pct"]}
+        seconds = {label: describe([s["seconds"][label] for s in summaries]) for label in labels}
+    else:
+        gap_values = {gap: [s["gaps_pt"][gap] for s in summaries] for gap in summaries[0]["gaps_pt"]}
+        seconds = {label: describe([s["runs"][label]["seconds"] for s in summaries])
+                   for label in labels}
+    gaps = {}
+    for gap, values in gap_values.items():
+        entry = describe(values)
+        entry["within_noise"] = (entry["ci95"] is not None
+                                 and abs(entry["mean"]) <= entry["ci95"])
+        gaps[gap] = entry
+    goals = {claim: {**describe([s["goals"][claim]["value"] for s in summaries]),
+                     "met_in": sum(bool(s["goals"][claim]["met"]) for s in summaries),
+                     "of": len(summaries)}
+             for claim in summaries[0]["goals"]}
+    return {"study": name, "seeds": seeds, "metric": metric, "lower_is_better": language,
+            "runs": runs, "gaps": gaps, "goals": goals, "seconds": seconds,
+            "per_seed": summaries}, first
+
+
+def _estimate(entry: dict, digits: int = 2) -> str:
+    """``mean +- half-width`` of a :func:`describe` entry (the mean alone for one seed)."""
+    text = f"{entry['mean']:.{digits}f}"
+    return text if entry["ci95"] is None else f"{text} +- {entry['ci95']:.{digits}f}"
+
+
+def study_markdown(result: dict, command: str, figure: str | None = None) -> str:
+    """The Markdown results page of one study summarized over seeds.
+
+    Parameters
+    ----------
+    result
+        What :func:`run_study_seeds` returns first.
+    command
+        The command line that produced it (stated on the page).
+    figure
+        A learning-curve image beside the page, if any.
+    """
+    n = len(result["seeds"])
+    unit = "validation perplexity per character" if result["lower_is_better"] else "test accuracy (%)"
+    lines = [f"# DFA acceptance study: {result['study']}", "",
+             f"Written by `{command}`. {n} seed(s): {', '.join(map(str, result['seeds']))}; "
+             "every run of a seed shares its weights, batches and feedback draw, so the "
+             "differences between runs are paired. Figures are the mean over seeds +- the "
+             "half-width of the 95 % Student-t interval of the mean"
+             + (" (one seed: no interval)." if n == 1 else "."), "",
+             f"| run | {unit} | seconds |", "|---|---|---|"]
+    for label, entry in result["runs"].items():
+        lines.append(f"| {label} | {_estimate(entry)} | {_estimate(result['seconds'][label], 1)} |")
+    lines += ["", "| difference | value | reading |", "|---|---|---|"]
+    for gap, entry in result["gaps"].items():
+        if entry["ci95"] is None:
+            reading = "one seed: no interval"
+        else:
+            reading = "within the noise" if entry["within_noise"] else "outside the noise"
+        unit_gap = "" if result["lower_is_better"] else " points"
+        lines.append(f"| {gap} | {_estimate(entry)}{unit_gap} | {reading} |")
+    lines += ["", "| goal | value | met in seeds |", "|---|---|---|"]
+    for claim, entry in result["goals"].items():
+        lines.append(f"| {claim} | {_estimate(entry)} | {entry['met_in']} of {entry['of']} |")
+    if figure:
+        lines += ["", f"![learning curves of seed {result['seeds'][0]}]({figure})"]
+    lines += ["", f"Every run's full result is in `{result['study']}.json` beside this page.", ""]
+    return "\n".join(lines)
