@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from dfa_bridge.data.tabular import load_digits, load_mnist, read_idx, stratified_split
+from dfa_bridge.data.tabular import Dataset, load_digits, load_mnist, read_idx, stratified_split
 from dfa_bridge.data import load_dataset
 from dfa_bridge.data.graphs import contextual_sbm, load_planetoid, normalized_adjacency
 
@@ -229,3 +229,73 @@ def test_written_files_train_end_to_end(tmp_path, mnist_dir):
     result, _ = run_experiment("gcn", "citeseer", "dfa", data_path=tmp_path, epochs=3,
                                progress=False)
     assert result["data"]["n_nodes"] == 10 and "val_accuracy" in result
+
+
+def _write_idx(path, array, code=0x08):
+    import struct as _struct
+    header = _struct.pack(">HBB", 0, code, array.ndim) + _struct.pack(f">{array.ndim}I", *array.shape)
+    path.write_bytes(header + array.astype(array.dtype.newbyteorder(">")).tobytes())
+
+
+def _mnist_dir(tmp_path, y_train, y_test, x_train=None):
+    rng = np.random.default_rng(0)
+    x_train = rng.integers(0, 256, (len(y_train), 4, 4)).astype(np.uint8) if x_train is None else x_train
+    x_test = rng.integers(0, 256, (len(y_test), 4, 4)).astype(np.uint8)
+    _write_idx(tmp_path / "train-images-idx3-ubyte", x_train, 0x08 if x_train.dtype == np.uint8 else 0x0D)
+    _write_idx(tmp_path / "train-labels-idx1-ubyte", np.asarray(y_train, np.uint8))
+    _write_idx(tmp_path / "t10k-images-idx3-ubyte", x_test)
+    _write_idx(tmp_path / "t10k-labels-idx1-ubyte", np.asarray(y_test, np.uint8))
+    return tmp_path
+
+
+def test_bad_mnist_files_are_named_and_refused(tmp_path):
+    good = tmp_path / "good"
+    good.mkdir()
+    _mnist_dir(good, np.arange(20) % 4, np.arange(8) % 4)
+    assert load_mnist(good).n_classes == 4
+    stray = tmp_path / "stray"
+    stray.mkdir()
+    _mnist_dir(stray, np.r_[np.arange(19) % 4, 255], np.arange(5) % 4)
+    with pytest.raises(ValueError, match=r"class 4 has no training image.*expected labels 0 \.\. C-1"):
+        load_mnist(stray)
+    nan = tmp_path / "nan"
+    nan.mkdir()
+    _mnist_dir(nan, np.arange(8) % 2, np.arange(4) % 2, x_train=np.full((8, 4, 4), np.nan, np.float32))
+    with pytest.raises(ValueError, match="NaN or infinite: expected finite features"):
+        load_mnist(nan)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    _mnist_dir(empty, np.zeros(0, np.uint8), np.arange(4) % 2)
+    with pytest.raises(ValueError, match="MNIST train files .*0 images: expected at least one training and one test image"):
+        load_mnist(empty)
+    fake_gz = tmp_path / "fake.idx.gz"
+    fake_gz.write_bytes(b"\x00\x00\x08\x01\x00\x00\x00\x01\x07")
+    with pytest.raises(ValueError, match=r"fake\.idx\.gz'.*expected a complete gzip file"):
+        read_idx(fake_gz)
+    import gzip as _gzip
+    truncated = tmp_path / "cut.idx.gz"
+    truncated.write_bytes(_gzip.compress(b"\x00\x00\x08\x01\x00\x00\x00\x09" + bytes(9))[:-6])
+    with pytest.raises(ValueError, match=r"cut\.idx\.gz'"):
+        read_idx(truncated)
+
+
+def test_datasets_refuse_labels_outside_the_classes_and_empty_parts():
+    x = np.zeros((4, 2), np.float32)
+    with pytest.raises(ValueError, match=r"label -1: expected labels in \[0, 3\)"):
+        Dataset("d", x, np.array([0, 1, 2, -1]), x, np.array([0, 1, 2, 0]), 3)
+    with pytest.raises(ValueError, match=r"label 9: expected labels in \[0, 3\)"):
+        Dataset("d", x, np.array([0, 1, 2, 0]), x, np.array([0, 1, 2, 9]), 3)
+    with pytest.raises(ValueError, match="expected at least one sample"):
+        Dataset("d", x[:0], np.zeros(0, np.int64), x, np.array([0, 1, 2, 0]), 3)
+    with pytest.raises(ValueError, match="expected integer class labels"):
+        Dataset("d", x, np.zeros(4), x, np.zeros(4, np.int64), 3)
+
+
+def test_broken_planetoid_files_are_named(tmp_path):
+    from dfa_bridge.data.graphs import load_planetoid
+
+    for key in ("x", "y", "tx", "ty", "allx", "ally", "graph"):
+        (tmp_path / f"ind.cora.{key}").write_bytes(b"")
+    (tmp_path / "ind.cora.test.index").write_text("1\n2\n")
+    with pytest.raises(ValueError, match=r"ind\.cora\.x'.*expected a pickled Planetoid"):
+        load_planetoid(tmp_path, "cora")

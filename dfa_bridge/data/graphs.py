@@ -18,7 +18,7 @@ import scipy.sparse as sp
 
 from photon.support.arrays import asarray_like
 
-from .tabular import Dataset
+from .tabular import Dataset, check_features, check_labels
 
 __all__ = ["GraphData", "normalized_adjacency", "planetoid_split", "contextual_sbm",
            "load_planetoid", "PLANETOID_NAMES"]
@@ -60,6 +60,18 @@ class GraphData:
         if self.labels.shape != (n,) or self.adjacency.shape != (n, n):
             raise ValueError(f"labels, adjacency: shapes {self.labels.shape}, {self.adjacency.shape}: "
                              f"expected ({n},) and ({n}, {n}) for {n} nodes")
+        if isinstance(self.n_classes, bool) or int(self.n_classes) != self.n_classes \
+                or self.n_classes < 2:
+            raise ValueError(f"n_classes = {self.n_classes!r}: expected an integer >= 2")
+        check_labels(self.labels, self.n_classes, f"{self.name} labels")
+        check_features(self.features, f"{self.name} features")
+        for part in ("train", "val", "test"):
+            index = getattr(self, f"{part}_index")
+            if index.size and (int(index.min()) < 0 or int(index.max()) >= n):
+                raise ValueError(f"{part}_index: node {int(index.max())}: expected node ids in "
+                                 f"[0, {n})")
+        if self.train_index.size == 0:
+            raise ValueError(f"train_index: empty: expected at least one training node of {n}")
 
     @property
     def n_nodes(self) -> int:
@@ -271,8 +283,10 @@ def _unpickle(path: pathlib.Path):
     with open(path, "rb") as stream:
         try:
             return _PlanetoidUnpickler(stream, encoding="latin1").load()
-        except pickle.UnpicklingError as error:
-            raise ValueError(f"Planetoid file '{path}': {error}") from error
+        except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
+                IndexError, KeyError, UnicodeDecodeError) as error:
+            raise ValueError(f"Planetoid file '{path}': {type(error).__name__}: {error or 'empty'}"
+                             ": expected a pickled Planetoid array or graph") from error
 
 
 def _dense(matrix) -> np.ndarray:
@@ -310,8 +324,30 @@ def load_planetoid(path, name: str) -> GraphData:
     if not index_path.is_file():
         raise FileNotFoundError(f"path = '{path}': expected the Planetoid file "
                                 f"'{index_path.name}' in it; not found")
-    test_ids = np.loadtxt(index_path, dtype=np.int64, ndmin=1)
+    try:
+        test_ids = np.loadtxt(index_path, dtype=np.int64, ndmin=1)
+    except ValueError as error:
+        raise ValueError(f"Planetoid file '{index_path}': {error}: expected one integer node id "
+                         "a line") from error
+    if test_ids.size == 0:
+        raise ValueError(f"Planetoid file '{index_path}': empty: expected the test node ids")
+    for key in ("x", "y", "tx", "ty", "allx", "ally"):
+        if not (sp.issparse(parts[key]) or isinstance(parts[key], np.ndarray)) \
+                or len(parts[key].shape) != 2:
+            raise ValueError(f"Planetoid file 'ind.{name}.{key}' in '{directory}': "
+                             f"{type(parts[key]).__name__}: expected a 2-D array or sparse matrix")
+    if not isinstance(parts["graph"], dict):
+        raise ValueError(f"Planetoid file 'ind.{name}.graph' in '{directory}': "
+                         f"{type(parts['graph']).__name__}: expected a dict of adjacency lists")
     allx, ally, tx, ty = (_dense(parts[k]) for k in ("allx", "ally", "tx", "ty"))
+    for rows_of, labels_of in (("allx", "ally"), ("tx", "ty"), ("x", "y")):
+        if parts[rows_of].shape[0] != parts[labels_of].shape[0]:
+            raise ValueError(f"ind.{name}.{rows_of}, .{labels_of}: {parts[rows_of].shape[0]} and "
+                             f"{parts[labels_of].shape[0]} rows: expected one label row per "
+                             "feature row")
+    if tx.shape[1] != allx.shape[1] or ty.shape[1] != ally.shape[1]:
+        raise ValueError(f"ind.{name}.tx, .ty: widths {tx.shape[1]}, {ty.shape[1]}: expected "
+                         f"those of allx and ally ({allx.shape[1]}, {ally.shape[1]})")
     n_known, n_labelled = allx.shape[0], _dense(parts["y"]).shape[0]
     graph = parts["graph"]
     if tx.shape[0] != test_ids.size or ty.shape[0] != test_ids.size:

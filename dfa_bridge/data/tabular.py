@@ -14,10 +14,43 @@ import struct
 
 import numpy as np
 
-from photon.support.arrays import asarray_like
+from photon.support.arrays import array_module, asarray_like
 
 __all__ = ["Dataset", "stratified_split", "standardize_pixels", "load_digits", "read_idx",
-           "load_mnist", "MNIST_FILES"]
+           "load_mnist", "MNIST_FILES", "check_labels", "check_features"]
+
+
+def check_labels(labels, n_classes: int, what: str) -> None:
+    """Refuse labels that are not integers in ``[0, n_classes)``.
+
+    Parameters
+    ----------
+    labels : (n,) array
+        NumPy or CuPy.
+    n_classes
+        The number of classes.
+    what
+        The labels' name in the message (``"y_train"``, ``"labels"``, a file).
+    """
+    kind = getattr(getattr(labels, "dtype", None), "kind", None)
+    if kind not in ("i", "u"):
+        raise ValueError(f"{what}: dtype {getattr(labels, 'dtype', type(labels).__name__)}: "
+                         "expected integer class labels")
+    if labels.size:
+        low, high = int(labels.min()), int(labels.max())
+        if low < 0 or high >= n_classes:
+            bad = low if low < 0 else high
+            raise ValueError(f"{what}: label {bad}: expected labels in [0, {n_classes}) "
+                             f"for {n_classes} classes")
+
+
+def check_features(x, what: str) -> None:
+    """Refuse features with NaN or infinite values (naming how many)."""
+    xp = array_module(x)
+    finite = xp.isfinite(x)
+    if not bool(finite.all()):
+        raise ValueError(f"{what}: {int(x.size - finite.sum())} of {x.size} values are NaN or "
+                         "infinite: expected finite features")
 
 
 @dataclasses.dataclass
@@ -52,6 +85,16 @@ class Dataset:
         if self.x_test.shape[1] != self.x_train.shape[1]:
             raise ValueError(f"x_test: shape {self.x_test.shape}: expected "
                              f"{self.x_train.shape[1]} features like x_train")
+        if isinstance(self.n_classes, bool) or int(self.n_classes) != self.n_classes \
+                or self.n_classes < 2:
+            raise ValueError(f"n_classes = {self.n_classes!r}: expected an integer >= 2")
+        for part in ("train", "test"):
+            x, y = getattr(self, f"x_{part}"), getattr(self, f"y_{part}")
+            if x.shape[0] == 0 or x.shape[1] == 0:
+                raise ValueError(f"x_{part}: shape {x.shape}: expected at least one sample "
+                                 "and one feature")
+            check_labels(y, self.n_classes, f"{self.name} y_{part}")
+            check_features(x, f"{self.name} x_{part}")
 
     @property
     def n_features(self) -> int:
@@ -173,8 +216,12 @@ def read_idx(path) -> np.ndarray:
     path = pathlib.Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"path = '{path}': expected an IDX file; none there")
-    with _open_binary(path) as stream:
-        content = stream.read()
+    try:
+        with _open_binary(path) as stream:
+            content = stream.read()
+    except (OSError, EOFError) as error:  # gzip.BadGzipFile is an OSError
+        raise ValueError(f"IDX file '{path}': {error}: expected a complete gzip file "
+                         "(or a plain IDX file without the .gz suffix)") from error
     if len(content) < 4:
         raise ValueError(f"IDX file '{path}': {len(content)} bytes: expected a 4-byte magic header")
     zero, code, n_dims = struct.unpack(">HBB", content[:4])
@@ -238,9 +285,25 @@ def load_mnist(path, name: str = "mnist") -> Dataset:
         if images.ndim != 3 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:
             raise ValueError(f"MNIST {part} files in '{directory}': shapes {images.shape} and "
                              f"{labels.shape}: expected images (n, rows, cols) and labels (n,)")
+        if images.shape[0] == 0:
+            raise ValueError(f"MNIST {part} files in '{directory}': 0 images: expected at least "
+                             "one training and one test image")
     x_train, x_test = (arrays[key].reshape(arrays[key].shape[0], -1) for key in ("x_train", "x_test"))
     x_train, x_test = standardize_pixels(x_train, x_test, 255.0)
+    for key in ("y_train", "y_test"):
+        labels = arrays[key]
+        if labels.dtype.kind not in "iu" or (labels.size and int(labels.min()) < 0):
+            bad = labels.dtype if labels.dtype.kind not in "iu" else int(labels.min())
+            raise ValueError(f"MNIST labels file '{_find_idx(directory, MNIST_FILES[key])}': "
+                             f"label {bad}: expected non-negative integer class labels")
     y_train = arrays["y_train"].astype(np.int64)
     y_test = arrays["y_test"].astype(np.int64)
+    # The classes are 0 .. C-1, each present in the training labels: a stray label (255
+    # in a 10-class set) would otherwise make a 256-class problem of empty classes.
     n_classes = int(max(y_train.max(), y_test.max())) + 1
+    missing = np.setdiff1d(np.arange(n_classes), y_train)
+    if missing.size:
+        raise ValueError(f"MNIST labels in '{directory}': labels up to {n_classes - 1} but "
+                         f"class {int(missing[0])} has no training image ({missing.size} classes "
+                         f"empty): expected labels 0 .. C-1, each present in the training set")
     return Dataset(name, x_train, y_train, x_test, y_test, n_classes)
