@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import pathlib
 import sys
 
@@ -41,6 +40,7 @@ from dfa_bridge.data import DATASET_NAMES  # noqa: E402
 from dfa_bridge.data.text import TEXT_DATASETS  # noqa: E402
 from dfa_bridge.nn.optim import OPTIMIZERS  # noqa: E402
 from dfa_bridge.studies.plots import plot_alignment_curves, plot_learning_curves  # noqa: E402
+from photon.support.jsonio import dumps, write_json  # noqa: E402
 from dfa_bridge.training.experiment import MODELS, run_experiment  # noqa: E402
 from dfa_bridge.training.feedback import ENCODERS  # noqa: E402
 from dfa_bridge.training.trainer import FEEDBACK_MODES, METHODS  # noqa: E402
@@ -113,6 +113,13 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.plot and args.model == "transformer":
         parser.error("--plot: expected --model mlp or gcn (the plots draw accuracy per epoch)")
+    if args.plot:  # checked before training, so that no result is lost to a bad path
+        directory = pathlib.Path(args.plot)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            parser.error(f"--plot {args.plot}: {error.strerror or error}: expected a directory "
+                         "that can be created")
     try:
         result, history = run_experiment(
             args.model, args.data, args.method, args.feedback, epochs=args.epochs,
@@ -126,18 +133,16 @@ def main(argv=None) -> int:
             feedback_mode=args.feedback_mode)
     except (ValueError, FileNotFoundError) as error:
         parser.error(str(error))
-    if args.plot:
-        directory = pathlib.Path(args.plot)
-        directory.mkdir(parents=True, exist_ok=True)
+    if args.plot:  # the result first, then the figures
         feedback = args.feedback or ("ideal" if args.method == "dfa" else "none")
         stem = f"{args.model}_{args.data or 'digits'}_{args.method}_{pathlib.Path(feedback).stem}"
-        result["plots"] = [
-            str(plot_learning_curves({args.method: history}, directory / f"{stem}_learning.png")),
-            str(plot_alignment_curves(history, directory / f"{stem}_alignment.png", stem)),
-        ]
-        (directory / f"{stem}.json").write_text(json.dumps(result, indent=2))
+        result["plots"] = [str(directory / f"{stem}_learning.png"),
+                           str(directory / f"{stem}_alignment.png")]
+        write_json(directory / f"{stem}.json", result, indent=2)
+        plot_learning_curves({args.method: history}, directory / f"{stem}_learning.png")
+        plot_alignment_curves(history, directory / f"{stem}_alignment.png", stem)
     if args.json:
-        print(json.dumps(result, indent=2))
+        print(dumps(result, indent=2))
         return 0
     if args.model == "transformer":
         _print_transformer(result)

@@ -511,3 +511,41 @@ def test_seeds_are_the_same_streams_for_every_model_family():
     # The MLP and GCN runs drew three children, the Transformer's four: the first three agree.
     three = [int(c.generate_state(1)[0]) for c in np.random.SeedSequence(7).spawn(3)]
     assert list(derive_seeds(7).values())[:3] == three
+
+
+def test_a_loss_that_grows_far_beyond_its_start_stops_the_run_and_keeps_its_records():
+    import math as _math
+    import warnings as _warnings
+
+    from dfa_bridge.nn.losses import DivergenceGuard, TrainingDiverged
+
+    guard = DivergenceGuard(10.0)
+    assert guard(2.3) == 2.3 and guard(20.0) == 20.0  # below 10 x the first loss
+    with pytest.raises(TrainingDiverged, match=r"expected at most 10 times the first loss"):
+        guard(23.1)
+    with pytest.raises(TrainingDiverged, match="expected a finite training loss"):
+        DivergenceGuard()(float("nan"))
+    with pytest.raises(ValueError, match="growth_factor = 1"):
+        DivergenceGuard(1)
+    with _warnings.catch_warnings(record=True) as caught:
+        _warnings.simplefilter("always")
+        result, history = run_experiment(method="dfa", epochs=3, lr=1e3, max_train=300,
+                                         progress=False)
+    assert result["diverged_at_step"] is not None and history.records[-1]["diverged"]
+    assert any("the run diverged" in str(w.message) for w in caught)
+    assert _math.isfinite(result["train_loss"])  # the finite steps' mean, not 1e27
+
+
+def test_an_undefined_update_angle_is_none_not_nan():
+    import warnings as _warnings
+
+    from dfa_bridge.training.trainer import _mean_angles
+
+    with _warnings.catch_warnings(record=True) as caught:
+        _warnings.simplefilter("always")
+        means = _mean_angles([[float("nan"), 40.0], [float("nan"), 50.0], [30.0, float("nan")]])
+    assert means[0] == pytest.approx(30.0) and means[1] == pytest.approx(45.0)
+    with _warnings.catch_warnings(record=True) as caught:
+        _warnings.simplefilter("always")
+        assert _mean_angles([[float("nan")], [float("nan")]]) == [None]
+    assert any("undefined on every measured step" in str(w.message) for w in caught)

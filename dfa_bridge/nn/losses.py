@@ -17,11 +17,11 @@ import math
 
 from photon import array_module
 
-__all__ = ["SoftmaxCrossEntropy", "TrainingDiverged", "check_finite_loss"]
+__all__ = ["SoftmaxCrossEntropy", "TrainingDiverged", "check_finite_loss", "DivergenceGuard"]
 
 
 class TrainingDiverged(FloatingPointError):
-    """The training loss stopped being a finite number; the run stops there."""
+    """The training loss stopped being finite, or grew far beyond its start; the run stops."""
 
 
 def check_finite_loss(loss: float) -> float:
@@ -34,6 +34,41 @@ def check_finite_loss(loss: float) -> float:
         raise TrainingDiverged(f"loss = {loss!r}: expected a finite training loss; the run "
                                "diverged (lower the learning rate or the feedback scale)")
     return loss
+
+
+class DivergenceGuard:
+    """Stops a run whose loss is not finite or has grown far beyond where it started.
+
+    The reference is the first finite loss the guard sees (at initialization the
+    cross-entropy of ``C`` classes sits near ``ln C``); a later loss above
+    ``growth_factor`` times it raises :class:`TrainingDiverged`. Training that works
+    lowers its loss: a tenfold rise means the updates push the wrong way (a learning
+    rate far too large, say), long before the loss overflows to infinity.
+
+    Parameters
+    ----------
+    growth_factor
+        The multiple of the first loss that counts as diverged (> 1; ``math.inf``:
+        only non-finite losses count).
+    """
+
+    def __init__(self, growth_factor: float = 10.0):
+        if isinstance(growth_factor, bool) or not growth_factor > 1:
+            raise ValueError(f"growth_factor = {growth_factor!r}: expected a number > 1 "
+                             "(math.inf to stop on non-finite losses only)")
+        self.growth_factor = float(growth_factor)
+        self.reference: float | None = None
+
+    def __call__(self, loss: float) -> float:
+        """Return ``loss``, or raise :class:`TrainingDiverged`."""
+        check_finite_loss(loss)
+        if self.reference is None:
+            self.reference = float(loss)
+        elif loss > self.growth_factor * self.reference and loss > 0:
+            raise TrainingDiverged(f"loss = {loss:.4g}: expected at most {self.growth_factor:g} "
+                                   f"times the first loss ({self.reference:.4g}); the run "
+                                   "diverged (lower the learning rate or the feedback scale)")
+        return loss
 
 
 class SoftmaxCrossEntropy:

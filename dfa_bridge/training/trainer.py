@@ -58,7 +58,7 @@ from photon.support.progress import Progress
 from ..data.graphs import GraphData
 from ..data.tabular import Dataset
 from ..data.text import CharCorpus, random_windows, validation_windows
-from ..nn.losses import SoftmaxCrossEntropy, TrainingDiverged, check_finite_loss
+from ..nn.losses import DivergenceGuard, SoftmaxCrossEntropy, TrainingDiverged
 from ..nn.models import Network
 from ..nn.optim import make_optimizer
 from ..nn.transformer import TransformerLM
@@ -337,6 +337,10 @@ class Trainer:
     feedback_mode
         The Transformer's ``"shared"`` (None: the default) or ``"sliced"`` feedback
         (:class:`TransformerPath`); None for a network.
+    divergence_factor
+        A training loss above this multiple of the first one stops the run as diverged
+        (:class:`~dfa_bridge.nn.losses.DivergenceGuard`; ``math.inf``: only a
+        non-finite loss does).
     **optimizer_options
         ``lr``, ``weight_decay``, ``momentum`` ... (see :mod:`dfa_bridge.nn.optim`).
 
@@ -350,7 +354,7 @@ class Trainer:
 
     def __init__(self, model, method: str, feedback: Feedback | None = None,
                  optimizer: str = "adam", *, feedback_mode: str | None = None,
-                 **optimizer_options):
+                 divergence_factor: float = 10.0, **optimizer_options):
         if method not in METHODS:
             raise ValueError(f"method = {method!r}: expected one of {', '.join(METHODS)}")
         path = feedback_path(model, feedback_mode)
@@ -368,6 +372,7 @@ class Trainer:
         self.optimizer = make_optimizer(optimizer, path.trained_parameters(method),
                                         **optimizer_options)
         self.loss = SoftmaxCrossEntropy()
+        self.divergence = DivergenceGuard(divergence_factor)
 
     @property
     def feedback_mode(self) -> str | None:
@@ -434,10 +439,12 @@ class Trainer:
         Raises
         ------
         TrainingDiverged
-            The loss is not finite; nothing was updated.
+            The loss is not finite, or above ``divergence_factor`` times the trainer's
+            first loss (:class:`~dfa_bridge.nn.losses.DivergenceGuard`); nothing was
+            updated.
         """
         batch = self.error(x, labels, rows)
-        check_finite_loss(batch.loss)
+        self.divergence(batch.loss)
         angles = None
         if measure_alignment and self.method == "dfa":
             angles = backward_with_alignment(lambda method: self.backward(batch, method),
@@ -739,8 +746,23 @@ class History:
 
 
 def _mean_angles(measured: list[list[float]]) -> list[float] | None:
-    """Per-layer mean of the angles measured since the last evaluation (None when none was)."""
-    return [float(np.mean(column)) for column in zip(*measured)] if measured else None
+    """Per-layer mean of the angles measured since the last evaluation (None when none was).
+
+    An angle is undefined (NaN) where the DFA update or the backprop gradient of a layer
+    is zero; such steps are left out of the layer's mean, and a layer with no defined
+    angle gets None (said once in a warning) rather than NaN.
+    """
+    if not measured:
+        return None
+    means = []
+    for layer, column in enumerate(zip(*measured)):
+        defined = [angle for angle in column if math.isfinite(angle)]
+        if not defined:
+            warnings.warn(f"update angle of layer {layer}: undefined on every measured step (its "
+                          "DFA update or backprop gradient is zero): recorded as None",
+                          RuntimeWarning, stacklevel=3)
+        means.append(float(np.mean(defined)) if defined else None)
+    return means
 
 
 def _record(task: Task, trainer: Trainer, step: int, losses: list, measured: list,
