@@ -33,11 +33,36 @@ def register_backend(name: str, factory: Callable[..., OPUDevice], *,
                      replace: bool = False) -> None:
     """Make ``open_device(name, **kwargs)`` call ``factory(**kwargs)``.
 
+    Parameters
+    ----------
+    name
+        A non-empty name without path separators or a YAML suffix (it must not be
+        mistaken for a file).
+    factory
+        A callable (a class or a function) returning an :class:`OPUDevice`; what it
+        returns is checked when the device is opened.
+    replace
+        Replace a backend of the same name.
+
     Raises
     ------
+    TypeError
+        When ``name`` is not a string or ``factory`` is not callable.
     ValueError
-        When ``name`` is taken (unless ``replace``) or is a preset's name.
+        When ``name`` is empty, looks like a path, is taken (unless ``replace``) or is a
+        preset's name.
     """
+    if not isinstance(name, str):
+        raise TypeError(f"name = {name!r}: expected a string")
+    if not name.strip() or os.sep in name or "/" in name \
+            or pathlib.Path(name).suffix in (".yaml", ".yml"):
+        raise ValueError(f"name = {name!r}: expected a non-empty name that is not a path "
+                         "or a YAML file name")
+    if not callable(factory):
+        raise TypeError(f"factory = {factory!r}: expected a callable returning an OPUDevice "
+                        "(a class or a function)")
+    if not isinstance(replace, bool):
+        raise TypeError(f"replace = {replace!r}: expected True or False")
     if not replace and (name in _BACKENDS or name in preset_names()):
         raise ValueError(f"name = {name!r}: expected a name not yet taken by a backend or "
                          f"preset ({', '.join(sorted(_BACKENDS) + preset_names())})")
@@ -97,6 +122,9 @@ def open_device(name: str | DeviceConfig = "lab-bench", /, **kwargs) -> OPUDevic
     name = check_device_name(name)
     if name in _BACKENDS:
         device = _BACKENDS[name](**kwargs)
+        if not isinstance(device, OPUDevice):
+            raise TypeError(f"backend {name!r}: its factory returned {type(device).__name__}: "
+                            "expected an OPUDevice")
     else:
         device = VirtualDevice(name, **kwargs)
     return device.open()

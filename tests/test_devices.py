@@ -109,6 +109,19 @@ def test_a_hardware_driver_plugs_in_by_name_without_touching_the_rest():
         register_backend("ideal", FakeBench)
 
 
+def test_register_backend_refuses_what_would_fail_later():
+    with pytest.raises(TypeError, match="factory = 42: expected a callable"):
+        register_backend("bench-42", 42)
+    with pytest.raises(TypeError, match="name = 7: expected a string"):
+        register_backend(7, IdealDevice)
+    for name in ("", "  ", "drivers/bench", "bench.yaml"):
+        with pytest.raises(ValueError, match="expected a non-empty name that is not a path"):
+            register_backend(name, IdealDevice)
+    register_backend("not-a-device", lambda: "a string", replace=True)
+    with pytest.raises(TypeError, match="factory returned str: expected an OPUDevice"):
+        open_device("not-a-device")
+
+
 def test_unknown_device_name_lists_the_choices():
     with pytest.raises(ValueError, match=r"device = 'nope': expected a backend .*ideal.*lab-bench"):
         open_device("nope")
