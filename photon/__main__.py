@@ -14,6 +14,7 @@ import sys
 
 from . import build_chain, preset_names
 from .report import plot_speckle_histogram, speckle_report
+from .support.cli import run_main
 
 __all__ = ["main"]
 
@@ -53,4 +54,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main, prog="python -m photon"))

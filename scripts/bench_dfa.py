@@ -26,6 +26,7 @@ if importlib.util.find_spec("dfa_bridge") is None:  # run from a checkout withou
 
 from dfa_bridge.studies.benchmark import time_training_steps  # noqa: E402
 from photon.support.arrays import BACKENDS  # noqa: E402
+from photon.support.cli import run_main  # noqa: E402
 
 __all__ = ["main"]
 
@@ -63,4 +64,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

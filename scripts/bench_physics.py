@@ -93,6 +93,7 @@ import numpy as np  # noqa: E402
 
 from photon import build_chain, resolve_config  # noqa: E402
 from photon.precision import TM_PRECISIONS, precise_matmul  # noqa: E402
+from photon.support.cli import run_main  # noqa: E402
 
 __all__ = []
 
@@ -390,4 +391,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

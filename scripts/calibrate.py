@@ -39,6 +39,7 @@ from calibration.quality import (PUBLISHED_R, calibration_page, plot_quality,  #
 from devices import OPU, VirtualDevice, open_device  # noqa: E402
 from photon import preset_names  # noqa: E402
 from photon.support.jsonio import dumps, write_json  # noqa: E402
+from photon.support.cli import run_main  # noqa: E402
 
 __all__ = ["main", "calibration_report"]
 
@@ -143,4 +144,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

@@ -36,6 +36,7 @@ from dfa_bridge.studies.plots import plot_alignment_curves, plot_learning_curves
 from dfa_bridge.studies.acceptance import (STUDY_NAMES, run_study,  # noqa: E402
                                            run_study_seeds, study_markdown)
 from photon.support.jsonio import dumps, write_json  # noqa: E402
+from photon.support.cli import run_main  # noqa: E402
 
 __all__ = ["main"]
 
@@ -164,4 +165,4 @@ def _print_lm_study(summary: dict, args) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

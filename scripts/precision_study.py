@@ -26,6 +26,7 @@ if importlib.util.find_spec("photon") is None:  # run from a checkout without in
 
 from photon import resolve_config  # noqa: E402
 from photon.report import precision_effect, precision_markdown  # noqa: E402
+from photon.support.cli import run_main  # noqa: E402
 
 __all__ = ["main"]
 
@@ -59,4 +60,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

@@ -45,6 +45,7 @@ from dfa_bridge.training.experiment import MODELS, run_experiment  # noqa: E402
 from dfa_bridge.training.feedback import ENCODERS  # noqa: E402
 from dfa_bridge.training.trainer import FEEDBACK_MODES, METHODS  # noqa: E402
 from photon.support.arrays import BACKENDS  # noqa: E402
+from photon.support.cli import run_main  # noqa: E402
 
 __all__ = ["main"]
 
@@ -186,4 +187,4 @@ def _print_transformer(result: dict) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

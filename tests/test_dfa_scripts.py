@@ -125,3 +125,15 @@ def test_dfa_study_over_seeds_writes_its_page_with_paired_intervals(tmp_path):
     assert "[csbm](csbm.md)" in (out / "index.md").read_text()
     assert json.loads((out / "csbm.json").read_text())["study"] == "csbm"
     assert (out / "csbm_learning.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("script, args, named", [
+    ("scripts/calibrate.py", ["--device", "no-such-device"], "device = 'no-such-device'"),
+    ("scripts/dfa_study.py", ["--study", "csbm", "--epochs", "0"], "epochs"),
+    ("scripts/precision_study.py", ["--device", "missing.yaml"], "missing.yaml"),
+])
+def test_a_users_error_is_one_line_not_a_traceback(script, args, named):
+    done = subprocess.run([sys.executable, script, *args], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr and named in done.stderr

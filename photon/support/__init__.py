@@ -6,4 +6,5 @@ validating schema of configurations.
 :mod:`~photon.support.schema`    typed, range-checked fields of frozen dataclass configurations
 :mod:`~photon.support.jsonio`    strict JSON for results (no NaN or Infinity tokens)
 :mod:`~photon.support.stats`     the mean over seeds and its 95 % Student-t interval
+:mod:`~photon.support.cli`       how every command-line front ends on a user's error
 """
