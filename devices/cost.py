@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+from photon.support.arguments import check_int, check_number
+
 from .linear import REFERENCE_FRAMES
 
 __all__ = ["JobCost", "job_cost"]
@@ -55,10 +57,12 @@ def job_cost(n_vectors: int, *, mode: str, frame_time_s: float, electrical_power
     """
     if mode not in ("intensity", "linear"):
         raise ValueError(f"mode = {mode!r}: expected 'intensity' or 'linear'")
-    for name, value in (("n_vectors", n_vectors), ("planes_per_vector", planes_per_vector),
-                        ("batch_size", batch_size)):
-        if int(value) != value or value < (0 if name == "n_vectors" else 1):
-            raise ValueError(f"{name} = {value!r}: expected a {'non-negative' if name == 'n_vectors' else 'positive'} integer")
+    n_vectors = check_int("n_vectors", n_vectors, low=0)
+    planes_per_vector = check_int("planes_per_vector", planes_per_vector)
+    batch_size = check_int("batch_size", batch_size)
+    frame_time_s = check_number("frame_time_s", frame_time_s, low=0.0, low_open=True, unit="s")
+    electrical_power_w = check_number("electrical_power_w", electrical_power_w, low=0.0,
+                                      unit="W")
     input_frames = n_vectors * planes_per_vector
     if mode == "intensity":
         per_vector, references = planes_per_vector, 0

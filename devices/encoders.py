@@ -36,6 +36,7 @@ import warnings
 
 import numpy as np
 
+from photon.support.arguments import check_int
 from photon.support.arrays import array_module
 
 __all__ = [
@@ -51,13 +52,6 @@ def _index_of_first(mask, xp) -> tuple[int, ...]:
     """Index (a tuple of ints) of the first True entry of ``mask``."""
     flat = int(xp.argmax(mask.ravel()))
     return tuple(int(i) for i in np.unravel_index(flat, mask.shape))
-
-
-def _check_int(name: str, value, low: int, high: float = math.inf) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
-        bound = f"{low} <= {name} <= {high}" if high < math.inf else f"{name} >= {low}"
-        raise ValueError(f"{name} = {value!r}: expected an integer with {bound}")
-    return int(value)
 
 
 def _check_float(name: str, value, positive: bool = False, nonnegative: bool = False,
@@ -352,7 +346,7 @@ class ThermometerEncoder(_ScaledEncoder):
 
     def __init__(self, n_levels: int = 8, scale: float | None = None,
                  signed: bool | None = None):
-        self.n_levels = _check_int("n_levels", n_levels, 1)
+        self.n_levels = check_int("n_levels", n_levels, 1)
         super().__init__(scale, signed)
 
     def _own_params(self):
@@ -405,7 +399,7 @@ class BitPlaneEncoder(_ScaledEncoder):
 
     def __init__(self, n_bits: int = 8, scale: float | None = None,
                  signed: bool | None = None):
-        self.n_bits = _check_int("n_bits", n_bits, 1, 16)
+        self.n_bits = check_int("n_bits", n_bits, 1, 16)
         super().__init__(scale, signed)
 
     def _own_params(self):

@@ -9,7 +9,10 @@ frames on the GPU, with the same TM for the same seed.
 
 from __future__ import annotations
 
+import numpy as np
+
 from photon import Polarizer, ScatteringMedium
+from photon.support.arguments import check_int, check_number, check_seed
 
 from .protocol import OPUDevice
 
@@ -36,19 +39,19 @@ class IdealDevice(OPUDevice):
     """
 
     backend = "ideal"
+    can_block_light = True  # no light: exactly zero (no camera, no offset)
 
     def __init__(self, n_in: int, n_out: int, *, seed: int = 0, storage: str = "auto",
                  frame_time_s: float = 500e-6, electrical_power_w: float = 30.0,
                  max_dense_mb: float = 2048.0, name: str | None = None):
         super().__init__(name)
-        for arg, value in (("n_in", n_in), ("n_out", n_out)):
-            if int(value) != value or value < 1:
-                raise ValueError(f"{arg} = {value!r}: expected a positive integer")
-        if not frame_time_s > 0:
-            raise ValueError(f"frame_time_s = {frame_time_s!r}: expected > 0 seconds")
-        if not electrical_power_w > 0:
-            raise ValueError(f"electrical_power_w = {electrical_power_w!r}: expected > 0 W")
-        self.medium = ScatteringMedium.from_settings(int(n_in), int(n_out), seed=seed,
+        n_in, n_out = check_int("n_in", n_in), check_int("n_out", n_out)
+        seed = check_seed("seed", seed)
+        frame_time_s = check_number("frame_time_s", frame_time_s, low=0.0, low_open=True,
+                                    unit="s")
+        electrical_power_w = check_number("electrical_power_w", electrical_power_w, low=0.0,
+                                          low_open=True, unit="W")
+        self.medium = ScatteringMedium.from_settings(n_in, n_out, seed=seed,
                                                      tm_storage=storage,
                                                      max_dense_tm_mb=max_dense_mb)
         self._frame_time_s = float(frame_time_s)
@@ -67,3 +70,7 @@ class IdealDevice(OPUDevice):
     def _acquire(self, frames):
         field = self.medium.field(frames.astype("float32"))
         return self._analyser(field, overwrite=True)
+
+    def _acquire_dark(self, n_frames: int):
+        """No light, no camera: zeros (n_frames, n_out), float32."""
+        return np.zeros((n_frames, self.n_out), np.float32)

@@ -16,11 +16,13 @@ weights and see the same batches.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Callable
 
 import numpy as np
 
 from devices import OPUDevice
+from photon.support.arguments import check_int, check_number, check_seed
 from photon.support.arrays import backend_module
 
 from ..data import load_dataset
@@ -96,7 +98,32 @@ def _settings(model: str, epochs, steps, overrides: dict) -> dict:
     settings = {**DEFAULTS[model], **overrides}
     if given[budget] is not None:
         settings[budget] = given[budget]
+    _check_hyper_parameters(settings)
     return settings
+
+
+#: How each numeric hyper-parameter is checked: an integer's lowest value, or a real
+#: number's bounds (low, high, low open, high open).
+_INTEGER_LOWS = {"epochs": 1, "steps": 1, "batch_size": 1, "warmup": 0, "n_blocks": 1,
+                 "width": 1, "heads": 1, "context": 1}
+_REAL_BOUNDS = {"lr": (0.0, math.inf, True, False), "weight_decay": (0.0, math.inf, False, False),
+                "dropout": (0.0, 1.0, False, True)}
+
+
+def _check_hyper_parameters(settings: dict) -> None:
+    """Refuse a hyper-parameter of the wrong kind or out of range, naming it."""
+    for name, value in settings.items():
+        if name in _INTEGER_LOWS:
+            settings[name] = check_int(name, value, low=_INTEGER_LOWS[name])
+        elif name in _REAL_BOUNDS:
+            low, high, low_open, high_open = _REAL_BOUNDS[name]
+            settings[name] = check_number(name, value, low=low, high=high, low_open=low_open,
+                                          high_open=high_open)
+    if "hidden" in settings:
+        widths = settings["hidden"]
+        if isinstance(widths, (str, bytes)) or not hasattr(widths, "__iter__"):
+            raise ValueError(f"hidden = {widths!r}: expected a sequence of positive layer widths")
+        settings["hidden"] = tuple(check_int("hidden", width) for width in widths)
 
 
 def _check_family_options(model: str, max_train, evaluations, max_eval_chars, n_sample) -> None:
@@ -259,6 +286,7 @@ def run_experiment(model: str = "mlp", data: str | None = None, method: str = "d
         raise ValueError(f"model = {model!r}: expected one of {', '.join(MODELS)}")
     if method not in METHODS:
         raise ValueError(f"method = {method!r}: expected one of {', '.join(METHODS)}")
+    seed, data_seed = check_seed("seed", seed), check_seed("data_seed", data_seed)
     settings = _settings(model, epochs, steps, overrides)
     _check_family_options(model, max_train, evaluations, max_eval_chars, n_sample)
     xp = backend_module(backend)

@@ -53,6 +53,7 @@ from typing import Iterator
 import numpy as np
 
 from photon import array_module
+from photon.support.arguments import check_int
 from photon.support.progress import Progress
 
 from ..data.graphs import GraphData
@@ -76,14 +77,6 @@ METHODS = ("bp", "dfa", "shallow")
 #: ``shared`` projects onto ``D`` and gives every block the same signal (TinyDFA, Launay
 #: et al.'s code). ``shared`` is the default (see :class:`TransformerPath`).
 FEEDBACK_MODES = ("sliced", "shared")
-
-
-def _check_count(name: str, value, minimum: int = 1) -> int:
-    """``value`` as an int, or a ValueError naming ``name`` unless it is an integer >= minimum."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        expected = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-        raise ValueError(f"{name} = {value!r}: expected {expected}")
-    return int(value)
 
 
 @dataclasses.dataclass
@@ -519,7 +512,7 @@ class _EpochTask(Task):
     """A task of ``epochs`` epochs of ``steps_per_epoch`` steps, evaluated after each."""
 
     def __init__(self, epochs: int, steps_per_epoch: int):
-        self.epochs = _check_count("epochs", epochs)
+        self.epochs = check_int("epochs", epochs)
         self.steps_per_epoch = steps_per_epoch
         self.n_steps = self.epochs * steps_per_epoch
 
@@ -551,7 +544,7 @@ class TabularTask(_EpochTask):
         if not isinstance(data, Dataset):
             raise TypeError(f"data = {type(data).__name__}: expected a Dataset")
         self.data = data
-        self.batch_size = _check_count("batch_size", batch_size)
+        self.batch_size = check_int("batch_size", batch_size)
         self.seed = seed
         super().__init__(epochs, math.ceil(data.x_train.shape[0] / self.batch_size))
 
@@ -664,11 +657,11 @@ class TextTask(Task):
                  max_eval_chars: int | None = None, xp=np):
         if not isinstance(corpus, CharCorpus):
             raise TypeError(f"corpus = {type(corpus).__name__}: expected a CharCorpus")
-        self.n_steps = _check_count("steps", steps)
-        self.batch_size = _check_count("batch_size", batch_size)
-        self.evaluations = _check_count("evaluations", evaluations)
-        self.warmup = _check_count("warmup", warmup, minimum=0)
-        self.context = _check_count("context", context)
+        self.n_steps = check_int("steps", steps)
+        self.batch_size = check_int("batch_size", batch_size)
+        self.evaluations = check_int("evaluations", evaluations)
+        self.warmup = check_int("warmup", warmup, low=0)
+        self.context = check_int("context", context)
         self.seed = seed
         self.corpus = corpus
         self.train_ids = xp.asarray(corpus.train_ids.astype(np.int64))
@@ -870,7 +863,7 @@ def fit(trainer: Trainer, data, epochs: int | None = None, batch_size: int | Non
         task = data
     else:
         task = _make_task(trainer, data, epochs, batch_size, seed, steps, options)
-    align_steps = _check_count("align_steps", align_steps, minimum=0)
+    align_steps = check_int("align_steps", align_steps, low=0)
     history = History(trainer.method)
     base_lr = trainer.optimizer.lr
     losses, measured, since = [], [], 0

@@ -7,4 +7,5 @@ validating schema of configurations.
 :mod:`~photon.support.jsonio`    strict JSON for results (no NaN or Infinity tokens)
 :mod:`~photon.support.stats`     the mean over seeds and its 95 % Student-t interval
 :mod:`~photon.support.cli`       how every command-line front ends on a user's error
+:mod:`~photon.support.arguments` checks of counts, seeds and physical numbers given as arguments
 """
