@@ -2,9 +2,12 @@
 
 * :func:`estimate_transmission_matrix`: anchors phase the intensities, one shared
   least-squares solve and a five-parameter metric per row give the TM (up to a phase
-  and a conjugation per row), its fixed field and dark level (docs/design.md section 4);
-* :func:`estimate_camera`: gain, read noise, black offset, saturation capacity by the
-  EMVA 1288 photon-transfer method;
+  and a conjugation per row), its fixed field and dark level, the halves aligned from
+  the anchors and checked on mixed frames, saturated counts censored, a quality figure
+  per row and the rows that could not be calibrated (docs/design.md section 4);
+* :func:`estimate_camera`: gain, read noise, black offset (from dark frames, or
+  extrapolated to zero exposure without a shutter) and the saturation level where the
+  response stops growing, by the EMVA 1288 photon-transfer method;
 * :func:`calibrate`: both, scored on fresh frames, giving a :class:`Calibration` whose
   :meth:`~Calibration.device` is a ``calibrated`` device for the OPU operator;
 * :class:`DriftMonitor`: says when a device has moved away from its calibration;
@@ -17,11 +20,13 @@ from .drift import DriftCheck, DriftMonitor
 from .metrics import (fresh_frames, intensity_correlation, projection_error, row_correlation,
                       row_projection_errors)
 from .session import Calibration, calibrate
-from .transmission import TMEstimate, estimate_transmission_matrix, min_frames
+from .transmission import (TMEstimate, detect_saturation, estimate_transmission_matrix, min_frames,
+                           mixed_frames)
 
 __all__ = [
     "CameraEstimate", "estimate_camera", "fit_rounded_gaussian", "DriftCheck", "DriftMonitor",
     "fresh_frames", "intensity_correlation", "projection_error", "row_correlation",
     "row_projection_errors",
-    "Calibration", "calibrate", "TMEstimate", "estimate_transmission_matrix", "min_frames",
+    "Calibration", "calibrate", "TMEstimate", "detect_saturation", "estimate_transmission_matrix",
+    "min_frames", "mixed_frames",
 ]

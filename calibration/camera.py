@@ -1,20 +1,32 @@
 """Camera calibration from frames: the EMVA 1288 photon-transfer method.
 
-Only the device protocol is used: binary frames in, counts out, and the exposure.
+Only the device protocol is used: binary frames in, counts out, the exposure, and (where
+the device has one) :meth:`devices.OPUDevice.acquire_dark`, frames with the light blocked.
 
-* **Dark**: all-off DMD frames at a hundredth of the exposure (no signal, same read-out).
-  The black offset and the dark noise come from a maximum-likelihood fit of a
-  Gaussian *rounded to integers* (exact even when the noise is below one DN, where the
-  ``1/12`` quantization rule of thumb fails); analog cameras use plain moments.
+* **Dark level and dark noise.** With a way to block the light (a shutter, the laser
+  off), from dark frames at the device's exposure (``dark_method = "shutter"``). Without
+  one, all-off DMD frames are *not* dark: the fixed field (DMD leakage, mirrors held on
+  outside the used region) still reaches the camera. Its signal grows with the exposure
+  and the offset does not, so all-off frames at 1/100 and 1/10 of the exposure give each
+  pixel's fixed-field signal ``d_j`` at the short one; the offset is extrapolated to zero
+  exposure and the dark noise is what remains once the fixed field's shot noise
+  ``K d_j`` is taken out (``dark_method = "extrapolated"``). Below about half a DN of
+  noise the counts are fitted by maximum likelihood as a Gaussian *rounded to integers*
+  (exact where the ``1/12`` quantization rule of thumb fails); above, by moments with
+  that rule; analog cameras by moments.
 * **Photon transfer**: one fixed half-on frame repeated at several exposures. Speckle
   gives every pixel a different mean, so one exposure already spans the range. Each
   frame is first divided by its common-mode factor (laser RIN scales whole frames);
-  then, per pixel, the temporal variance against the temporal mean follows
+  then, per pixel, the temporal variance (about the pixel's linear trend over the
+  repeats, blind to a slow drift of its mean) against the temporal mean follows
   ``sigma_y^2 = sigma_dark^2 + K (mu_y - mu_dark)`` below saturation: its slope is the
   gain ``K`` (DN per electron).
-* **Read noise** ``sigma_dark / K`` (electrons); **saturation capacity** (the full well,
-  or the ADC's top if that comes first) from the plateau the brightest pixels reach at
-  the longest exposure, ``(mu_sat - mu_dark) / K``.
+* **Saturation**: where the response stops growing. Pixels that are bright and have
+  lost their shot noise (a full well, or the ADC's top) sit on a plateau; its level
+  ``saturation_dn`` is measured, not assumed to be the ADC's full scale (a well may fill
+  below it). Only pixels below 80 % of the way from the dark level to that plateau enter
+  the photon-transfer fit. **Read noise** ``sigma_dark / K`` (electrons); **saturation
+  capacity** ``(mu_sat - mu_dark) / K``.
 """
 
 from __future__ import annotations
@@ -29,7 +41,13 @@ from photon import to_numpy
 
 from .acquisition import acquire_all
 
-__all__ = ["CameraEstimate", "NoiseFreeCamera", "estimate_camera", "fit_rounded_gaussian"]
+__all__ = ["CameraEstimate", "NoiseFreeCamera", "estimate_camera", "fit_rounded_gaussian",
+           "DARK_METHODS"]
+
+DARK_METHODS = ("auto", "shutter", "extrapolated")
+SHORT_EXPOSURE = 0.01        # all-off frames at these fractions of the exposure (no shutter)
+MID_EXPOSURE = 0.1
+ROUNDING_MODEL_BELOW_DN = 0.6  # dark noise below which the rounded-Gaussian fit is used
 
 
 @dataclass(frozen=True)
@@ -52,6 +70,15 @@ class CameraEstimate:
         Frames used.
     pixels_used
         Pixel means that entered the photon-transfer fit.
+    saturation_dn
+        The count a saturated pixel reads: the measured plateau (a full well) or the
+        ADC's full scale; ``inf`` when nothing saturated (and no ADC).
+    saturation_spread_dn
+        Rms of saturated counts about ``saturation_dn`` (read noise, pixel to pixel
+        offsets); 0 at the ADC's top.
+    dark_method
+        ``"shutter"`` (frames with the light blocked) or ``"extrapolated"`` (all-off
+        frames extrapolated to zero exposure).
     """
 
     gain_dn_per_e: float
@@ -61,6 +88,20 @@ class CameraEstimate:
     saturation_e: float
     frames: int
     pixels_used: int
+    saturation_dn: float = math.inf
+    saturation_spread_dn: float = 0.0
+    dark_method: str = "shutter"
+
+    @property
+    def censor_dn(self) -> float:
+        """Counts at or above this level are treated as saturated (censored).
+
+        Half a DN below an ADC top; four spreads (at least half a DN) below a well's
+        plateau, where saturated counts scatter with the read noise.
+        """
+        if not math.isfinite(self.saturation_dn):
+            return math.inf
+        return self.saturation_dn - max(4.0 * self.saturation_spread_dn, 0.5)
 
     def as_dict(self) -> dict:
         """Plain-data form."""
@@ -72,47 +113,125 @@ class NoiseFreeCamera(ValueError):
     method has nothing to measure."""
 
 
-def fit_rounded_gaussian(samples) -> tuple[float, float]:
+def _rounded_nll(values, counts, mean, sd, floor=None):
+    upper = special.ndtr((values + 0.5 - mean) / sd)
+    lower = special.ndtr((values - 0.5 - mean) / sd)
+    if floor is not None:  # a count at the ADC's bottom stands for everything below
+        lower = np.where(values <= floor, 0.0, lower)
+    return -float(np.sum(counts * np.log(np.maximum(upper - lower, 1e-300))))
+
+
+def fit_rounded_gaussian(samples, shift=None, extra_variance=None,
+                         floor=None) -> tuple[float, float]:
     """Maximum-likelihood ``(mean, sd)`` of a Gaussian observed after rounding to integers.
 
-    ``P(k) = Phi((k + 1/2 - mu) / sd) - Phi((k - 1/2 - mu) / sd)``, fitted on the
-    histogram of ``samples`` (integers).
+    ``P(k) = Phi((k + 1/2 - mu_j) / s_j) - Phi((k - 1/2 - mu_j) / s_j)`` with
+    ``mu_j = mean + shift_j`` and ``s_j^2 = sd^2 + extra_variance_j``, fitted on the
+    histogram of ``samples`` (integers). A sample at or below ``floor_j`` (the ADC's
+    bottom, which clips) has ``P = Phi((k + 1/2 - mu_j) / s_j)``.
+
+    Parameters
+    ----------
+    samples : array of integers
+        ``(n, p)`` when ``shift``, ``extra_variance`` or ``floor`` is given (one column
+        per pixel), any shape otherwise.
+    shift, extra_variance, floor : (p,) arrays, optional
+        A known per-column shift of the mean (DN), increase of the variance (DN^2), and
+        the count at which the column clips from below.
     """
-    values, counts = np.unique(np.asarray(samples).ravel(), return_counts=True)
-    mean0 = float(np.average(values, weights=counts))
-    sd0 = max(float(np.sqrt(np.average((values - mean0) ** 2, weights=counts))), 0.1)
+    samples = np.asarray(samples)
+    if shift is None and extra_variance is None and floor is None:
+        values, counts = np.unique(samples.ravel(), return_counts=True)
+        offsets = np.zeros_like(values, np.float64)
+        extra = np.zeros_like(values, np.float64)
+        floors = None
+    else:
+        p = samples.shape[1]
+        shift = np.zeros(p) if shift is None else np.asarray(shift, np.float64)
+        extra_variance = np.zeros(p) if extra_variance is None else np.asarray(extra_variance,
+                                                                               np.float64)
+        samples = np.rint(samples).astype(np.int64)
+        low = samples.min()
+        span = int(samples.max() - low) + 1
+        keys = (np.arange(p)[None, :] * span + (samples - low)).ravel()
+        unique, counts = np.unique(keys, return_counts=True)
+        column, values = np.divmod(unique, span)
+        values = values + low
+        offsets, extra = shift[column], np.maximum(extra_variance[column], 0.0)
+        floors = None if floor is None else np.asarray(floor, np.float64)[column]
+    values = values.astype(np.float64)
+    residual = values - offsets
+    mean0 = float(np.average(residual, weights=counts))
+    sd0 = max(float(np.sqrt(max(np.average((residual - mean0) ** 2, weights=counts)
+                                - float(np.average(extra, weights=counts)), 0.0))), 0.1)
 
     def negative_log_likelihood(params):
         mu, log_sd = params
-        sd = math.exp(log_sd)
-        upper = special.ndtr((values + 0.5 - mu) / sd)
-        lower = special.ndtr((values - 0.5 - mu) / sd)
-        return -float(np.sum(counts * np.log(np.maximum(upper - lower, 1e-300))))
+        return _rounded_nll(values, counts, mu + offsets,
+                            np.sqrt(math.exp(2 * log_sd) + extra), floors)
 
     result = optimize.minimize(negative_log_likelihood, [mean0, math.log(sd0)],
                                method="Nelder-Mead", options={"xatol": 1e-6, "fatol": 1e-6})
     return float(result.x[0]), float(math.exp(result.x[1]))
 
 
-def _dark(device, repeats: int, exposure_us: float):
-    frames = np.zeros((repeats, device.n_in), np.uint8)
-    device.exposure_us = exposure_us / 100.0
-    try:
-        counts = to_numpy(acquire_all(device, frames, progress=False))
-    finally:
-        device.exposure_us = exposure_us
-    if device.full_scale is None:  # analog read-out: no rounding
-        return float(counts.mean()), float(counts.std(axis=0, ddof=1).mean())
+def _dark_statistics(counts, digital: bool, shift=None, extra_variance=None):
+    """Black offset and dark noise (DN, before rounding) of dark frames ``counts`` (n, p).
+
+    ``shift`` (p,) is a known signal in each pixel's mean (the fixed field of all-off
+    frames), ``extra_variance`` (p,) its shot noise; both are taken out. Digital counts
+    are fitted as a rounded Gaussian (per-pixel offsets removed to the nearest integer,
+    counts at 0 taken as clipped there) unless the noise is well above a DN and nothing
+    clips, where moments with the rounding's 1/12 are exact.
+    """
+    p = counts.shape[1]
+    shifted = shift is not None or extra_variance is not None
+    shift = np.zeros(p) if shift is None else shift
+    extra_variance = np.zeros(p) if extra_variance is None else extra_variance
+    pixel_means = counts.mean(axis=0)
+    pixel_vars = counts.var(axis=0, ddof=1)
+    offset = float(np.mean(pixel_means - shift))
+    variance = float(np.mean(pixel_vars - extra_variance))
+    if not digital:
+        return offset, math.sqrt(max(variance, 0.0))
+    moment_sd = math.sqrt(max(variance - 1.0 / 12.0, 0.0))
+    clipped = bool((counts <= 0).any())
+    if moment_sd > ROUNDING_MODEL_BELOW_DN and not clipped:
+        # Well above a DN of noise, rounding adds 1/12 DN^2 and leaves the mean alone.
+        return offset, moment_sd
     # Per-pixel offsets (DSNU) are fixed: remove each pixel's mean rounded to an integer,
     # which keeps the samples integer and the rounding model exact.
-    centred = counts - np.rint(counts.mean(axis=0))
-    mean, sd = fit_rounded_gaussian(centred)
-    return float(np.mean(np.rint(counts.mean(axis=0)))) + mean, sd
+    centre = np.rint(pixel_means - shift - offset) if shifted else np.rint(pixel_means)
+    floor = -centre if clipped else None
+    if not shifted and not clipped:
+        mean, sd = fit_rounded_gaussian(counts - centre)
+    else:
+        mean, sd = fit_rounded_gaussian(counts - centre, shift=shift,
+                                        extra_variance=extra_variance, floor=floor)
+    return float(np.mean(centre)) + mean, sd
 
 
-def estimate_camera(device, *, exposure_factors=(0.5, 1.0, 2.0, 4.0), repeats: int = 32,
-                    seed: int = 0) -> CameraEstimate:
-    """Estimate gain, read noise, black offset and saturation capacity of ``device``.
+def _all_off(device, repeats, exposure_us):
+    device.exposure_us = exposure_us
+    frames = np.zeros((repeats, device.n_in), np.uint8)
+    return to_numpy(acquire_all(device, frames, progress=False)).astype(np.float64)
+
+
+def _resolve_dark_method(device, dark: str) -> str:
+    if dark not in DARK_METHODS:
+        raise ValueError(f"dark = {dark!r}: expected one of {', '.join(map(repr, DARK_METHODS))}")
+    can_block = bool(getattr(device, "can_block_light", False))
+    if dark == "shutter" and not can_block:
+        raise ValueError(f"dark = 'shutter': device {device.name!r} cannot block its light "
+                         "(can_block_light is False); expected dark='auto' or 'extrapolated'")
+    if dark == "auto":
+        return "shutter" if can_block else "extrapolated"
+    return dark
+
+
+def estimate_camera(device, *, exposure_factors=(0.5, 1.0, 2.0, 4.0), repeats: int = 64,
+                    seed: int = 0, dark: str = "auto") -> CameraEstimate:
+    """Estimate gain, read noise, black offset and saturation of ``device``.
 
     Parameters
     ----------
@@ -120,18 +239,23 @@ def estimate_camera(device, *, exposure_factors=(0.5, 1.0, 2.0, 4.0), repeats: i
         An open device with a settable exposure (a virtual or hardware OPU).
     exposure_factors
         Exposures to use, relative to the device's current one (restored afterwards).
-        The longest should saturate some pixels (for the saturation capacity).
+        The longest should saturate some pixels (for the saturation level).
     repeats
-        Frames per exposure (and of the dark frames).
+        Frames per exposure (and per set of dark frames).
     seed
         Seed of the fixed half-on frame.
+    dark
+        ``"auto"`` (frames with the light blocked when the device can take them,
+        :meth:`devices.OPUDevice.acquire_dark`, else extrapolation), ``"shutter"`` or
+        ``"extrapolated"`` (all-off frames at two short exposures, see the module notes).
 
     Raises
     ------
     NoiseFreeCamera
         For a camera whose counts show no temporal noise (nothing to measure).
     ValueError
-        For a device without an exposure, or too few repeats for a variance.
+        For a device without an exposure, too few repeats for a variance, an unknown
+        ``dark`` or a shutter the device does not have.
     """
     exposure = device.exposure_us
     if exposure is None:
@@ -139,37 +263,62 @@ def estimate_camera(device, *, exposure_factors=(0.5, 1.0, 2.0, 4.0), repeats: i
                          "(the photon-transfer method varies it)")
     if repeats < 8:
         raise ValueError(f"repeats = {repeats}: expected at least 8 frames per exposure")
-    mu_dark, sd_dark = _dark(device, repeats, exposure)
+    method = _resolve_dark_method(device, dark)
+    digital = device.full_scale is not None
+    full = device.full_scale
     frame = np.zeros((1, device.n_in), np.uint8)
     frame[0, np.random.default_rng(seed).permutation(device.n_in)[: device.n_in // 2]] = 1
-    full = device.full_scale
-    means, variances = [], []
-    plateau = []
-    frames_used = repeats
-    quiet = max(4.0 * sd_dark ** 2, 1.0 / 3.0)  # variance of a pixel with no shot noise left
+    frames_used = 0
+    series = []
     try:
+        if method == "shutter":
+            dark_counts = np.asarray(to_numpy(device.acquire_dark(repeats)), np.float64)
+            frames_used += repeats
+            mu_dark, sd_dark = _dark_statistics(dark_counts, digital)
+        else:
+            short = _all_off(device, repeats, exposure * SHORT_EXPOSURE)
+            mid = _all_off(device, repeats, exposure * MID_EXPOSURE)
+            frames_used += 2 * repeats
+            mu_dark, sd_dark = _dark_statistics(short, digital)  # provisional (biased)
         for factor in exposure_factors:
             device.exposure_us = exposure * factor
             counts = to_numpy(acquire_all(device, np.repeat(frame, repeats, axis=0),
-                                          progress=False))
+                                          progress=False)).astype(np.float64)
             frames_used += repeats
-            signal = counts - mu_dark
-            # Remove the common-mode factor of each frame (laser RIN, slow drift).
-            common = signal.sum(axis=1) / signal.mean(axis=0).sum()
-            normalized = mu_dark + signal / common[:, None]
-            mean, var = normalized.mean(axis=0), normalized.var(axis=0, ddof=1)
-            # Saturated pixels: bright and without shot noise (at the well or the ADC top).
-            raw_mean, raw_var = counts.mean(axis=0), counts.var(axis=0, ddof=1)
-            top = full if full is not None else raw_mean.max()
-            saturated = (raw_mean > mu_dark + 0.3 * (top - mu_dark)) & (raw_var <= quiet)
-            plateau.append(raw_mean[saturated])
-            clipped = saturated | ((counts >= full).any(axis=0) if full is not None else False)
-            usable = ~clipped & (mean > mu_dark + 3 * sd_dark)
-            usable &= mean < mu_dark + 0.8 * (top - mu_dark)
-            means.append(mean[usable])
-            variances.append(var[usable])
+            series.append(counts)
     finally:
         device.exposure_us = exposure
+    if sd_dark == 0.0 and not any(np.any(c.var(axis=0) > 0) for c in series):
+        raise NoiseFreeCamera(f"device = {device.name!r}: its counts show no temporal noise, "
+                              "expected a camera with shot and read noise to measure")
+    quiet = max(4.0 * sd_dark ** 2, 1.0 / 3.0)  # variance of a pixel with no shot noise left
+    plateau, plateau_var, clipped_any = [], [], []
+    for counts in series:
+        raw_mean, raw_var = counts.mean(axis=0), counts.var(axis=0, ddof=1)
+        top = full if full is not None else raw_mean.max()
+        # Saturated pixels: bright and without shot noise (at the well or the ADC top).
+        saturated = (raw_mean > mu_dark + 0.3 * (top - mu_dark)) & (raw_var <= quiet)
+        plateau.append(raw_mean[saturated])
+        plateau_var.append(raw_var[saturated])
+        clipped_any.append(saturated | ((counts >= full).any(axis=0) if full is not None
+                                        else False))
+    saturation_dn, spread = _saturation_level(plateau, plateau_var, full)
+    ceiling = saturation_dn if math.isfinite(saturation_dn) else None
+    means, variances = [], []
+    for counts, clipped in zip(series, clipped_any):
+        signal = counts - mu_dark
+        # Remove the common-mode factor of each frame (laser RIN, slow drift).
+        common = signal.sum(axis=1) / signal.mean(axis=0).sum()
+        normalized = mu_dark + signal / common[:, None]
+        # Temporal variance about each pixel's linear trend over the repeats: blind to a
+        # slow change of its mean (a drifting medium).
+        mean, var = _detrended_moments(normalized)
+        usable = ~clipped & (mean > mu_dark + 3 * sd_dark)
+        if ceiling is not None:  # well below the response's end: no partial saturation
+            usable &= mean < mu_dark + 0.8 * (ceiling - mu_dark)
+            usable &= counts.max(axis=0) < ceiling - max(4.0 * spread, 0.5)
+        means.append(mean[usable])
+        variances.append(var[usable])
     mean = np.concatenate(means)
     var = np.concatenate(variances)
     if mean.size < 10:
@@ -182,34 +331,90 @@ def estimate_camera(device, *, exposure_factors=(0.5, 1.0, 2.0, 4.0), repeats: i
     if not gain > 0:
         raise ValueError(f"photon-transfer slope = {gain!r}: expected a positive gain; is the "
                          "device's signal shot-noise limited?")
-    saturation_dn = _saturation_level(plateau, full)
-    saturation_e = (saturation_dn - mu_dark) / gain if saturation_dn is not None else math.inf
+    if method == "extrapolated":
+        mu_dark, sd_dark = _extrapolated_dark(short, mid, gain, digital)
+    # The intercept is the dark noise (with the rounding's 1/12 where the noise is well
+    # above a DN, so that rule holds): fixing it halves the slope's variance.
+    intercept = sd_dark ** 2 + (1.0 / 12.0 if digital else 0.0)
+    keep = (intercept + gain * (mean - mu_dark) >= ROUNDING_MODEL_BELOW_DN ** 2) | (not digital)
+    if np.count_nonzero(keep) >= 10:
+        refined = _photon_transfer_slope(mean[keep] - mu_dark, var[keep], intercept=intercept)
+        if refined > 0:
+            gain = refined
+    if not math.isfinite(saturation_dn):
+        saturation_e = math.inf
+    elif full is not None and saturation_dn >= full:
+        saturation_e = (full - 0.5 - mu_dark) / gain  # where the signal rounds to the top
+    else:
+        saturation_e = (saturation_dn - mu_dark) / gain
     return CameraEstimate(gain, sd_dark / gain, mu_dark, sd_dark, float(saturation_e),
-                          frames_used, int(mean.size))
+                          frames_used, int(mean.size), float(saturation_dn), float(spread),
+                          method)
 
 
-def _photon_transfer_slope(signal, variance, passes: int = 3) -> float:
+def _extrapolated_dark(short, mid, gain, digital):
+    """Offset and dark noise from all-off frames at two exposures (see the module notes).
+
+    ``short`` and ``mid`` (repeats, n_out) at ``SHORT_EXPOSURE`` and ``MID_EXPOSURE``
+    times the exposure. Each pixel's fixed-field signal at the short exposure is
+    ``d_j = (mean_mid - mean_short) t_s / (t_m - t_s)``; it is removed from the mean and
+    its shot noise ``K d_j`` from the variance.
+    """
+    ratio = SHORT_EXPOSURE / (MID_EXPOSURE - SHORT_EXPOSURE)
+    shift = np.maximum(mid.mean(axis=0) - short.mean(axis=0), 0.0) * ratio
+    return _dark_statistics(short, digital, shift=shift, extra_variance=gain * shift)
+
+
+def _detrended_moments(counts):
+    """Per-column mean and variance about a straight line in the frame index (ddof 2)."""
+    r = counts.shape[0]
+    t = np.arange(r, dtype=np.float64) - (r - 1) / 2.0
+    mean = counts.mean(axis=0)
+    slope = (t @ (counts - mean)) / (t @ t)
+    resid = counts - mean - np.outer(t, slope)
+    return mean, (resid ** 2).sum(axis=0) / (r - 2)
+
+
+def _photon_transfer_slope(signal, variance, passes: int = 3, intercept=None) -> float:
     """Slope of ``variance = a + K signal`` by weighted least squares.
 
     A sample variance of ``r`` frames scatters by ``sigma^2 sqrt(2 / (r - 1))``: the
     weights come from the *fitted* line (weighting by the noisy sample variances
-    themselves would bias the slope low), refined over ``passes`` passes.
+    themselves would bias the slope low), refined over ``passes`` passes. ``intercept``
+    fixes ``a`` (the dark variance) instead of fitting it.
     """
+    if intercept is not None:
+        slope = float(np.sum(signal * (variance - intercept)) / np.sum(signal ** 2))
+        low = 0.5 * float(np.min(variance[variance > 0])) if np.any(variance > 0) else 1e-12
+        for _ in range(passes):
+            weight = 1.0 / np.maximum(intercept + slope * signal, low) ** 2
+            slope = float(np.sum(weight * signal * (variance - intercept))
+                          / np.sum(weight * signal ** 2))
+        return slope
     design = np.stack([np.ones_like(signal), signal], axis=1)
     coef, *_ = np.linalg.lstsq(design, variance, rcond=None)
+    # The fitted line may dip below zero at the dimmest points on a first pass: floor the
+    # weights' variance at half the smallest one observed, or they swamp the fit.
+    low = 0.5 * float(np.min(variance[variance > 0])) if np.any(variance > 0) else 1e-12
     for _ in range(passes):
-        predicted = np.maximum(design @ coef, 1e-12)
+        predicted = np.maximum(design @ coef, low)
         coef, *_ = np.linalg.lstsq(design / predicted[:, None], variance / predicted, rcond=None)
     return float(coef[1])
 
 
-def _saturation_level(plateau, full) -> float | None:
-    """The count at which saturated pixels sit: the ADC top (less the rounding half step)
-    when they reach it, otherwise their plateau (a full well below the ADC top)."""
+def _saturation_level(plateau, plateau_var, full) -> tuple[float, float]:
+    """``(level, spread)``: the count saturated pixels sit at and their rms scatter.
+
+    The ADC top (spread 0) when they reach it, otherwise their plateau (a full well
+    below the ADC top); the full scale, or ``inf`` for an analog camera, when no pixel
+    saturated.
+    """
     values = np.concatenate(plateau) if plateau else np.array([])
     if values.size == 0:
-        return None if full is None else float(full) - 0.5
+        return (math.inf if full is None else float(full)), 0.0
     level = float(np.median(values))
     if full is not None and level >= full - 0.5:
-        return float(full) - 0.5
-    return level
+        return float(full), 0.0
+    temporal = np.concatenate(plateau_var)
+    spread = math.sqrt(float(np.median(temporal)) + float(np.var(values)))
+    return level, spread

@@ -11,16 +11,22 @@
   linear random projection recovered from intensities) / ``cost`` (frames, seconds,
   joules); :class:`NotFittedError` before ``fit``;
 * :mod:`devices.encoders`: real-valued data to binary planes and back.
+* :class:`SRHT` (:mod:`devices.structured`): the structured random projection a GPU
+  user would pick instead (subsampled randomized Hartley/Hadamard transform);
+* :class:`Roofline` (:mod:`devices.gpu_model`): the roofline model of named GPUs
+  (:data:`H100_SXM`, :data:`H200_SXM`), labelled a model wherever it is used.
 """
 
 from .calibrated import CalibratedDevice
 from .cost import JobCost, job_cost
 from .encoders import BitPlaneEncoder, Encoder, TernaryEncoder, ThermometerEncoder, ThresholdEncoder
+from .gpu_model import GPUS, H100_SXM, H200_SXM, GPUSpec, Roofline
 from .hardware import HardwareDevice
 from .ideal import IdealDevice
 from .operator import OPU, NotFittedError
 from .protocol import DeviceClosedError, OPUDevice
 from .registry import backend_names, open_device, register_backend
+from .structured import SRHT
 from .virtual import VirtualDevice
 
 __all__ = [
@@ -29,3 +35,4 @@ __all__ = [
     "NotFittedError", "DeviceClosedError", "OPUDevice", "backend_names", "open_device",
     "register_backend", "VirtualDevice",
 ]
+__all__ += ["GPUS", "H100_SXM", "H200_SXM", "GPUSpec", "Roofline", "SRHT"]

@@ -5,6 +5,10 @@ gain and an offset, it predicts ``y = gain |R x + b|^2 + offset`` (float32). The
 estimate is only defined up to a phase per output row (and a global conjugation), to
 which this prediction is invariant. ``calibration/`` builds one from a real or virtual
 device's frames; it can also be made from any known matrix.
+
+Its dark frames (:meth:`~devices.protocol.OPUDevice.acquire_dark`) are the offset, and
+the rows a calibration could not fit are its ``untrusted_outputs`` (the OPU operator
+leaves them out of linear mode).
 """
 
 from __future__ import annotations
@@ -38,14 +42,21 @@ class CalibratedDevice(OPUDevice):
         Clip predictions at this count (None: no clipping).
     name
         A label, e.g. the calibrated device's name.
+    untrusted_outputs
+        Output rows whose estimate cannot be trusted (indices), e.g.
+        ``TMEstimate.untrusted``; None or empty for none.
+    row_quality : (n_out,) array, optional
+        Each row's calibration residual in noise units (``TMEstimate.row_quality``),
+        kept for reports.
     """
 
     backend = "calibrated"
+    can_block_light = True  # its dark frames are the offset
 
     def __init__(self, transmission_matrix, *, reference_field=None, gain=1.0, offset=0.0,
                  frame_time_s: float = 500e-6, electrical_power_w: float = 30.0,
                  exposure_us: float | None = None, full_scale: float | None = None,
-                 name: str | None = None):
+                 name: str | None = None, untrusted_outputs=None, row_quality=None):
         super().__init__(name)
         self.medium = ScatteringMedium.from_transmission_matrix(transmission_matrix,
                                                                 reference_field)
@@ -60,6 +71,26 @@ class CalibratedDevice(OPUDevice):
         self._full_scale = full_scale
         self._analyser = Polarizer.ideal()
         self._device_params = {}
+        self._untrusted = self._check_rows(untrusted_outputs, n_out)
+        self.row_quality = (None if row_quality is None
+                            else self._per_output("row_quality", row_quality, n_out))
+
+    @staticmethod
+    def _check_rows(rows, n_out):
+        if rows is None:
+            return None
+        rows = np.unique(np.asarray(rows).reshape(-1))
+        if rows.size == 0:
+            return None
+        if rows.dtype.kind not in "iu" or rows.min() < 0 or rows.max() >= n_out:
+            raise ValueError(f"untrusted_outputs = {rows!r}: expected indices of outputs in "
+                             f"[0, {n_out})")
+        return rows.astype(np.int64)
+
+    @property
+    def untrusted_outputs(self):
+        """Rows the calibration could not fit (sorted indices), or None."""
+        return None if self._untrusted is None else self._untrusted.copy()
 
     @staticmethod
     def _per_output(name, value, n_out):
@@ -92,3 +123,10 @@ class CalibratedDevice(OPUDevice):
         if self._full_scale is not None:
             xp.clip(predicted, 0, np.float32(self._full_scale), out=predicted)
         return predicted
+
+    def _acquire_dark(self, n_frames: int):
+        """The offset, (n_frames, n_out) float32 (no light, no noise)."""
+        dark = np.repeat(self.offset[None, :], n_frames, axis=0)
+        if self._full_scale is not None:
+            np.clip(dark, 0, np.float32(self._full_scale), out=dark)
+        return dark

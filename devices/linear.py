@@ -15,9 +15,26 @@ Anchor, with ``a`` a fixed frame on inputs that ``x`` never uses::
 Both cost two device frames per input frame, plus two reference frames (``1`` and
 ``0``, or ``a`` and ``0``) shared by a block of inputs taken right after them, so that
 slow drift cancels. The black offset ``c`` cancels in every difference.
+
+Row normalization (:func:`row_norms`)
+-------------------------------------
+Row ``j`` of either identity is a random functional whose size depends on the fixed
+field: ``|m_j|`` for the complement, ``|K_j a|`` for the anchor. Its size is measured
+where it acts: the variance of the row's outputs over random probe frames, less the
+noise's share. Where the fixed field is DMD leakage only (``e0`` proportional to
+``K 1``) the reference response ``f(1) = y(1) - y(0)`` (or ``y(a) - y(0)``) is
+proportional to that variance and far more precise (repeated frames, not a handful of
+random ones); it is used for the rows it agrees with, when it agrees with nearly all
+of them. A reference field (mirrors held on outside the used region) breaks that
+proportionality: ``f(1) = 2 g Re(conj(m) K 1)`` may then be small or negative while the
+row is strong, and the measured variance is used. A row whose signal is within the
+noise is *weak*: it is never scaled up beyond a tenth of the typical row's size.
 """
 
 from __future__ import annotations
+
+import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -25,9 +42,13 @@ from photon import array_module
 
 __all__ = ["REFERENCE_FRAMES", "complement_frames", "complement_references", "anchor_frames",
            "anchor_references", "reference_response", "complement_projection",
-           "anchor_projection"]
+           "anchor_projection", "RowNorms", "row_norms", "WEAK_SNR", "MAX_ROW_GAIN"]
 
 REFERENCE_FRAMES = 2  # per block of inputs, for either identity
+WEAK_SNR = 1.0        # a row whose signal rms on random inputs is below the noise's is weak
+MAX_ROW_GAIN = 10.0   # no row is scaled up more than this times the typical row
+MODEL_AGREEMENT = 0.9  # fraction of rows the reference model must agree with to be used
+MODEL_TOLERANCE_Z = 3.0  # agreement: log ratio within this many standard errors
 
 
 def complement_frames(frames, n_in: int):
@@ -92,3 +113,103 @@ def anchor_projection(counts, reference):
     f -= reference
     f *= np.float32(0.5)
     return f
+
+
+@dataclass(frozen=True)
+class RowNorms:
+    """Per-row sizes of a linear-mode matrix (see :func:`row_norms`).
+
+    Attributes
+    ----------
+    norm2 : (n_out,) float64
+        Each row's squared size in reference units (``f(1)`` where the reference model
+        holds); rows are divided by ``sqrt(max(norm2, floor))``.
+    floor : (n_out,) float64
+        The smallest squared size a row is scaled as: the noise level, and a hundredth
+        of the median (so no row is scaled up more than ``MAX_ROW_GAIN`` times the
+        typical one).
+    weak : (n_out,) bool
+        Rows whose signal is within the noise (``norm2 < floor``).
+    from_reference : (n_out,) bool
+        Rows sized by the reference response rather than by the probe variance.
+    signal_to_noise : (n_out,) float64
+        Rms of each row's signal over rms of its noise, on random inputs (inf without
+        noise).
+    """
+
+    norm2: np.ndarray
+    floor: np.ndarray
+    weak: np.ndarray
+    from_reference: np.ndarray
+    signal_to_noise: np.ndarray
+
+    @property
+    def scale(self) -> np.ndarray:
+        """``1 / sqrt(max(norm2, floor))`` per row, float32."""
+        return (1.0 / np.sqrt(np.maximum(self.norm2, self.floor))).astype(np.float32)
+
+
+def row_norms(probe_outputs, reference, noise_variance, *, n_inputs: int | None = None,
+              weak_snr: float = WEAK_SNR, max_gain: float = MAX_ROW_GAIN) -> RowNorms:
+    """Size each output row of linear mode from what the identity measured.
+
+    Parameters
+    ----------
+    probe_outputs : (P, n_out) array
+        Raw identity outputs of ``P`` random binary frames (for the complement, less their
+        component along the all-on frame).
+    reference : (n_out,) array
+        The reference response ``y(1) - y(0)`` (complement) or ``y(a) - y(0)`` (anchor),
+        averaged over repeated frames, counts.
+    noise_variance : (n_out,) array
+        Variance of one raw output from noise alone, counts^2.
+    n_inputs
+        Inputs the rows act on (None: many). With ``|m_j|`` fixed, a row's squared size
+        is a chi-square of about ``n_inputs`` degrees of freedom (relative variance
+        ``2 / n_inputs``): the natural spread of a Gaussian row's norm, which the
+        reference model rightly keeps and its agreement test allows for.
+    weak_snr
+        A row whose signal rms is below ``weak_snr`` times its noise rms is weak.
+    max_gain
+        No row is scaled up more than this times the median row.
+
+    Returns
+    -------
+    RowNorms
+        ``norm2`` per row in reference units: ``reference`` where the leakage model
+        ``variance = alpha * reference`` holds (for at least ``MODEL_AGREEMENT`` of the
+        rows, each within ``MODEL_TOLERANCE_Z`` standard errors: a variance of ``P``
+        values and the rows' natural spread), else the signal variance over ``P``
+        probes divided by ``alpha`` (the median ratio, 1 when no reference is positive).
+    """
+    outputs = np.asarray(probe_outputs, np.float64)
+    reference = np.asarray(reference, np.float64)
+    noise_variance = np.maximum(np.asarray(noise_variance, np.float64), 0.0)
+    p = outputs.shape[0]
+    if p < 2:
+        raise ValueError(f"probe_outputs: {p} frames: expected at least 2 to measure a variance")
+    total = outputs.var(axis=0, ddof=1)
+    signal = np.maximum(total - noise_variance, 0.0)
+    positive = (reference > 0) & (signal > 0)
+    alpha = float(np.median(signal[positive] / reference[positive])) if positive.any() else 1.0
+    if not alpha > 0:
+        alpha = 1.0
+    predicted = alpha * np.maximum(reference, 0.0)
+    # A sample variance of P values scatters by sqrt(2 / (P - 1)) of the total variance;
+    # a Gaussian row's squared norm by sqrt(2 / n_inputs) about its expectation.
+    natural = 0.0 if n_inputs is None else 2.0 / max(int(n_inputs) - 1, 1)
+    relative = math.sqrt(2.0 / (p - 1) + natural)
+    with np.errstate(divide="ignore", invalid="ignore"):  # compared on a log scale (skewed)
+        ratio = np.log((signal + noise_variance) / (predicted + noise_variance))
+    agree = positive & (np.abs(ratio) <= MODEL_TOLERANCE_Z * relative)
+    use_model = agree if agree.sum() >= MODEL_AGREEMENT * max(positive.sum(), 1) and \
+        positive.sum() >= MODEL_AGREEMENT * reference.size else np.zeros_like(agree)
+    norm2 = np.where(use_model, np.maximum(reference, 0.0), signal / alpha)
+    noise2 = noise_variance / alpha
+    typical = float(np.median(norm2)) if norm2.size else 0.0
+    floor = np.maximum(weak_snr ** 2 * noise2, typical / max_gain ** 2)
+    floor = np.maximum(floor, 1e-30)
+    weak = norm2 < floor
+    with np.errstate(divide="ignore", invalid="ignore"):
+        snr = np.where(noise2 > 0, np.sqrt(norm2 / np.where(noise2 > 0, noise2, 1.0)), np.inf)
+    return RowNorms(norm2, floor, weak, use_model.astype(bool), snr)

@@ -18,14 +18,22 @@ A method that needs :meth:`OPU.fit` raises :class:`NotFittedError` before it.
 Linear mode, normalized (docs/design.md section 3)
 --------------------------------------------------
 The raw identities give ``f_j(x) = 2 g Re(conj(m_j) K_j x)``: each output row carries
-its own random amplitude ``|m_j|``, which would make the entries of ``M`` a Gaussian
-scale mixture. Each row is divided by the square root of its reference response
-(``f_j(1)`` or ``|K a|^2``, averaged over repeated reference frames at :meth:`OPU.fit`),
-which is proportional to ``|m_j|`` for a device whose fixed field is DMD leakage only.
-The complement identity leaves a component along the all-on frame (``m_j`` contains
-``K_j 1``); :meth:`OPU.linear_transform` removes it, so ``M`` acts on the inputs'
-deviation from their mean and its rows sum to zero. A global scale fitted on probe
-frames makes the entries of ``M`` unit-variance Gaussian.
+its own random amplitude ``|m_j|`` (``|K_j a|`` for the anchor), which would make the
+entries of ``M`` a Gaussian scale mixture. Each row is divided by its size, measured by
+what the identity does on random probe frames (the variance of the row's outputs, less
+the noise's share; :func:`devices.linear.row_norms`). Where the fixed field is DMD
+leakage only, the reference response ``f_j(1)`` (or ``|K_j a|^2``, averaged over
+repeated reference frames) is proportional to that variance and far more precise: it
+sizes the rows it agrees with. A reference field comparable to the signal (mirrors held
+on outside the used region) breaks that proportionality (``f_j(1)`` may be small or
+negative for a strong row); the probes then size every row, with more probes
+(``NORM_PROBES``). A row whose signal is within the noise is weak (``weak_outputs_``):
+it is never scaled up beyond a tenth of the typical row. Rows the device flags as
+untrusted (``untrusted_outputs``, e.g. rows a calibration could not fit) are left out:
+their linear outputs are zero. The complement identity leaves a component along the
+all-on frame (``m_j`` contains ``K_j 1``); :meth:`OPU.linear_transform` removes it, so
+``M`` acts on the inputs' deviation from their mean and its rows sum to zero. A global
+scale fitted on probe frames makes the entries of ``M`` unit-variance Gaussian.
 """
 
 from __future__ import annotations
@@ -42,8 +50,9 @@ from photon.support.progress import Progress
 
 from .cost import JobCost, job_cost
 from .encoders import Encoder
-from .linear import (anchor_frames, anchor_projection, anchor_references, complement_frames,
-                     complement_projection, complement_references, reference_response)
+from .linear import (WEAK_SNR, anchor_frames, anchor_projection, anchor_references,
+                     complement_frames, complement_projection, complement_references,
+                     reference_response, row_norms)
 from .protocol import OPUDevice
 from .registry import check_device_name, open_device
 
@@ -52,8 +61,8 @@ __all__ = ["OPU", "NotFittedError"]
 _MAX_BATCH_ELEMENTS = 1 << 25  # device frames x outputs per acquisition (128 MiB of float32)
 SATURATION_TARGET = 1e-3      # largest fraction of saturated outputs on the brightest frame
 SATURATION_TRIES = 4          # brightest-frame measurements at most, at fit
-WEAK_REFERENCE_FRACTION = 1e-2  # references below this fraction of the median are clamped
 REFERENCE_REPEATS = 4         # repeats of each of the dark, all-on and anchor frames at fit
+NORM_PROBES = 128             # probes sizing the rows where no reference model holds
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -152,7 +161,16 @@ class OPU:
         The device's exposure after and before the last :meth:`fit`, microseconds (None
         for a device without one).
     weak_outputs_ : int
-        Outputs whose reference response is within the noise (clamped).
+        Trusted outputs whose linear signal is within the noise (signal-to-noise below
+        :data:`devices.linear.WEAK_SNR` on random inputs; scaled no more than a tenth of
+        the typical row).
+    untrusted_outputs_ : (k,) int array
+        Outputs the device flags as unreliable (its ``untrusted_outputs``): zero in
+        linear mode.
+    usable_outputs_ : (n_out,) bool array
+        Outputs neither weak nor untrusted.
+    row_signal_to_noise_ : (n_out,) float array
+        Each row's signal rms over its noise rms on random inputs (inf without noise).
     fit_frames_ : int
         Device frames the last :meth:`fit` showed.
 
@@ -387,14 +405,18 @@ class OPU:
            Otherwise a RuntimeWarning says how many outputs saturate.
         3. **References**: 12 frames, 4 with the used inputs on, 4 with the anchor on
            (no input on for the complement identity), 4 dark. Their means give the
-           dark level, removed from intensities; the per-output reference response,
-           whose square root normalizes each linear output row (clamped for
-           ``weak_outputs_`` rows within the noise); and the intensity unit of
-           ``rescale="standard"``.
-        4. **Scale** (``rescale="standard"`` only): ``probe_frames`` random binary frames
-           (seeded by ``seed``) through linear mode, ``2 probe_frames`` frames plus 2
-           reference frames per block of ``batch_size``; the variance of their
-           differences sets the global scale of ``M``.
+           dark level, removed from intensities; the per-output reference response;
+           the camera-like noise model ``var(y) = a + b (y - dark)`` of their repeats;
+           and the intensity unit of ``rescale="standard"``.
+        4. **Row sizes and scale**: ``probe_frames`` random binary frames (seeded by
+           ``seed``) through linear mode, ``2 probe_frames`` frames plus 2 reference
+           frames per block of ``batch_size``. Each row's output variance over them,
+           less the noise's share, sizes the row, or its reference response where
+           that agrees with the probes on nearly every row (DMD leakage only); where it
+           does not (a reference field), ``NORM_PROBES - probe_frames`` more probes are
+           shown. Rows within the noise are ``weak_outputs_``; rows the device flags
+           (``untrusted_outputs``) are zeroed. With ``rescale="standard"`` the
+           variance of probe-pair differences sets the global scale of ``M``.
 
         ``fit_frames_`` counts the frames shown. Nothing else on the device is set; a
         virtual device's clock (and drift) advances with the frames, as for any
@@ -447,9 +469,10 @@ class OPU:
         self.exposure_us_ = device.exposure_us
 
     def _fit_scales(self, xp) -> None:
-        """Measure the dark level, the per-row references and the output scales."""
+        """Measure the dark level, the per-row references, the row sizes and the scale."""
         self._settle_exposure(xp)
-        d, n_in, n_anchor = self.n_features_in_, self._device.n_in, self.n_anchor_
+        device = self._device
+        d, n_in, n_anchor = self.n_features_in_, device.n_in, self.n_anchor_
         rng = np.random.default_rng(self.seed)
         probes = (rng.random((self.probe_frames, d)) < 0.5).astype(np.uint8)
         # Dark, all-on and anchor frames, repeated to average the noise.
@@ -458,44 +481,89 @@ class OPU:
         frames[:repeats, :d] = 1
         if n_anchor:
             frames[repeats:2 * repeats, n_in - n_anchor:] = 1
-        counts = to_numpy(self._device.acquire(xp.asarray(frames))).astype(np.float64)
-        self._dark = counts[2 * repeats:].mean(axis=0).astype(np.float32)
-        all_on = counts[:repeats].mean(axis=0) - self._dark
+        counts = to_numpy(device.acquire(xp.asarray(frames))).astype(np.float64)
+        dark_counts, on_counts = counts[2 * repeats:], counts[:repeats]
+        self._dark = dark_counts.mean(axis=0).astype(np.float32)
+        all_on = on_counts.mean(axis=0) - self._dark
         self._intensity_unit = float(all_on.mean()) / d if all_on.mean() > 0 else 1.0
-        # Per-row linear normalization: the reference response f(1) = y(1) - y(0) of the
-        # complement identity, or y(a) - y(0) of the anchor.
-        lit = counts[:repeats] if not n_anchor else counts[repeats:2 * repeats]
+        # Reference response f(1) = y(1) - y(0) of the complement identity, or y(a) - y(0)
+        # of the anchor.
+        lit = on_counts if not n_anchor else counts[repeats:2 * repeats]
         reference = lit.mean(axis=0) - self._dark
-        # Rows whose reference is within the noise, or near zero (|R 1 + b|^2 ~ |b|^2: the
-        # all-on field interferes destructively with the held-on one), would be amplified
-        # without bound: clamp at four standard errors of the reference, and at 1 % of the
-        # median reference, so that no row is scaled up more than 10x the typical one (a
-        # noise-free device has no noise floor: 1e-6 let two rows of a calibrated device
-        # grow 600x and swamp a DFA feedback signal).
-        noise = np.median(lit.std(axis=0, ddof=1) + counts[2 * repeats:].std(axis=0, ddof=1))
-        floor = max(WEAK_REFERENCE_FRACTION * max(float(np.median(reference)), 0.0),
-                    4.0 * noise / math.sqrt(repeats), 1e-12)
-        weak = int((reference < floor).sum())
-        self.weak_outputs_ = weak
-        if weak > 0.1 * reference.size:
-            warnings.warn(f"{weak} of {reference.size} outputs have a reference response within "
-                          "the noise: their linear outputs are clamped and noisy",
-                          RuntimeWarning, stacklevel=3)
-        self._row_norm = (1.0 / np.sqrt(np.maximum(reference, floor))).astype(np.float32)
+        noise = self._output_noise(dark_counts, on_counts, counts[repeats:2 * repeats])
+        # Rows the device itself flags (a calibration that could not fit them).
+        flagged = device.untrusted_outputs
+        untrusted = np.zeros(device.n_out, bool)
+        if flagged is not None and len(flagged):
+            untrusted[np.asarray(flagged, np.int64)] = True
+        self.untrusted_outputs_ = np.flatnonzero(untrusted)
+        # Each row's size from the probes' raw outputs (docs/design.md section 3).
+        raw = self._raw_outputs(xp, probes)
+        norms = row_norms(raw, reference, noise, n_inputs=d)
+        if not norms.from_reference.any() and probes.shape[0] < NORM_PROBES:
+            # No reference model here (a reference field): the sizes rest on the probes'
+            # variance alone; more probes make it precise.
+            extra = (rng.random((NORM_PROBES - probes.shape[0], d)) < 0.5).astype(np.uint8)
+            probes = np.concatenate([probes, extra])
+            raw = np.concatenate([raw, self._raw_outputs(xp, extra)])
+            norms = row_norms(raw, reference, noise, n_inputs=d)
+        weak = norms.weak & ~untrusted
+        self.weak_outputs_ = int(weak.sum())
+        self.usable_outputs_ = ~(weak | untrusted)
+        self.row_signal_to_noise_ = norms.signal_to_noise
+        self._row_sizes = norms
+        if weak.sum() > 0.1 * weak.size:
+            warnings.warn(f"weak_outputs_ = {int(weak.sum())} of {weak.size} outputs have a linear "
+                          f"signal within the noise (signal-to-noise below {WEAK_SNR}): expected "
+                          "at most 10 %; their linear outputs are clamped and noisy (raise the "
+                          "exposure or the light)", RuntimeWarning, stacklevel=3)
+        row_norm = norms.scale
+        row_norm[untrusted] = 0.0
+        self._row_norm = row_norm
         self._linear_scale = 1.0
         if self.rescale == "standard":
             # Entry variance of M from differences of probe pairs, M (x1 - x2): the
             # random-sign difference keeps the realized row sums of M out of the estimate.
-            projected = to_numpy(self._linear_frames(xp.asarray(probes), progress=False))
-            projected = projected.astype(np.float64)
-            half = self.probe_frames // 2
-            diff = projected[:half] - projected[half:2 * half]
+            projected = raw * row_norm[None, :].astype(np.float64)
+            rows = ~untrusted
+            half = probes.shape[0] // 2
+            diff = (projected[:half] - projected[half:2 * half])[:, rows]
             z = probes[:half].astype(np.float64) - probes[half:2 * half]
             norm2 = (z ** 2).sum(axis=1)
             if self.linear_method == "complement":  # M acts on the deviation from the mean
                 norm2 -= z.sum(axis=1) ** 2 / d
-            variance = float((diff ** 2).mean(axis=1).sum() / norm2.sum()) if norm2.sum() else 0.0
+            variance = (float((diff ** 2).mean(axis=1).sum() / norm2.sum())
+                        if norm2.sum() and diff.size else 0.0)
             self._linear_scale = 1.0 / math.sqrt(variance) if variance > 0 else 1.0
+
+    def _raw_outputs(self, xp, probes) -> np.ndarray:
+        """Raw identity outputs (less the all-on component) of binary ``probes``, float64."""
+        return to_numpy(self._linear_frames(xp.asarray(probes), progress=False,
+                                            normalized=False)).astype(np.float64)
+
+    def _output_noise(self, dark_counts, on_counts, anchor_counts) -> np.ndarray:
+        """Variance of one raw identity output from noise alone, per row (counts^2).
+
+        The repeated dark, all-on and anchor frames give ``var(y) = a + b (y - dark)``
+        (a camera's read and shot noise), pooled over rows; an output differences two
+        frames, ``f = (y_1 - y_2) / 2 + ...``: ``var f = (var y_1 + var y_2) / 4`` at the
+        levels its frames reach on average.
+        """
+        dark = self._dark.astype(np.float64)
+        sets = [dark_counts, on_counts] + ([anchor_counts] if self.n_anchor_ else [])
+        levels = np.concatenate([c.mean(axis=0) - dark for c in sets])
+        variances = np.concatenate([c.var(axis=0, ddof=1) for c in sets])
+        design = np.stack([np.ones_like(levels), np.maximum(levels, 0.0)], axis=1)
+        scale = np.maximum(np.abs(design).max(axis=0), 1e-300)
+        coef = np.linalg.lstsq(design / scale, variances, rcond=None)[0] / scale
+        a, b = max(float(coef[0]), 0.0), max(float(coef[1]), 0.0)
+        on = np.maximum(on_counts.mean(axis=0) - dark, 0.0)
+        if self.n_anchor_:  # y(x) about half of all-on, y(x + a) that plus the anchor's
+            anchor = np.maximum(anchor_counts.mean(axis=0) - dark, 0.0)
+            level = on / 2 + anchor / 2
+        else:               # y(x) and y(1 - x), both about half-on
+            level = on / 2
+        return (2 * a + 2 * b * level) / 4
 
     def _check_fitted(self, X, method: str, name: str = "X"):
         self._require_fitted(method)
@@ -555,13 +623,18 @@ class OPU:
         counts = self._device.acquire(anchor_frames(frames, n_in - self.n_anchor_, n_in))
         return anchor_projection(counts, reference)
 
-    def _linear_frames(self, frames, progress=None):
-        """Normalized linear projection of binary frames (m, n_features) -> (m, n_out)."""
+    def _linear_frames(self, frames, progress=None, normalized: bool = True):
+        """Normalized linear projection of binary frames (m, n_features) -> (m, n_out).
+
+        ``normalized=False``: the raw identity outputs (less the all-on component), as
+        :meth:`fit` measures them to size the rows.
+        """
         xp = array_module(frames)
         m, d = frames.shape
         chunk = self._chunk(2)
         out = xp.empty((m, self.n_components), np.float32)
-        row_norm = xp.asarray(self._row_norm) * np.float32(self._linear_scale)
+        row_norm = (xp.asarray(self._row_norm) * np.float32(self._linear_scale) if normalized
+                    else xp.ones(self.n_components, np.float32))
         enabled = self.progress if progress is None else progress
         with Progress(math.ceil(m / self.batch_size), "OPU linear_transform", enabled=enabled,
                       unit="block") as bar:

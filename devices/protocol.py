@@ -6,6 +6,17 @@ returns one camera frame of counts per input frame. Around it: its timing (frame
 exposure, which may be set), its wall-plug power, a metadata dictionary, and
 ``open``/``close`` (also as a context manager). Nothing else: no transmission matrix, no
 noise model. Backends subclass :class:`OPUDevice` and implement :meth:`_acquire`.
+
+Two optional capabilities, with defaults that say "not available":
+
+* :meth:`OPUDevice.acquire_dark`: camera frames with the light blocked (a shutter, or
+  the laser switched off), ``None`` where the device cannot block it
+  (``can_block_light``). All-off DMD frames are not dark: DMD leakage and mirrors held
+  on outside the used region still light the camera. Calibration uses true dark frames
+  for the black offset and read noise where it can.
+* :attr:`OPUDevice.untrusted_outputs`: outputs the device itself knows to be
+  unreliable (a calibrated device names the rows its calibration could not fit);
+  ``None`` where it knows of none. The OPU operator leaves them out of linear mode.
 """
 
 from __future__ import annotations
@@ -35,6 +46,8 @@ class OPUDevice(abc.ABC):
     backend = "abstract"
     #: Whether ``exposure_us`` may be set (a camera whose exposure the driver controls).
     exposure_settable = False
+    #: Whether :meth:`acquire_dark` can block the light (a shutter, or the laser off).
+    can_block_light = False
 
     def __init__(self, name: str | None = None):
         self.name = name or self.backend
@@ -56,6 +69,23 @@ class OPUDevice(abc.ABC):
     @abc.abstractmethod
     def frame_time_s(self) -> float:
         """Seconds per frame at the device's sustained rate."""
+
+    def frame_time_for(self, n_out: int) -> float:
+        """Seconds per frame were the device to read only ``n_out`` outputs.
+
+        A camera that reads a smaller region of interest delivers frames sooner; a
+        backend with a read-out model (the virtual device) overrides this. The default is
+        :attr:`frame_time_s` whatever ``n_out`` (a device whose frame time is fixed).
+
+        Raises
+        ------
+        ValueError
+            When ``n_out`` is not an integer in ``[1, n_out]`` of the device.
+        """
+        if isinstance(n_out, bool) or int(n_out) != n_out or not 1 <= n_out <= self.n_out:
+            raise ValueError(f"n_out = {n_out!r}: expected an integer from 1 to the device's "
+                             f"{self.n_out} outputs")
+        return self.frame_time_s
 
     @property
     @abc.abstractmethod
@@ -79,7 +109,20 @@ class OPUDevice(abc.ABC):
 
     @property
     def full_scale(self) -> float | None:
-        """Largest count the device outputs (None when unbounded)."""
+        """Largest count the device outputs (None when unbounded).
+
+        This is the ADC's top: a camera's response may stop growing below it (a full
+        well); ``calibration.estimate_camera`` measures where.
+        """
+        return None
+
+    @property
+    def untrusted_outputs(self):
+        """Outputs the device knows to be unreliable, as sorted indices, or None.
+
+        None (the default): the device knows of none. A calibrated device names the
+        rows its calibration could not fit; the OPU operator leaves them out.
+        """
         return None
 
     # ------------------------------------------------------------------ life cycle
@@ -133,6 +176,37 @@ class OPUDevice(abc.ABC):
     @abc.abstractmethod
     def _acquire(self, frames):
         """Backend hook: checked binary frames in, counts out (same array backend)."""
+
+    def acquire_dark(self, n_frames: int):
+        """``n_frames`` camera frames with the light blocked, or None.
+
+        Dark frames at the current exposure: the camera's offset, dark current and read
+        noise, and no light at all (not even the fixed field an all-off DMD frame lets
+        through). Returns a NumPy array (n_frames, n_out) of counts, or None for a device
+        that cannot block its light (``can_block_light`` False, the default). The
+        frames count in ``frames_acquired``.
+
+        Raises
+        ------
+        DeviceClosedError
+            When the device is not open.
+        ValueError
+            For ``n_frames`` not a positive integer.
+        """
+        if not self.is_open:
+            raise DeviceClosedError(f"{self.backend} device '{self.name}' is closed: call open() "
+                                    "or use it in a 'with' block")
+        if isinstance(n_frames, bool) or int(n_frames) != n_frames or n_frames < 1:
+            raise ValueError(f"n_frames = {n_frames!r}: expected a positive integer")
+        if not self.can_block_light:
+            return None
+        counts = self._acquire_dark(int(n_frames))
+        self.frames_acquired += int(n_frames)
+        return counts
+
+    def _acquire_dark(self, n_frames: int):
+        """Backend hook of :meth:`acquire_dark` (set ``can_block_light = True`` with it)."""
+        raise NotImplementedError(f"{self.backend} device '{self.name}' cannot block its light")
 
     # ------------------------------------------------------------------ description
     def metadata(self) -> dict:

@@ -30,6 +30,7 @@ class VirtualDevice(OPUDevice):
 
     backend = "virtual"
     exposure_settable = True
+    can_block_light = True  # the laser can be switched off (acquire_dark)
 
     def __init__(self, device="lab-bench", **changes):
         config = resolve_config(device, **changes)
@@ -38,7 +39,19 @@ class VirtualDevice(OPUDevice):
 
     n_in = property(lambda self: self.chain.n_in, doc="Number of inputs.")
     n_out = property(lambda self: self.chain.n_out, doc="Number of outputs.")
-    frame_time_s = property(lambda self: self.chain.frame_time_s, doc="Seconds per frame.")
+    frame_time_s = property(lambda self: self.chain.frame_time_s,
+                            doc="Seconds per frame: DMD period or camera frame for n_out outputs.")
+
+    def frame_time_for(self, n_out: int) -> float:
+        """Seconds per frame were this device to read only ``n_out`` outputs.
+
+        The camera reads the fewest sensor rows holding them (or its ``roi_rows``), so a
+        smaller output size gives shorter frames down to the DMD's pattern period
+        (:meth:`photon.OpticalChain.frame_time_for`).
+        """
+        OPUDevice.frame_time_for(self, n_out)  # checks n_out
+        return self.chain.frame_time_for(int(n_out))
+
     electrical_power_w = property(lambda self: self.chain.config.electrical_power_w,
                                   doc="Wall-plug watts.")
 
@@ -61,6 +74,11 @@ class VirtualDevice(OPUDevice):
 
     def _acquire(self, frames):
         return self.chain.acquire(frames)
+
+    def _acquire_dark(self, n_frames: int):
+        """Dark frames with the laser off: the camera's read-out without light
+        (:meth:`photon.OpticalChain.acquire_dark`)."""
+        return self.chain.acquire_dark(n_frames)
 
     def noise_free_twin(self) -> "VirtualDevice":
         """The same optics and seeds with every noise source off (open).

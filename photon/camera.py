@@ -11,9 +11,22 @@ For a pixel receiving optical power ``P`` (W) during the exposure ``t``:
 * the ADC converts with gain ``K`` (DN per electron) onto the black offset, rounds, and
   clips to ``[0, 2^bits - 1]``.
 
-The mean count is ``mu_y = K (mu_e + mu_dark) + offset`` and, away from saturation,
-the temporal variance follows the photon-transfer line
-``sigma_y^2 = K^2 sigma_r^2 + 1/12 + K (mu_y - mu_y_dark)``.
+The mean count is ``mu_y = K (mu_e + mu_dark) + offset``. Where the temporal noise
+spans several DN and away from saturation, the variance follows the photon-transfer
+line ``sigma_y^2 = sigma_d^2 + K (mu_y - mu_d)`` with ``sigma_d^2 = K^2 sigma_r^2 + 1/12``
+(``1/12`` DN^2 is the rounding's share, Sheppard's correction). That correction holds
+only for a noise of about 0.5 DN rms or more (within 2.5 % at 0.5 DN, 0.3 % at
+0.6 DN): below, the variance after rounding is a periodic function of where the mean
+falls between two integers (:func:`rounded_gaussian_variance`) and lies off the line.
+At the dark level of the 8-bit presets, ``K sigma_r = 0.255`` DN and the black offset
+of 2 DN sits on an integer, so the dark variance is about 0.050 DN^2 (0.051 averaged
+over their DSNU pattern), not the line's 0.148.
+
+Timing (:func:`readout`, :func:`frame_time_s`): the sensor reads ``rows_read`` rows
+(the region of interest holding the outputs) at ``line_time_us`` each and clocks the
+rows outside it at ``skipped_line_time_us``; a frame takes ``frame_overhead_us +
+max(exposure_us, readout_us)``, the exposure of the next frame overlapping the
+read-out of this one (a global shutter in pipelined mode).
 
 Charge-domain binning sums ``binning x binning`` sensor pixels before the noise.
 Shot noise is exact (Poisson) where the mean is below ``shot_noise_exact_below_e`` and
@@ -26,15 +39,179 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import ndtr
 
 from .config import CameraConfig
 from .constants import photons_per_joule
 from .support.arrays import NoiseStream, array_module, asarray_like
 from .support.schema import check_setting, from_mapping, settings_as_properties
 
-__all__ = ["Camera"]
+__all__ = ["Camera", "Readout", "readout", "frame_time_s", "max_rows_for_frame_time",
+           "rounded_gaussian_variance"]
+
+
+@dataclass(frozen=True)
+class Readout:
+    """How long the camera takes to deliver one frame of ``n_out`` outputs.
+
+    Attributes
+    ----------
+    n_out
+        Outputs read (after binning).
+    rows_read
+        Sensor rows in the region of interest.
+    rows_skipped
+        Sensor rows outside it (clocked at ``skipped_line_time_us`` each).
+    readout_us
+        Time to read the region of interest and clock past the other rows, us.
+    frame_time_s
+        Camera frame period, ``frame_overhead_us + max(exposure_us, readout_us)``, s.
+    full_frame_time_s
+        The same with every sensor row read, s.
+    """
+
+    n_out: int
+    rows_read: int
+    rows_skipped: int
+    readout_us: float
+    frame_time_s: float
+    full_frame_time_s: float
+
+    @property
+    def frames_per_s(self) -> float:
+        """Frame rate, Hz."""
+        return 1.0 / self.frame_time_s
+
+    @property
+    def full_frame_rate_hz(self) -> float:
+        """Frame rate with every sensor row read, Hz."""
+        return 1.0 / self.full_frame_time_s
+
+
+def _frame_time_us(config: CameraConfig, rows: int) -> tuple[float, float]:
+    """(read-out time, frame period) in us for ``rows`` sensor rows read."""
+    readout_us = (rows * config.line_time_us
+                  + (config.sensor_rows - rows) * config.skipped_line_time_us)
+    return readout_us, config.frame_overhead_us + max(config.exposure_us, readout_us)
+
+
+def readout(config: CameraConfig, n_out: int) -> Readout:
+    """Read-out timing of a camera reading ``n_out`` outputs (a pure function of both).
+
+    The region of interest is ``config.rows_read(n_out)`` full-width sensor rows (the
+    fewest that hold the outputs, or ``config.roi_rows``). Each is read in
+    ``line_time_us``; the rows outside it are clocked past in ``skipped_line_time_us``
+    (a CCD's fast dump; 0 for a CMOS sensor that addresses its rows); the frame period
+    is ``frame_overhead_us + max(exposure_us, readout_us)``.
+
+    Parameters
+    ----------
+    config
+        The camera's settings.
+    n_out
+        Outputs read (after binning), >= 1.
+
+    Raises
+    ------
+    ConfigError
+        When ``n_out`` is not a positive integer, does not fit on the sensor or not in
+        ``config.roi_rows``.
+
+    Examples
+    --------
+    >>> readout(CameraConfig(), 1292 * 964).frames_per_s  # doctest: +SKIP
+    31.00...
+    """
+    n_out = check_setting("n_out", n_out, "readout", kind=int, lo=1, unit="outputs")
+    rows = config.rows_read(n_out)
+    readout_us, frame_us = _frame_time_us(config, rows)
+    _, full_us = _frame_time_us(config, config.sensor_rows)
+    return Readout(n_out, rows, config.sensor_rows - rows, readout_us, frame_us * 1e-6,
+                   full_us * 1e-6)
+
+
+def frame_time_s(config: CameraConfig, n_out: int) -> float:
+    """Camera frame period in seconds when ``n_out`` outputs are read (see :func:`readout`)."""
+    return readout(config, n_out).frame_time_s
+
+
+def max_rows_for_frame_time(config: CameraConfig, frame_time_s: float) -> int:
+    """Tallest region of interest (sensor rows) whose camera frame period is <= ``frame_time_s``.
+
+    0 when even one row is too slow (the exposure or the overhead alone exceed it).
+
+    Raises
+    ------
+    ValueError
+        When ``frame_time_s`` is not a finite time > 0.
+    """
+    target = float(frame_time_s)
+    if not (math.isfinite(target) and target > 0):
+        raise ValueError(f"frame_time_s = {frame_time_s!r}: expected a finite time > 0 s")
+    target_us = target * 1e6 * (1 + 1e-12)  # tolerate the rounding of 1 / rate
+    if config.frame_overhead_us + config.exposure_us > target_us:
+        return 0
+    # readout_us = rows (line - skipped) + sensor_rows skipped, increasing in rows.
+    budget = target_us - config.frame_overhead_us - config.sensor_rows * config.skipped_line_time_us
+    rows = math.floor(budget / (config.line_time_us - config.skipped_line_time_us)) \
+        if config.line_time_us > config.skipped_line_time_us else config.sensor_rows
+    rows = max(0, min(config.sensor_rows, rows))
+    while rows > 0 and _frame_time_us(config, rows)[1] > target_us:  # float safety
+        rows -= 1
+    return rows
+
+
+def rounded_gaussian_variance(mean_dn, sigma_dn, lo: float | None = None,
+                              hi: float | None = None):
+    """Exact variance of ``rint(N(mean_dn, sigma_dn^2))``, clipped to ``[lo, hi]`` if given.
+
+    The variance an ADC reports for a Gaussian signal: ``sigma^2 + 1/12`` (Sheppard's
+    correction) only for ``sigma_dn`` above about 0.5 DN; below, a periodic function of
+    ``mean_dn`` with period 1 DN, smallest on an integer and largest half-way.
+
+    Parameters
+    ----------
+    mean_dn : float or array
+        Mean before rounding, DN.
+    sigma_dn : float
+        Standard deviation before rounding, DN (>= 0).
+    lo, hi
+        Integer clipping bounds of the ADC (``0`` and ``2^bits - 1``), or None.
+
+    Returns
+    -------
+    float or array
+        The variance, DN^2, shaped like ``mean_dn``.
+
+    Examples
+    --------
+    >>> round(float(rounded_gaussian_variance(2.0, 0.255)), 4)
+    0.0499
+    """
+    sigma = float(sigma_dn)
+    if not (math.isfinite(sigma) and sigma >= 0):
+        raise ValueError(f"sigma_dn = {sigma_dn!r}: expected a finite standard deviation >= 0 DN")
+    mean = np.asarray(mean_dn, dtype=np.float64)
+    if sigma == 0:
+        return np.zeros(mean.shape) if mean.ndim else 0.0
+    reach = int(math.ceil(12 * sigma)) + 2
+    base = np.rint(mean)[..., None]
+    k = base + np.arange(-reach, reach + 1)
+    cdf_hi = ndtr((k + 0.5 - mean[..., None]) / sigma)
+    cdf_lo = ndtr((k - 0.5 - mean[..., None]) / sigma)
+    p = cdf_hi - cdf_lo
+    if lo is not None:
+        p = np.where(k == lo, cdf_hi, p)
+        p = np.where(k < lo, 0.0, p)
+    if hi is not None:
+        p = np.where(k == hi, 1.0 - cdf_lo, p)
+        p = np.where(k > hi, 0.0, p)
+    m = (p * k).sum(axis=-1)
+    var = (p * (k - m[..., None]) ** 2).sum(axis=-1)
+    return float(var) if var.ndim == 0 else var
 
 
 @settings_as_properties(CameraConfig)
@@ -45,15 +222,17 @@ class Camera:
     ----------
     config
         The sensor's settings (quantum efficiency, exposure, dark current, read noise,
-        full well, gain, offset, ADC, PRNU/DSNU, binning, frame rate, shot-noise model),
-        validated by :class:`~photon.config.CameraConfig`; each is also readable as an
-        attribute (``camera.read_noise_e``) that reads ``camera.config``. Only
-        ``exposure_us`` may be set afterwards (it replaces ``config``).
+        full well, gain, offset, ADC, PRNU/DSNU, binning, read-out timing, shot-noise
+        model), validated by :class:`~photon.config.CameraConfig`; each is also
+        readable as an attribute (``camera.read_noise_e``) that reads ``camera.config``.
+        Only ``exposure_us`` may be set afterwards (it replaces ``config``).
     n_out
         Number of output pixels (after binning).
     pixel_grid
-        ``(rows, cols)`` of the output pixels; the sensor region read is
-        ``(rows * binning, cols * binning)``.
+        ``(rows, cols)`` layout of the output pixels, whose ``binning x binning``
+        sensor pixels are summed (the simulated speckle lies on this grid). The read-out
+        time counts the full-width sensor rows that hold ``n_out`` outputs instead
+        (:attr:`readout`): where the outputs sit does not change their statistics.
     noise_seed
         Seed of the temporal noise stream.
     fixed_pattern_seed
@@ -121,9 +300,14 @@ class Camera:
         return np.uint8 if self.adc_bits <= 8 else np.uint16
 
     @property
+    def readout(self) -> Readout:
+        """Read-out timing of this camera's ``n_out`` outputs (:func:`readout`)."""
+        return readout(self.config, self.n_out)
+
+    @property
     def frame_time_s(self) -> float:
-        """Shortest time between frames: the longer of the exposure and the read-out period."""
-        return max(self.exposure_us * 1e-6, 1.0 / self.max_frame_rate_hz)
+        """Shortest time between frames, s: overhead plus the longer of exposure and read-out."""
+        return frame_time_s(self.config, self.n_out)
 
     def electrons_per_watt(self, wavelength_nm: float) -> float:
         """Mean photo-electrons collected per watt on a sensor pixel during one exposure."""

@@ -2,7 +2,9 @@
 
 ``laser -> DMD -> scattering medium -> polarizer -> camera``. The chain keeps the
 device clock: each acquisition of a batch takes ``batch * frame_time_s``, during which
-the medium drifts and the laser power wanders.
+the medium drifts and the laser power wanders. The frame time is the longer of the
+DMD's pattern period and the camera's frame period for the outputs it reads
+(:func:`device_frame_time_s`, :func:`photon.camera.readout`).
 
 Photon budget
 -------------
@@ -24,14 +26,38 @@ import numpy as np
 
 from .support.arrays import array_module, asarray_like
 from .budget import watts_per_unit_intensity
-from .camera import Camera
+from .camera import Camera, max_rows_for_frame_time, readout
 from .config import DeviceConfig
 from .dmd import DMD
 from .laser import Laser
 from .medium import ScatteringMedium, near_square_shape
 from .polarizer import Polarizer
 
-__all__ = ["OpticalChain"]
+__all__ = ["OpticalChain", "device_frame_time_s"]
+
+
+def device_frame_time_s(config: DeviceConfig, n_out: int | None = None) -> float:
+    """Seconds per frame of the device ``config`` describes when it reads ``n_out`` outputs.
+
+    ``max(1 / dmd.frame_rate_hz, camera frame period)``: the DMD shows the next pattern
+    while the camera exposes and reads (:func:`photon.camera.readout`), so the slower of
+    the two sets the pace. A pure function of the configuration: the frame time of the
+    same device built with another output size, without building it.
+
+    Parameters
+    ----------
+    config
+        The device.
+    n_out
+        Outputs read (default ``config.n_out``).
+
+    Raises
+    ------
+    ConfigError
+        When ``n_out`` does not fit on the sensor or in ``camera.roi_rows``.
+    """
+    n_out = config.n_out if n_out is None else n_out
+    return max(1.0 / config.dmd.frame_rate_hz, readout(config.camera, n_out).frame_time_s)
 
 
 class OpticalChain:
@@ -105,8 +131,51 @@ class OpticalChain:
 
     @property
     def frame_time_s(self) -> float:
-        """Time per frame: the slowest of the DMD pattern rate, the exposure and the camera."""
+        """Time per frame, s: the longer of the DMD pattern period and the camera's frame period.
+
+        The camera's period covers its overhead, the exposure and the read-out of the
+        rows holding its ``n_out`` outputs (:attr:`Camera.readout`).
+        """
         return max(1.0 / self.dmd.frame_rate_hz, self.camera.frame_time_s)
+
+    def frame_time_for(self, n_out: int) -> float:
+        """Time per frame, s, of this device reading ``n_out`` outputs (same DMD, camera settings).
+
+        Raises
+        ------
+        ConfigError
+            When ``n_out`` does not fit on the sensor or in ``camera.roi_rows``.
+        """
+        return max(1.0 / self.dmd.frame_rate_hz, readout(self.camera.config, n_out).frame_time_s)
+
+    def readout_summary(self) -> dict:
+        """Plain-data read-out figures of the camera (rates in Hz, times in us or s).
+
+        Rows read and skipped, line times, overhead, the camera's frame period, its rate
+        at full frame and with one row, and the tallest region of interest (rows, and
+        the outputs it holds) that keeps up with the DMD's pattern rate.
+        """
+        cam, dmd_rate = self.camera.config, self.dmd.frame_rate_hz
+        now = self.camera.readout
+        rows_at_dmd = max_rows_for_frame_time(cam, 1.0 / dmd_rate)
+        per_row = cam.sensor_cols // cam.binning
+        return {
+            "sensor_rows": cam.sensor_rows,
+            "sensor_cols": cam.sensor_cols,
+            "rows_read": now.rows_read,
+            "rows_skipped": now.rows_skipped,
+            "line_time_us": cam.line_time_us,
+            "skipped_line_time_us": cam.skipped_line_time_us,
+            "frame_overhead_us": cam.frame_overhead_us,
+            "readout_us": now.readout_us,
+            "camera_frame_time_s": now.frame_time_s,
+            "camera_frames_per_s": now.frames_per_s,
+            "full_frame_rate_hz": now.full_frame_rate_hz,
+            "one_row_rate_hz": readout(cam, 1).frames_per_s,
+            "dmd_rate_hz": dmd_rate,
+            "max_rows_at_dmd_rate": rows_at_dmd,
+            "max_outputs_at_dmd_rate": (rows_at_dmd // cam.binning) * per_row,
+        }
 
     @property
     def elapsed_s(self) -> float:
@@ -171,6 +240,23 @@ class OpticalChain:
         self.advance(batch * self.frame_time_s)
         return counts
 
+    def acquire_dark(self, n_frames: int, xp=np):
+        """Take ``n_frames`` camera frames with the laser off (no light on the sensor).
+
+        The camera reads out as in :meth:`acquire`: dark current, read noise, DSNU, black
+        offset and ADC; no photons, not even the fixed field an all-off DMD frame lets
+        through. Counts ``(n_frames, n_out)`` on backend ``xp``; the device clock advances
+        by ``n_frames * frame_time_s``.
+        """
+        n = int(n_frames)
+        if n < 1:
+            raise ValueError(f"n_frames = {n_frames!r}: expected a positive number of frames")
+        power = xp.zeros((n, self.camera.n_sensor_pixels), np.float32)
+        counts = self.camera(power, self.laser.wavelength_nm, overwrite=True)
+        self.frames_acquired += n
+        self.advance(n * self.frame_time_s)
+        return counts
+
     def advance(self, dt_s: float) -> None:
         """Let ``dt_s`` seconds of device time pass (the medium and the laser drift)."""
         self.medium.advance(dt_s)
@@ -197,5 +283,7 @@ class OpticalChain:
             "adc_bits": cam.adc_bits,
             "frame_time_s": self.frame_time_s,
             "frames_per_s": 1.0 / self.frame_time_s,
+            "readout": self.readout_summary(),
+            "speckle_grain_px": self.medium.speckle_grain_px,
             "watts_per_unit_intensity": self.watts_per_unit_intensity,
         }

@@ -73,7 +73,9 @@ class DMDConfig(Settings):
     show the same input feature (its transmission-matrix row is the sum of theirs).
     ``held_on_mirrors`` mirrors outside the used region stay on and add a fixed
     reference field. ``fill_factor`` is the fraction of the incident power the mirror
-    array reflects into the on-state direction.
+    array reflects into the on-state direction. ``frame_rate_hz`` is the binary pattern
+    rate the controller sustains; its period already holds the mirrors' reset and
+    settling, so no settle time is added to it.
     """
 
     rows: int = setting(768, kind=int, lo=1, unit="mirrors")
@@ -133,6 +135,17 @@ class CameraConfig(Settings):
     Shot noise is drawn exactly (Poisson) below ``shot_noise_exact_below_e`` electrons
     and as a Gaussian of equal mean and variance above, where the two are
     indistinguishable after quantization.
+
+    Read-out timing (:func:`photon.camera.readout`): the sensor reads a region of
+    interest (ROI) of ``roi_rows`` full-width sensor rows, by default the fewest that
+    hold the ``n_out`` outputs (:meth:`rows_read`). A frame takes
+    ``frame_overhead_us + max(exposure_us, readout_us)`` with ``readout_us =
+    rows_read * line_time_us + (sensor_rows - rows_read) * skipped_line_time_us``: a
+    global shutter whose exposure of the next frame overlaps the read-out of this one.
+    ``skipped_line_time_us`` is the time to clock a row outside the ROI through the
+    sensor (a CCD's fast dump; 0 for a CMOS sensor that addresses its rows). The
+    default sensor is a Sony ICX445 CCD as an Allied Vision Guppy PRO F-125 reads it
+    (1292 x 964, 31.00 fps at full frame), the lab-bench camera.
     """
 
     sensor_rows: int = setting(964, kind=int, lo=1, unit="pixels")
@@ -150,17 +163,61 @@ class CameraConfig(Settings):
     prnu_rms: float = setting(0.0, lo=0.0, hi=0.5, unit="fraction rms")
     dsnu_e: float = setting(0.0, lo=0.0, unit="e- rms")
     binning: int = setting(1, kind=int, lo=1, hi=16, unit="pixels per side")
-    max_frame_rate_hz: float = setting(2000.0, lo=0.0, lo_open=True, unit="Hz")
+    line_time_us: float = setting(33.19, lo=0.0, lo_open=True, unit="us per sensor row read")
+    skipped_line_time_us: float = setting(5.03, lo=0.0, unit="us per sensor row outside the ROI")
+    frame_overhead_us: float = setting(259.70, lo=0.0, unit="us per frame")
+    roi_rows: Optional[int] = setting(None, kind=int, lo=1, unit="sensor rows",
+                                      null_means="the fewest full-width rows holding n_out")
     shot_noise: bool = setting(True, kind=bool)
     shot_noise_exact_below_e: float = setting(50.0, lo=0.0, unit="e-")
 
     def check(self, source: str = "CameraConfig") -> None:
-        """The black offset must sit below the ADC's full scale (run on construction)."""
+        """Offset below the ADC's full scale, ROI on the sensor (run on construction)."""
         bits = self.adc_bits
         if bits is not None and self.black_offset_dn >= 2 ** bits - 1:
             raise ConfigError.invalid(
                 "black_offset_dn", self.black_offset_dn,
                 f"a value below the ADC full scale {2 ** bits - 1} DN", source)
+        if self.binning > min(self.sensor_rows, self.sensor_cols):
+            raise ConfigError.invalid(
+                "binning", self.binning, f"at most the sensor's {self.sensor_rows} x "
+                f"{self.sensor_cols} pixels per side", source)
+        if self.roi_rows is not None and self.roi_rows > self.sensor_rows:
+            raise ConfigError.invalid(
+                "roi_rows", self.roi_rows, f"at most the sensor's {self.sensor_rows} rows, or "
+                "null for the fewest full-width rows holding n_out", source)
+
+    def rows_needed(self, n_out: int) -> int:
+        """Fewest full-width sensor rows that hold ``n_out`` outputs of ``binning^2`` pixels.
+
+        A row holds ``sensor_cols // binning`` binned outputs; the result is a multiple
+        of ``binning``. It may exceed ``sensor_rows`` (then ``n_out`` does not fit).
+        """
+        per_row = self.sensor_cols // self.binning
+        return -(-int(n_out) // per_row) * self.binning
+
+    def rows_read(self, n_out: int) -> int:
+        """Sensor rows the read-out covers for ``n_out`` outputs: ``roi_rows`` or the fewest.
+
+        Raises
+        ------
+        ConfigError
+            When ``n_out`` does not fit on the sensor, or not in ``roi_rows`` rows.
+        """
+        needed = self.rows_needed(n_out)
+        if needed > self.sensor_rows:
+            raise ConfigError.invalid(
+                "n_out", n_out, f"outputs that fit in the sensor's {self.sensor_rows} rows of "
+                f"{self.sensor_cols // self.binning} binned pixels (needs {needed} rows)",
+                "CameraConfig")
+        if self.roi_rows is None:
+            return needed
+        if self.roi_rows < needed:
+            raise ConfigError.invalid(
+                "roi_rows", self.roi_rows, f"at least the {needed} sensor rows that hold "
+                f"n_out = {n_out} outputs of {self.binning} x {self.binning} pixels "
+                f"({self.sensor_cols // self.binning} per row)", "CameraConfig")
+        return self.roi_rows
 
 
 @dataclass(frozen=True)
@@ -221,13 +278,14 @@ class DeviceConfig(Settings):
     def check(self, source: str = "DeviceConfig") -> None:
         """Check the constraints that tie several sections together (run on construction).
 
-        The used DMD region must fit on the mirror array and the read-out region on the
-        sensor.
+        The used DMD region must fit on the mirror array, the outputs on the sensor and in
+        the camera's region of interest (``camera.roi_rows``).
 
         Raises
         ------
         ConfigError
-            Naming the key (``n_in`` or ``n_out``), its value and the limit.
+            Naming the key (``n_in``, ``n_out`` or ``camera.roi_rows``), its value and the
+            limit.
         """
         mirrors = self.dmd.rows * self.dmd.cols
         used = self.n_in * self.dmd.macropixel_mirrors + self.dmd.held_on_mirrors
@@ -243,6 +301,11 @@ class DeviceConfig(Settings):
                 "n_out", self.n_out, f"n_out * camera.binning^2 <= {pixels} pixels of the "
                 f"{self.camera.sensor_rows} x {self.camera.sensor_cols} sensor (got {needed})",
                 source)
+        try:
+            self.camera.rows_read(self.n_out)
+        except ConfigError as err:
+            raise ConfigError.invalid(("camera." if err.key == "roi_rows" else "") + err.key,
+                                      err.value, err.expected, source) from None
 
     def replace(self, **changes) -> "DeviceConfig":
         """Return a validated copy with top-level fields or ``section__field`` changed.

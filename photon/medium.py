@@ -313,7 +313,8 @@ class ScatteringMedium:
 
         ``E = R a + b`` for a column vector ``a`` of feature amplitudes. Built from the
         same entries whether the TM is stored or streamed (a streamed one is generated
-        here, so mind its size).
+        here, so mind its size). With a speckle grain (``speckle_grain_px > 0``) this is
+        the TM the camera sees, its columns smoothed over the pixel grid as the field is.
         """
         n = self.n_pixels
         if self._weights is not None:
@@ -323,19 +324,34 @@ class ScatteringMedium:
         else:
             block = self._rounded(self._weight_block(polarization, 0, self.n_in, 0, n), owned=True)
             real, imag = block[:, :n], block[:, n:]
-        return (real + 1j * imag).T.astype(np.complex64)
+        return self._grained(real, imag).T
 
     def mirror_transmission_matrix(self, polarization: int = 0) -> np.ndarray:
-        """Return the mirror-level TM at time zero, shape ``(n_pixels, n_mirrors)``, complex64."""
+        """Return the mirror-level TM at time zero, shape ``(n_pixels, n_mirrors)``, complex64.
+
+        With a speckle grain, smoothed over the pixel grid as the field is.
+        """
         real, imag = self._matrix(False, polarization, 0).block(0, self.n_mirrors, 0, self.n_pixels)
-        return (real + 1j * imag).T.astype(np.complex64)
+        return self._grained(real, imag).T
 
     def reference_field(self, polarization: int = 0) -> np.ndarray:
-        """Return the held-on mirrors' field ``b`` on each pixel now, complex64."""
+        """Return the held-on mirrors' field ``b`` on each pixel now, complex64.
+
+        With a speckle grain, smoothed over the pixel grid as the field is.
+        """
         n = self.n_pixels
         ref = self._reference if self._reference is not None else self._reference_now()
-        return (ref[(2 * polarization) * n:(2 * polarization + 1) * n]
-                + 1j * ref[(2 * polarization + 1) * n:(2 * polarization + 2) * n]).astype(np.complex64)
+        real = ref[(2 * polarization) * n:(2 * polarization + 1) * n]
+        imag = ref[(2 * polarization + 1) * n:(2 * polarization + 2) * n]
+        return self._grained(real[None, :], imag[None, :])[0]
+
+    def _grained(self, real, imag) -> np.ndarray:
+        """``real + 1j imag`` (rows: inputs, columns: pixels) as complex64, grain applied."""
+        if self.speckle_grain_px > 0:
+            stacked = np.stack([real, imag], axis=1).astype(np.float32)[:, None]  # (k, 1, 2, n)
+            stacked = self._apply_grain(stacked, np)
+            real, imag = stacked[:, 0, 0], stacked[:, 0, 1]
+        return (real + 1j * imag).astype(np.complex64)
 
     # ------------------------------------------------------------------ propagation
     def _on_backend(self, xp):

@@ -2,9 +2,13 @@
 
 * ``ideal``: noise-free virtual OPU (analog camera, ideal polarizer, perfect contrast);
 * ``lab-bench``: the 2015 laboratory set-up (532 nm DPSS, DLP7000, TiO2, polarizer,
-  8-bit CCD), realistic noise;
-* ``datacenter-opu``: a data-centre OPU (912 x 1140 mirrors, 2 Mpx 8-bit camera, 500 us
-  frames, 30 W, TM drifting over an hour), realistic noise.
+  8-bit ICX445-class CCD, 31 fps at full frame), realistic noise;
+* ``datacenter-opu``: a data-centre OPU (912 x 1140 mirrors, 2 Mpx 8-bit CMV2000-class
+  camera, 338 fps at full frame and 376 fps for its 2e6 outputs, 30 W, TM drifting over
+  an hour), realistic noise.
+
+The frame rate follows the outputs read (the camera's region of interest); the two
+realistic presets have a speckle grain of 2 pixels (``speckle_grain_px: 0.9``).
 
 Each file cites where its values come from.
 """

@@ -13,7 +13,8 @@ Run from the repository root (no install needed)::
 What is measured
 ----------------
 A ``lab-bench`` chain is built with an ideal polarizer (one polarization,
-``polarizer__extinction_ratio=None``) and every other noise source of the preset on
+``polarizer__extinction_ratio=None``), no speckle grain (``medium__speckle_grain_px=0``:
+the GEMM and the naive product use the stored TM) and every other noise source of the preset on
 (laser RIN and drift, shot, dark and read noise, PRNU/DSNU, 8-bit ADC, DMD off-state
 leakage). A batch of random binary ``uint8`` frames of shape ``(batch, n_in)`` is drawn
 from ``--seed``; the TM, laser and camera seeds are the preset's. Three things are timed
@@ -259,7 +260,10 @@ def main(argv=None) -> int:
         changes = {}                        # the device as modelled: its own polarizer
     else:
         preset, n_out_device = PRESET, args.n_out
-        changes = {"n_in": args.n_in, "polarizer__extinction_ratio": None}
+        # No speckle grain: the GEMM and the naive product below use the TM as stored, which
+        # the grain (a smoothing of the field over the pixels) would no longer match.
+        changes = {"n_in": args.n_in, "polarizer__extinction_ratio": None,
+                   "medium__speckle_grain_px": 0.0}
     n_out_built = args.measure_columns or n_out_device
     changes.update(n_out=n_out_built, simulation__tm_storage=storage,
                    simulation__tm_precision=args.precision)

@@ -10,6 +10,12 @@ projecting ``--n-vectors`` vectors of ``--n-features`` features: binary vectors 
 intensity mode and in linear mode, and real-valued vectors in linear mode through a
 signed ``--bits``-bit bit-plane encoder. The cost comes from the device's frame time and
 wall-plug power; nothing is projected.
+
+The frame time depends on the outputs read: the camera reads the sensor rows holding
+them. ``--n-out`` builds the device with that many outputs (a smaller region of
+interest, a higher frame rate down to the DMD's period); for a virtual device the
+``readout`` block gives the rows read, the line time, the full-frame rate and the
+tallest region that keeps up with the DMD.
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ if importlib.util.find_spec("devices") is None:  # run from a checkout without i
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
 from devices import OPU, open_device  # noqa: E402
+from photon import ConfigError  # noqa: E402
+from photon.support.cli import run_main  # noqa: E402
 
 __all__ = ["main"]
 
@@ -36,10 +44,20 @@ def main(argv=None) -> int:
     parser.add_argument("--n-vectors", type=int, default=10_000)
     parser.add_argument("--n-features", type=int, default=1_000)
     parser.add_argument("--bits", type=int, default=8, help="bit planes per sign of real data")
+    parser.add_argument("--n-out", type=int, default=None,
+                        help="outputs read (default: the device's); sets the camera's region "
+                             "of interest and so the frame rate")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
+    if args.n_out is not None and args.n_out < 1:
+        parser.error(f"--n-out = {args.n_out}: expected a positive number of outputs")
 
-    with open_device(args.device) as device:
+    overrides = {} if args.n_out is None else {"n_out": args.n_out}
+    try:
+        device = open_device(args.device, **overrides)
+    except ConfigError as err:
+        parser.error(str(err))
+    with device:
         if args.n_features > device.n_in:
             parser.error(f"--n-features = {args.n_features}: expected at most the device's "
                          f"{device.n_in} inputs")
@@ -50,15 +68,32 @@ def main(argv=None) -> int:
             f"linear_real_{args.bits}bit": opu.cost(args.n_vectors, "linear",
                                                     planes_per_vector=2 * args.bits),
         }
-        result = {"device": device.metadata(), "n_vectors": args.n_vectors,
+        meta = device.metadata()
+        result = {"device": meta, "n_vectors": args.n_vectors,
                   "n_features": args.n_features,
                   "cost": {name: job.as_dict() for name, job in jobs.items()}}
+        readout = meta.get("physics", {}).get("readout")
+        if readout is not None:
+            result["readout"] = {"n_out": device.n_out, "frames_per_s": meta["frames_per_s"],
+                                 **readout}
     if args.json:
         print(json.dumps(result, indent=2, default=str))
         return 0
     meta = result["device"]
     print(f"{meta['name']} ({meta['backend']}): {meta['n_in']} inputs -> {meta['n_out']} outputs, "
           f"{meta['frames_per_s']:.0f} frames/s, {meta['electrical_power_w']} W")
+    readout = result.get("readout")
+    if readout is not None:
+        print(f"read-out: {readout['rows_read']} of {readout['sensor_rows']} sensor rows at "
+              f"{readout['line_time_us']:g} us + {readout['frame_overhead_us']:g} us per frame "
+              f"({readout['full_frame_rate_hz']:.1f} frames/s at full frame)")
+        if readout["max_rows_at_dmd_rate"]:
+            print(f"  the DMD's {readout['dmd_rate_hz']:g} Hz for up to "
+                  f"{readout['max_rows_at_dmd_rate']} rows ({readout['max_outputs_at_dmd_rate']} "
+                  "outputs)")
+        else:
+            print(f"  never the DMD's {readout['dmd_rate_hz']:g} Hz: one row reads at "
+                  f"{readout['one_row_rate_hz']:.1f} frames/s at most")
     print(f"projecting {args.n_vectors} vectors of {args.n_features} features:")
     print(f"  {'job':<22} {'frames':>10} {'seconds':>10} {'joules':>10}")
     for name, job in jobs.items():
@@ -67,4 +102,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

@@ -17,6 +17,9 @@ On the embedded defaults (the ``lab-bench`` virtual OPU, scikit-learn's digits) 
 3. runs a small noise and quantization sweep (camera bit depth, error encoding);
 4. compares the OPU's modelled throughput with a dense projection measured here;
 5. measures what a TF32 or bf16 transmission matrix changes in the speckle;
+6. compares the OPU with what a GPU user would pick: the structured projection (SRHT)
+   measured here, H100 / H200 roofline models, and the DFA training step's cost model
+   (checked against a step measured here) with its crossover map;
 
 and writes ``OUT/index.md``: every number in it comes from this run. Progress goes to
 stderr throughout.
@@ -125,6 +128,65 @@ def _throughput_section(out: pathlib.Path, max_exp: int) -> tuple[list, dict]:
     return rows, marks
 
 
+def _opu_vs_gpu_section(out: pathlib.Path, max_exp: int, seed: int) -> tuple[dict, str]:
+    """Section 6: structured and modelled-GPU projections, and the DFA step's cost model.
+
+    The SRHT and the dense product are measured here side by side up to ``2^max_exp``;
+    the GPUs are the roofline MODELS of :mod:`devices.gpu_model` (labelled so); the DFA
+    step model is checked against steps measured here on one small MLP, then drawn as
+    the crossover map on the modelled H100.
+    """
+    from devices.gpu_model import GPUS  # noqa: PLC0415
+    from devices.throughput import (assumptions_markdown, model_assumptions,  # noqa: PLC0415
+                                    structured_crossover)
+    from dfa_bridge.studies.step_cost import (compare_options, crossover_grid,  # noqa: PLC0415
+                                              crossover_markdown, gpt3_shapes, gpu_machine,
+                                              opu_spec, plot_crossover_map, toolkit_shapes,
+                                              validate_on_cpu, validation_shapes)
+
+    _say(f"OPU against GPU: structured and dense measured, GPUs modelled, n = 2^8 .. 2^{max_exp}")
+    with open_device("datacenter-opu") as device:
+        rows = throughput_table([2 ** e for e in range(8, max_exp + 1)], device, progress=False,
+                                structured=True, gpu_models=tuple(GPUS))
+        opu = opu_spec(device)
+    plot_throughput(rows, out / "throughput_gpu.png", {})
+    cross = structured_crossover(rows)
+    _say("DFA step cost: the model against one measured MLP step, then the crossover map")
+    validation = validate_on_cpu(validation_shapes()[:1], repeats=5, progress=False)
+    machine = gpu_machine("H100", "bf16")
+    shapes = list(toolkit_shapes().values()) + gpt3_shapes("shared")
+    ladder = [compare_options(shape, machine, opu) for shape in shapes]
+    plot_crossover_map(crossover_grid(machine, opu), out / "crossover_map.png",
+                       f"{machine.name} (MODEL) with {opu.name}")
+    lines = ["## 6. OPU against GPU: structured projections and the DFA training step", "",
+             "Projections per second of an n -> n projection (batch 256): the OPU modelled, the "
+             "dense product and the SRHT (subsampled randomized Hartley transform, `scipy.fft`) "
+             "measured here, the H100 and H200 **modelled** (roofline, not measured):", "",
+             "| n | backend | projections/s | J/projection | R |", "|---|---|---|---|---|"]
+    for r in rows:
+        if r["backend"].startswith("opu-linear"):
+            continue
+        rate = "-" if r["projections_per_s"] is None else f"{r['projections_per_s']:.4g}"
+        energy = "-" if r["joules_per_projection"] is None else f"{r['joules_per_projection']:.3g}"
+        label = r["backend"] + (" (MODEL)" if "-model-" in r["backend"] else "")
+        lines.append(f"| {r['n']} | {label} | {rate} | {energy} | {r['storage']} |")
+    speedups = ", ".join(f"{n}: {v:.3g}x" for n, v in cross["speedup"].items())
+    lines += ["", f"SRHT against the dense product here: faster from n = {cross['faster_from_n']} on "
+              f"(speed-up {speedups}).", "", "![throughput with GPUs](throughput_gpu.png)", "",
+              "DFA step model against steps measured here (this CPU calibrated in the same run):",
+              "", "| shape | option | measured (s) | model (s) | error |", "|---|---|---|---|---|"]
+    for r in validation["rows"]:
+        lines.append(f"| {r['shape']} | {r['option']} | {r['measured_s']:.4g} | "
+                     f"{r['model_s']:.4g} | {r['error']:+.0%} |")
+    lines += ["", "One step on the modelled H100 (bf16) with the `datacenter-opu` for `dfa-opu`:", "",
+              crossover_markdown(ladder, machine), "", "![crossover map](crossover_map.png)", "",
+              "Models and assumptions:", "",
+              assumptions_markdown(model_assumptions(tuple(GPUS))), ""]
+    numbers = {"rows": rows, "structured_vs_dense": cross, "validation": validation,
+               "ladder": ladder, "seed": seed}
+    return numbers, "\n".join(lines)
+
+
 def _markdown(numbers: dict) -> str:
     cal, training = numbers["calibration"], numbers["training"]
     cam, truth = cal["camera"], cal["camera_truth"]
@@ -215,8 +277,9 @@ def main(argv=None) -> int:
     numbers["throughput"], numbers["throughput_marks"] = _throughput_section(out, args.max_exp)
     _say("TM precision: float32, tf32, bf16")
     numbers["precision"] = precision_effect(resolve_config(PRESET, n_in=1024, n_out=4096))
+    numbers["opu_vs_gpu"], opu_vs_gpu = _opu_vs_gpu_section(out, args.max_exp, args.seed)
     numbers["seconds"] = time.perf_counter() - start
-    (out / "index.md").write_text(_markdown(numbers), encoding="utf-8")
+    (out / "index.md").write_text(_markdown(numbers) + "\n" + opu_vs_gpu, encoding="utf-8")
     (out / "numbers.json").write_text(json.dumps(numbers, indent=1, default=str), encoding="utf-8")
     _say(f"wrote {out / 'index.md'} in {numbers['seconds']:.0f} s")
     return 0

@@ -5,6 +5,7 @@ import pytest
 
 from photon import Camera, build_chain
 from photon.budget import UNSATURATED_MEAN_FRACTION, mean_counts_dn, saturated_fraction_exponential
+from photon.camera import rounded_gaussian_variance
 from photon.constants import photons_per_joule
 from photon.report import disjoint_frames
 from tests.stats import Z, binomial_se, contrast_and_se
@@ -31,7 +32,11 @@ def test_photons_per_joule_at_532_nm():
 
 
 def test_photon_transfer_line():
-    """sigma_y^2 = K^2 sigma_r^2 + 1/12 + K (mu_y - mu_dark) at every level below saturation."""
+    """sigma_y^2 = K^2 sigma_r^2 + 1/12 + K (mu_y - mu_dark) at every level below saturation.
+
+    Here the dark noise is K sigma_r = 1.5 DN: above the ~0.5 DN from which the rounding's
+    share is Sheppard's 1/12 DN^2 (below, see the dark-variance tests).
+    """
     camera = _camera()
     k, read = camera.gain_dn_per_e, camera.read_noise_e
     levels_e = np.array([0.0, 20.0, 45.0, 100.0, 400.0, 1500.0, 4000.0, 8000.0])
@@ -73,9 +78,12 @@ def test_saturation_clips_at_full_well_and_full_scale():
 def test_saturated_fraction_matches_the_exponential_tail():
     """Polarized speckle of mean mu saturates on exp(-e_sat / mu) of the pixels."""
     n_in, n_out, n_frames = 64, 32_768, 8
+    # Grain off: the binomial standard error below counts independent pixels, and the
+    # preset's speckle grain correlates neighbours (about 5 pixels per grain).
     chain = build_chain("lab-bench", n_in=n_in, n_out=n_out, polarizer__extinction_ratio=None,
                         dmd__contrast=None, laser__rin_rms=0.0, laser__drift_rms=0.0,
-                        camera__prnu_rms=0.0, camera__exposure_us=600.0)
+                        camera__prnu_rms=0.0, camera__exposure_us=600.0,
+                        medium__speckle_grain_px=0.0)
     frames = disjoint_frames(n_in, n_frames)
     counts = chain.acquire(frames)
     intensity_mean = frames.sum(axis=1)[0] / n_in
@@ -91,7 +99,9 @@ def test_saturated_fraction_matches_the_exponential_tail():
 def test_lab_bench_preset_sits_near_full_scale_over_6_9():
     """The preset's exposure puts the mean at (full scale - offset) / 6.9: 99.9 % unsaturated."""
     n_in, n_out = 256, 16_384
-    chain = build_chain("lab-bench", n_in=n_in, n_out=n_out)
+    # Grain off: the standard errors below count independent pixels; the grain leaves the
+    # per-pixel law, and so the mean and the saturated fraction, unchanged.
+    chain = build_chain("lab-bench", n_in=n_in, n_out=n_out, medium__speckle_grain_px=0.0)
     rng = np.random.default_rng(3)
     frames = np.zeros((16, n_in), np.uint8)
     for row in frames:  # exactly half of the features on, as the preset assumes
@@ -121,3 +131,55 @@ def test_binning_sums_charge_of_independent_pixels():
     counts = chain.acquire(disjoint_frames(32, 4)).astype(np.float64)
     contrast, se = contrast_and_se(counts)
     assert abs(contrast - 0.5) < Z * se
+
+
+def _temporal_variance_and_se(counts):
+    """Pooled temporal variance of (frames, pixels) counts about each pixel's mean, and its se."""
+    frames = counts.shape[0]
+    squares = (counts - counts.mean(axis=0)) ** 2 * (frames / (frames - 1))
+    return float(squares.mean()), float(squares.std() / np.sqrt(squares.size))
+
+
+def test_rounded_gaussian_variance_is_sheppard_above_half_a_dn_and_periodic_below():
+    offsets = np.linspace(2.0, 3.0, 9)
+    for sigma, rtol in ((0.5, 0.025), (0.6, 0.003), (1.0, 1e-6), (3.0, 1e-6)):
+        np.testing.assert_allclose(rounded_gaussian_variance(offsets, sigma), sigma ** 2 + 1 / 12,
+                                   rtol=rtol)
+    low = rounded_gaussian_variance(offsets, 0.255)
+    assert low[0] == pytest.approx(0.0499, abs=1e-4) and low[4] == pytest.approx(0.2502, abs=1e-4)
+    np.testing.assert_allclose(low, rounded_gaussian_variance(offsets + 7.0, 0.255), rtol=1e-9)
+    assert np.all(low < 0.255 ** 2 + 1 / 12 + 0.2)  # and far from the line at the integers
+    assert rounded_gaussian_variance(0.0, 0.255, lo=0) < rounded_gaussian_variance(2.0, 0.255)
+
+
+@pytest.mark.parametrize("offset_dn", [2.0, 2.25, 2.5])
+def test_dark_variance_is_the_rounded_gaussian_variance_not_the_line(offset_dn):
+    """Below about one DN of noise the dark variance depends on where the offset falls."""
+    frames, pixels = 16, 16_384
+    camera = Camera.from_settings(pixels, read_noise_e=10.0, gain_dn_per_e=0.0255,
+                                  black_offset_dn=offset_dn, adc_bits=8, dark_current_e_per_s=0.0,
+                                  noise_seed=7)
+    counts = camera(np.zeros((frames, pixels), np.float32), WAVELENGTH_NM).astype(np.float64)
+    variance, se = _temporal_variance_and_se(counts)
+    expected = rounded_gaussian_variance(offset_dn, 0.0255 * 10.0)
+    assert abs(variance - expected) < Z * se
+    line = (0.0255 * 10.0) ** 2 + 1 / 12  # 0.148 DN^2
+    if offset_dn == 2.0:
+        assert variance < line / 2
+
+
+def test_lab_bench_dark_variance_is_0_051_not_the_lines_0_148():
+    """The preset (K sigma_r = 0.255 DN, offset 2 DN, DSNU 1 e-): exact over its DSNU pattern."""
+    frames, n_out = 16, 16_384
+    camera = build_chain("lab-bench", n_in=16, n_out=n_out).camera
+    counts = camera(np.zeros((frames, n_out), np.float32), WAVELENGTH_NM).astype(np.float64)
+    variance, se = _temporal_variance_and_se(counts)
+    k = camera.gain_dn_per_e
+    dark_e = camera.dark_current_e_per_s * camera.exposure_us * 1e-6
+    sigma = k * np.sqrt(camera.read_noise_e ** 2 + dark_e)  # Poisson dark electrons: var = mean
+    _, dsnu = camera._fixed_patterns(np)
+    expected = float(np.mean(rounded_gaussian_variance(
+        camera.black_offset_dn + k * dsnu.astype(np.float64), sigma)))
+    assert expected == pytest.approx(0.051, abs=0.001)
+    assert abs(variance - expected) < Z * se
+    assert k * k * camera.read_noise_e ** 2 + 1 / 12 == pytest.approx(0.148, abs=0.001)

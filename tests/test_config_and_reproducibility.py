@@ -44,7 +44,9 @@ def test_replace_validates_and_keeps_other_fields():
 def test_the_datacenter_preset_streams_its_tm_and_reports_its_timing():
     chain = build_chain("datacenter-opu")
     assert chain.medium.storage == "streamed"  # 1e6 x 2e6 complex entries do not fit
-    assert chain.frame_time_s == pytest.approx(500e-6)
+    # The CMV2000-class read-out of the 977 sensor rows holding 2e6 outputs (2048 per row):
+    # frame overhead 32.25 us + 977 rows x 2.6875 us (tests/test_readout.py has the model).
+    assert chain.frame_time_s == pytest.approx((32.25 + 977 * 2.6875) * 1e-6)
     small = build_chain("datacenter-opu", n_in=32, n_out=64)
     assert small.medium.storage == "dense"
     assert small.acquire(np.ones((2, 32), np.uint8)).shape == (2, 64)

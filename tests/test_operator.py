@@ -176,22 +176,95 @@ def test_fit_shortens_the_exposure_until_the_all_on_frame_stays_linear():
     assert fixed.exposure_us == before
 
 
-def test_a_row_with_no_reference_response_is_not_amplified_on_a_noise_free_device():
+def _reference_field_device(rows_to_cancel=(), rows_unbalanced=(), seed=5, n_in=10, n_out=200,
+                            untrusted=None):
     from devices.calibrated import CalibratedDevice
 
-    rng = np.random.default_rng(5)
-    n_in, n_out = 10, 200
-    tm = (rng.standard_normal((n_out, n_in)) + 1j * rng.standard_normal((n_out, n_in))) / np.sqrt(2 * n_in)
+    rng = np.random.default_rng(seed)
+    tm = (rng.standard_normal((n_out, n_in))
+          + 1j * rng.standard_normal((n_out, n_in))) / np.sqrt(2 * n_in)
     reference = 0.5 * (rng.standard_normal(n_out) + 1j * rng.standard_normal(n_out))
-    # b = (3i - 1) R1 / 2: the complement's row map 2 Re(c* R), c = R 1 + 2 b = 3i R 1, is
-    # strong, but the reference response |R 1 + b|^2 - |b|^2 = Re((R 1)* c) is zero.
-    reference[0] = (3j - 1) * tm[0].sum() / 2
-    device = CalibratedDevice(tm, reference_field=reference, gain=100.0, offset=2.0)
-    opu = OPU(device).fit(n_features=n_in)
-    norms = np.linalg.norm(np.asarray(opu.effective_matrix()), axis=1)
-    assert opu.weak_outputs_ >= 1
-    # Clamped at 1 % of the median reference: at most ~10x the typical row (was ~1000x).
-    assert norms[0] < 20 * np.median(norms)
+    for row in rows_unbalanced:
+        # b = (3i - 1) R1 / 2: the complement's row map 2 Re(m* R), m = b + R 1 / 2 = 3i R 1 / 2,
+        # is strong, but the reference response |R 1 + b|^2 - |b|^2 = 2 Re(m* R 1) is zero.
+        reference[row] = (3j - 1) * tm[row].sum() / 2
+    for row in rows_to_cancel:
+        reference[row] = -tm[row].sum() / 2  # m = 0: the row's map is zero
+    return CalibratedDevice(tm, reference_field=reference, gain=100.0, offset=2.0,
+                            untrusted_outputs=untrusted)
+
+
+def test_a_strong_row_with_no_reference_response_is_sized_by_what_it_does():
+    # The old normalization divided by sqrt(f(1)): this row, strong but with f(1) = 0,
+    # was clamped as weak and left about 10x too large.
+    device = _reference_field_device(rows_unbalanced=[0])
+    opu = OPU(device).fit(n_features=10)
+    norms = np.linalg.norm(np.asarray(opu.effective_matrix(), np.float64), axis=1)
+    assert opu.usable_outputs_[0]
+    # Sized from 128 probes: a variance of 128 values is within ~13 % (2 sigma 25 %).
+    assert 0.6 < norms[0] / np.median(norms) < 1.6
+    # A reference field this strong breaks the f(1) model: every row sized by its probes.
+    assert not opu._row_sizes.from_reference.any()
+    assert opu.fit_frames_ == 12 + 2 * 128 + 2 * 2  # 32 probes, then 96 more (2 blocks)
+
+
+def test_a_row_whose_map_is_zero_is_weak_and_not_amplified_on_a_noise_free_device():
+    device = _reference_field_device(rows_to_cancel=[3])
+    opu = OPU(device).fit(n_features=10)
+    norms = np.linalg.norm(np.asarray(opu.effective_matrix(), np.float64), axis=1)
+    assert not opu.usable_outputs_[3] and opu.weak_outputs_ >= 1
+    # Scaled at most as a row a tenth the typical size would be: no amplified noise.
+    assert norms[3] < 0.2 * np.median(norms)
+
+
+def test_leakage_only_devices_keep_the_reference_normalization():
+    # DMD leakage only: f(1) is proportional to each row's size; it is used (more
+    # precise than the probes), as before, and no extra probe is shown.
+    device = VirtualDevice("lab-bench", n_in=64, n_out=512)
+    opu = OPU(device).fit(n_features=64)
+    assert opu._row_sizes.from_reference.mean() > 0.95
+    assert opu.fit_frames_ <= 12 + 2 * 32 + 2 + 8  # references, probes, exposure tries
+    assert opu.weak_outputs_ <= 0.02 * 512
+
+
+def test_untrusted_outputs_of_the_device_are_left_out_of_linear_mode():
+    device = _reference_field_device(untrusted=[5, 7])
+    opu = OPU(device).fit(n_features=10)
+    assert list(opu.untrusted_outputs_) == [5, 7]
+    assert not opu.usable_outputs_[[5, 7]].any()
+    m = np.asarray(opu.effective_matrix())
+    assert np.all(m[[5, 7]] == 0) and np.all(np.abs(m[[4, 6]]).sum(axis=1) > 0)
+    assert opu.weak_outputs_ == int((~opu.usable_outputs_).sum()) - 2
+
+
+def test_row_norms_use_the_reference_where_it_agrees_and_the_probes_elsewhere():
+    from devices.linear import row_norms
+
+    rng = np.random.default_rng(0)
+    n_out, p, d = 400, 64, 100
+    size2 = rng.exponential(1.0, n_out)                     # |m_j|^2, as with leakage only
+    rows = rng.standard_normal((n_out, d)) * np.sqrt(size2)[:, None]
+    probes = rng.random((p, d)) < 0.5
+    outputs = (probes - 0.5) @ rows.T
+    reference = 7.0 * size2                                 # f(1), in its own units
+    sizes = row_norms(outputs, reference, np.zeros(n_out), n_inputs=d)
+    assert sizes.from_reference.mean() > 0.95
+    np.testing.assert_allclose(sizes.norm2[sizes.from_reference],
+                               reference[sizes.from_reference])
+    # A reference unrelated to the rows (a reference field): sized by the probes.
+    scrambled = row_norms(outputs, rng.permutation(reference) - 2.0, np.zeros(n_out), n_inputs=d)
+    assert not scrambled.from_reference.any()
+    measured = scrambled.norm2 / np.median(scrambled.norm2)
+    truth = (rows ** 2).sum(axis=1) / np.median((rows ** 2).sum(axis=1))
+    # A variance of 64 values: relative error sqrt(2/63) = 18 %, 5 sigma.
+    assert np.all(np.abs(np.log(measured / truth)) < Z * math.sqrt(2 / 63))
+    # Noise: a row within it is weak; the noise's share is taken out of the others.
+    noisy = row_norms(outputs + rng.standard_normal(outputs.shape), reference,
+                      np.ones(n_out), n_inputs=d)
+    assert np.array_equal(noisy.weak, noisy.norm2 < noisy.floor)
+    assert noisy.weak.sum() <= 0.05 * n_out
+    with pytest.raises(ValueError, match="probe_outputs: 1 frames: expected at least 2"):
+        row_norms(outputs[:1], reference, np.zeros(n_out))
 
 
 # ---------------------------------------------------------------------- estimator contract

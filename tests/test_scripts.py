@@ -78,6 +78,28 @@ def test_opu_info_prints_the_device_and_the_cost_of_a_job():
     assert intensity["seconds"] == pytest.approx(10_000 * device["frame_time_s"])
     assert intensity["joules"] == pytest.approx(intensity["seconds"] * 30.0)
     assert 2 * 10_000 < linear["frames"] <= 2 * 10_000 + 2 * 10
+    # The frame rate follows the read-out of the 977 sensor rows holding the 2e6 outputs
+    # (CMV2000: 32.25 us + 2.6875 us per row), the datasheet's ~340 fps at full frame.
+    readout = result["readout"]
+    assert readout["rows_read"] == 977 and readout["line_time_us"] == 2.6875
+    assert device["frames_per_s"] == pytest.approx(1e6 / (32.25 + 977 * 2.6875))
+    assert readout["frames_per_s"] == device["frames_per_s"]
+    assert readout["full_frame_rate_hz"] == pytest.approx(340.0, rel=0.01)
+    assert readout["max_rows_at_dmd_rate"] == 76 and readout["dmd_rate_hz"] == 4225.0
+
+
+@pytest.mark.parametrize("n_out, rate", [(2048 * 1088, 1e6 / (32.25 + 1088 * 2.6875)),
+                                         (174 * 2048, 1e6 / (32.25 + 174 * 2.6875)),
+                                         (175 * 2048, 1e6 / (32.25 + 175 * 2.6875)),
+                                         (76 * 2048, 4225.0), (1000, 4225.0)])
+def test_opu_info_frame_rate_depends_on_the_outputs_read(n_out, rate):
+    """Full frame: the CMV2000's ~340 fps; 2 kHz only up to 174 rows; the DMD's rate below 77."""
+    result = json.loads(_run("scripts/opu_info.py", "--device", "datacenter-opu", "--n-out",
+                             str(n_out), "--json"))
+    assert result["device"]["n_out"] == n_out
+    assert result["device"]["frames_per_s"] == pytest.approx(rate)
+    assert (result["device"]["frames_per_s"] >= 2000.0) == (n_out <= 174 * 2048)
+    assert result["cost"]["intensity_binary"]["seconds"] == pytest.approx(10_000 / rate)
 
 
 def test_calibrate_prints_quality_frames_and_camera(tmp_path):
@@ -115,8 +137,16 @@ def test_throughput_marks_memory_and_the_opu_crossover(tmp_path):
     rows = result["rows"]
     assert {r["backend"] for r in rows} >= {"opu-intensity", "opu-linear", "cpu-numpy"}
     opu = [r for r in rows if r["backend"] == "opu-intensity"]
-    assert all(r["projections_per_s"] == pytest.approx(2000.0) for r in opu)  # 500 us frames
-    assert all(r["joules_per_projection"] == pytest.approx(30.0 / 2000.0) for r in opu)
+    # At size n the camera reads the rows holding n outputs: for n <= 256 one row of the
+    # CMV2000 (32.25 us + max(35 us exposure, 2.7 us)), so the DMD's 4225 Hz sets the pace.
+    from devices import VirtualDevice
+
+    device = VirtualDevice("datacenter-opu")
+    for r in opu:
+        rate = 1.0 / device.frame_time_for(r["n"])
+        assert rate == pytest.approx(4225.0)
+        assert r["projections_per_s"] == pytest.approx(rate)
+        assert r["joules_per_projection"] == pytest.approx(30.0 / rate)
     assert result["assumed_power_w"] == {"cpu": 25.0, "gpu": 700.0}
     assert (tmp_path / "throughput.png").stat().st_size > 10_000
     assert "| 64 | cpu-numpy |" in (tmp_path / "throughput.md").read_text()

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from photon import build_chain, speckle_contrast_for_leak
+from photon import build_chain, load_preset, speckle_contrast_for_leak
 from photon.report import disjoint_frames
 from tests.stats import Z, contrast_and_se, mean_and_se
 
@@ -88,3 +88,42 @@ def test_dmd_leakage_and_held_on_mirrors_add_the_expected_mean_field():
     b = chain.medium.reference_field()
     ref_mean, ref_se = mean_and_se(np.abs(b) ** 2)
     assert abs(ref_mean - held / n_in) < Z * ref_se
+
+
+def test_the_presets_speckle_grain_correlates_neighbours_as_stated():
+    """Grain sigma: intensity correlation exp(-d^2 / 2 sigma^2) at lag d, per-pixel law unchanged.
+
+    The tests above use the ideal preset, whose pixels are independent (grain 0): their
+    standard errors count independent samples. Here the lab-bench grain (0.9 px, a speckle
+    size of 2 pixels) is checked on its own; standard errors come from 16 independent
+    blocks (4 disjoint frames x 4 quadrants) rather than from the correlated pixels.
+    """
+    sigma = load_preset("lab-bench").medium.speckle_grain_px
+    assert sigma == load_preset("datacenter-opu").medium.speckle_grain_px == 0.9
+    side, n_in, n_frames = 256, 64, 4
+    chain = build_chain("ideal", n_in=n_in, n_out=side * side, medium__speckle_grain_px=sigma)
+    frames = disjoint_frames(n_in, n_frames)
+    intensity = chain.intensity(frames).astype(np.float64)
+    # The grained TM is the one the camera sees.
+    r = chain.medium.transmission_matrix()
+    np.testing.assert_allclose(intensity, np.abs(frames @ r.T.astype(np.complex128)) ** 2,
+                               rtol=2e-4, atol=1e-6)
+    on = frames.sum(axis=1)[0]
+    grids = intensity.reshape(n_frames, side, side) / (on / n_in) - 1.0  # unit mean, centred
+    half = side // 2
+    for lag in (1, 2):
+        expected = np.exp(-lag ** 2 / (2 * sigma ** 2))
+        blocks = []
+        for grid in grids:
+            products = grid * np.roll(grid, lag, axis=1) + grid * np.roll(grid, lag, axis=0)
+            for i in (0, half):
+                for j in (0, half):
+                    block = (slice(i, i + half), slice(j, j + half))
+                    blocks.append(products[block].mean() / (2 * (grid[block] ** 2).mean()))
+        mean, se = mean_and_se(blocks)
+        assert abs(mean - expected) < Z * se, (lag, mean, expected, se)
+    # Each pixel is still polarized speckle: exponential, contrast 1 (pixels 5 apart are
+    # independent to exp(-25 / 1.62) = 2e-7).
+    sparse = (grids[:, ::5, ::5] + 1.0).ravel()
+    ks = sps.kstest(sparse, sps.expon().cdf)
+    assert ks.pvalue > 1e-4

@@ -169,7 +169,13 @@ class DeviceFeedback(Feedback):
     sum to zero, which loses nothing since each error row sums to zero). At each
     projection only the encoder is refitted on the batch's error, so the threshold and
     scale follow the error's magnitude; the device, hence ``M``, is never re-measured.
-    Output pixels beyond ``S`` are not used.
+
+    Rows of ``B`` are device outputs chosen once, at construction (``rows``). A device
+    with spare outputs gives the operator's usable ones first (neither weak, within the
+    noise, nor untrusted, as a calibrated device flags the rows its calibration could not
+    fit), in device order, then, only when it has too few, the weak ones and last the
+    untrusted ones. A device with exactly ``S`` outputs keeps them in order. An untrusted
+    row's feedback is zero (its hidden unit gets none).
 
     Parameters
     ----------
@@ -202,8 +208,26 @@ class DeviceFeedback(Feedback):
                             "or a devices.Encoder")
         self.opu = OPU(device, linear_method="complement", encoder=encoder,
                        progress=False).fit(n_features=self.n_classes)
+        self.rows = self._choose_rows()
+        self._rows_by_backend: dict[str, object] = {}
         self._scale_by_backend: dict[str, object] = {}
         self._matrix = None
+
+    def _choose_rows(self) -> np.ndarray:
+        """Device outputs realizing the ``S`` rows of ``B``: usable ones first.
+
+        A device with exactly ``S`` outputs keeps them in order (its untrusted rows feed
+        back zero).
+        """
+        usable = np.asarray(self.opu.usable_outputs_, bool)
+        if usable.size == self.total_width:
+            return np.arange(self.total_width, dtype=np.int64)
+        untrusted = np.zeros(usable.size, bool)
+        untrusted[np.asarray(self.opu.untrusted_outputs_, np.int64)] = True
+        weak = ~usable & ~untrusted
+        order = np.concatenate([np.flatnonzero(usable), np.flatnonzero(weak),
+                                np.flatnonzero(untrusted)])
+        return order[:self.total_width].astype(np.int64)
 
     @property
     def device(self) -> OPUDevice:
@@ -220,7 +244,14 @@ class DeviceFeedback(Feedback):
         if not bool(xp.any(error)):  # nothing to encode: the projection is zero
             return xp.zeros((error.shape[0], self.total_width), np.float32)
         self.opu.encoder.fit(error)
-        projection = self.opu.linear_transform(error)[:, :self.total_width]
+        projection = self.opu.linear_transform(error)
+        if np.array_equal(self.rows, np.arange(self.total_width)):
+            projection = projection[:, :self.total_width]  # the first S outputs, as a view
+        else:
+            rows = self._rows_by_backend.get(xp.__name__)
+            if rows is None:
+                rows = self._rows_by_backend[xp.__name__] = asarray_like(self.rows, xp)
+            projection = projection[:, rows]
         scale = self._scale_by_backend.get(xp.__name__)
         if scale is None:
             scale = self._scale_by_backend[xp.__name__] = asarray_like(self.column_scale, xp)
@@ -233,7 +264,7 @@ class DeviceFeedback(Feedback):
         The first call costs ``2 C`` frames plus references (for alignment logging only).
         """
         if self._matrix is None:
-            measured = np.asarray(self.opu.effective_matrix(), np.float64)[:self.total_width]
+            measured = np.asarray(self.opu.effective_matrix(), np.float64)[self.rows]
             self._matrix = measured * self.column_scale[:, None].astype(np.float64)
         return self._matrix.copy()
 
@@ -246,7 +277,10 @@ class DeviceFeedback(Feedback):
         return {**super().describe(), "backend": self.device.backend,
                 "encoder": repr(self.opu.encoder), "frames_acquired": self.device.frames_acquired,
                 "device_seconds": self.device.frames_acquired * self.device.frame_time_s,
-                "weak_outputs": int(self.opu.weak_outputs_)}
+                "weak_outputs": int(self.opu.weak_outputs_),
+                "untrusted_outputs": int(len(self.opu.untrusted_outputs_)),
+                "rows_weak_or_untrusted": int((~np.asarray(self.opu.usable_outputs_))[
+                    self.rows].sum())}
 
 
 def make_feedback(name: str, widths: Sequence[int], n_classes: int, *, seed: int = 0,
@@ -257,7 +291,10 @@ def make_feedback(name: str, widths: Sequence[int], n_classes: int, *, seed: int
     Parameters
     ----------
     name
-        ``"ideal"``: Gaussian, no device. Any other name, optionally written
+        ``"ideal"``: Gaussian, no device. ``"structured"``: a subsampled randomized
+        Hartley transform on the GPU's or CPU's own arithmetic
+        (:class:`~dfa_bridge.training.structured_feedback.StructuredFeedback`). Any other
+        name, optionally written
         ``"device:NAME"``, is a device :func:`devices.open_device` opens: a preset
         (``lab-bench``, ``datacenter-opu``, ...), a YAML path or a backend
         (``device:ideal`` is the noise-free ``|R x|^2`` backend, through the OPU path).
@@ -279,9 +316,13 @@ def make_feedback(name: str, widths: Sequence[int], n_classes: int, *, seed: int
         ``n_out = sum(widths)`` outputs.
     """
     if not isinstance(name, str) or not name:
-        raise ValueError(f"feedback = {name!r}: expected 'ideal' or a device name")
+        raise ValueError(f"feedback = {name!r}: expected 'ideal', 'structured' or a device name")
     if name == "ideal":
         return IdealFeedback(widths, n_classes, seed=seed)
+    if name == "structured":
+        from .structured_feedback import StructuredFeedback  # noqa: PLC0415  (imports this module)
+
+        return StructuredFeedback(widths, n_classes, seed=seed)
     device_name = name.removeprefix("device:")
     options = {"n_in": n_classes, "n_out": sum(_check_widths(widths))}
     if device_name not in backend_names() or device_name == "virtual":
