@@ -322,8 +322,11 @@ def estimate_camera(device, *, exposure_factors=(0.5, 1.0, 2.0, 4.0), repeats: i
     mean = np.concatenate(means)
     var = np.concatenate(variances)
     if mean.size < 10:
-        raise ValueError(f"exposure_factors = {exposure_factors!r}: expected exposures giving "
-                         f"unsaturated signal above the dark noise; only {mean.size} pixels usable")
+        raise ValueError(f"device '{device.name}' at exposure_us = {exposure:g} times "
+                         f"exposure_factors = {exposure_factors!r}: only {mean.size} pixels show "
+                         "signal above the dark noise and below saturation: expected a device "
+                         "whose light reaches the camera (raise the exposure if it is dark, "
+                         "lower it if it saturates)")
     if sd_dark == 0.0 and not np.any(var > 0):
         raise NoiseFreeCamera(f"device = {device.name!r}: its counts show no temporal noise, "
                               "expected a camera with shot and read noise to measure")

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from devices import CalibratedDevice
+from devices import CalibratedDevice, DeviceClosedError, OPUDevice
 from photon import to_numpy
+from photon.support.arguments import check_int, check_seed
 
 from .acquisition import acquire_all
 from .camera import CameraEstimate, NoiseFreeCamera, estimate_camera
@@ -27,6 +28,7 @@ __all__ = ["Calibration", "calibrate", "SATURATION_WARNING_FRACTION", "ROW_SATUR
 
 SATURATION_WARNING_FRACTION = 0.01  # pooled fraction of censored calibration counts
 ROW_SATURATION_WARNING = 0.10       # fraction of one row's counts censored
+POOR_FIT_R = 0.9                    # intensity_r below this is warned about
 
 
 @dataclass
@@ -114,16 +116,35 @@ def calibrate(device, *, probes_per_input: float = 4.0, camera: bool | None = No
     dark
         How the camera's dark level is measured (:func:`calibration.estimate_camera`).
 
+    Raises
+    ------
+    TypeError
+        When ``device`` is not an :class:`devices.OPUDevice`.
+    devices.DeviceClosedError
+        When it is closed.
+    ValueError
+        For ``scoring_frames`` below 2, a negative ``seed``, too few probes, or a device
+        too small to calibrate.
+
     Warns
     -----
     RuntimeWarning
-        When more than 1 % of the calibration counts are saturated (censored, but a
+        When ``intensity_r`` on fresh frames is below 0.9 (or undefined); when more
+        than 1 % of the calibration counts are saturated (censored, but a
         lower exposure calibrates better); and once, naming them, for the rows that
         could not be calibrated (``tm.untrusted``: their dark frame saturated, most of
         their counts were censored, their halves could not be aligned, or their
         residual is well above the camera noise) or that had more than 10 % of their
         counts saturated.
     """
+    if not isinstance(device, OPUDevice):
+        raise TypeError(f"device = {device!r}: expected an open OPUDevice (see "
+                        "devices.open_device)")
+    if not device.is_open:
+        raise DeviceClosedError(f"device = '{device.name}': closed: expected an open device "
+                                "(call open() or use it in a 'with' block)")
+    scoring_frames = check_int("scoring_frames", scoring_frames, low=2)
+    seed = check_seed("seed", seed)
     camera_estimate = None
     if camera or (camera is None and device.exposure_us is not None):
         try:
@@ -149,6 +170,11 @@ def calibrate(device, *, probes_per_input: float = 4.0, camera: bool | None = No
     r_trusted = r if trusted.all() else (
         intensity_correlation(measured[:, trusted], predicted[:, trusted]) if trusted.any()
         else math.nan)
+    if not r >= POOR_FIT_R:
+        warnings.warn(f"intensity_r = {r:.3g} on {scoring_frames} fresh frames of "
+                      f"'{device.name}': expected near 1; its counts barely follow its frames "
+                      "(too dark, saturated, or drifting faster than the calibration): check "
+                      "the exposure", RuntimeWarning, stacklevel=2)
     return Calibration(estimate, camera_estimate, r, device.name, device.frame_time_s,
                        device.electrical_power_w, device.exposure_us, level,
                        scoring_frames, r_trusted)

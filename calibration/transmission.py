@@ -491,7 +491,8 @@ def estimate_transmission_matrix(device, *, probes_per_input: float = 4.0, seed:
             # No camera estimate: look for the level where the counts pile up (a well
             # filling below the ADC's top) in the counts themselves.
             found = detect_saturation(counts, device.full_scale,
-                                      float(to_numpy(xp.median(repeats[0].var(axis=0, ddof=1)))))
+                                      float(to_numpy(xp.median(repeats[0].var(axis=0, ddof=1)))),
+                                      float(to_numpy(xp.median(repeats[0]))))
             if found is not None:
                 clip, censor = found
         if censor is not None:
@@ -574,7 +575,8 @@ def estimate_transmission_matrix(device, *, probes_per_input: float = 4.0, seed:
                       row_quality, row_censored, untrusted, reasons, noise)
 
 
-def detect_saturation(counts, full_scale=None, dark_variance: float = 0.0):
+def detect_saturation(counts, full_scale=None, dark_variance: float = 0.0,
+                      dark_level: float | None = None):
     """``(level, censor)`` where counts pile up below the device's full scale, or None.
 
     A well that fills below the ADC's top leaves its mark in any set of counts: a spike
@@ -583,19 +585,23 @@ def detect_saturation(counts, full_scale=None, dark_variance: float = 0.0):
     within ``2 w`` of the largest one (the whole spike) are compared with the band ``4 w``
     below: a density ten times higher there (and at least 20 counts) is a plateau at the
     median of the top band, censored from ``w`` below it. Counts that reach the full
-    scale are left to it (the caller's default).
+    scale are left to it (the caller's default). An analog read-out (no full scale) is
+    not checked: the band is measured in DN, the steps of an ADC.
 
     Parameters
     ----------
     counts : array
         Any counts of the device (NumPy or CuPy).
     full_scale
-        The device's largest count (None: unbounded).
+        The device's largest count (None: an analog read-out, not checked).
     dark_variance
         Temporal variance of a dark or dim count, DN^2 (sets the band width).
+    dark_level
+        The counts of an all-off frame, DN: a pile-up within ``2 w`` of it is a device
+        that sees (almost) no light, not a full well.
     """
     values = np.asarray(to_numpy(counts), np.float64).ravel()
-    if values.size == 0:
+    if values.size == 0 or full_scale is None:
         return None
     top = float(values.max())
     if full_scale is not None and top >= full_scale - 0.5:
@@ -606,6 +612,8 @@ def detect_saturation(counts, full_scale=None, dark_variance: float = 0.0):
     if near.size < 20 or near.size < 10.0 * below / 2.0:
         return None
     level = float(np.median(near))
+    if dark_level is not None and level <= dark_level + 2 * width:
+        return None
     return level, level - width
 
 

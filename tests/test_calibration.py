@@ -230,3 +230,29 @@ def test_the_quality_summary_gives_the_student_t_interval_over_seeds():
              "intensity_r": v, "tm_corr": v, "tm_corr_p05": v} for s, v in enumerate(values)]
     (summary,) = summarize_quality(rows)
     assert summary["seeds"] == 3 and summary["intensity_r_ci95"] == pytest.approx(half)
+
+
+def test_calibrate_refuses_what_it_cannot_calibrate_and_warns_about_a_dark_device():
+    from devices import DeviceClosedError
+
+    with pytest.raises(TypeError, match="device = None: expected an open OPUDevice"):
+        calibrate(None)
+    with pytest.raises(DeviceClosedError, match="expected an open device"):
+        calibrate(VirtualDevice("lab-bench", n_in=8, n_out=8))
+    device = open_device("ideal", n_in=16, n_out=8)
+    with pytest.raises(ValueError, match="scoring_frames = 0: expected an integer >= 2"):
+        calibrate(device, scoring_frames=0)
+    with pytest.raises(ValueError, match="seed = -1: expected a non-negative integer"):
+        calibrate(device, seed=-1)
+    dark = VirtualDevice("lab-bench", n_in=32, n_out=32, camera__exposure_us=0.001).open()
+    with pytest.raises(ValueError, match=r"exposure_us = 0.001 .*expected a device whose light "
+                                         "reaches the camera"):
+        calibrate(dark)
+    with pytest.warns(RuntimeWarning, match=r"intensity_r = .*: expected near 1"):
+        result = calibrate(dark, camera=False)
+    assert result.intensity_r < 0.5
+    # The counts pile up at the black offset, which is no full well: no saturation claimed.
+    assert result.tm.saturated_fraction < 0.01
+    # One output is a device too: it calibrates.
+    single = calibrate(open_device("ideal", n_in=8, n_out=1))
+    assert single.intensity_r > 0.999 and single.untrusted.size == 0
