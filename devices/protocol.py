@@ -24,7 +24,8 @@ from __future__ import annotations
 import abc
 import math
 
-from photon import check_binary_frames
+from photon import array_module, check_binary_frames
+from photon.support.memory import map_rows, plan_chunk_rows
 
 __all__ = ["OPUDevice", "DeviceClosedError"]
 
@@ -158,20 +159,41 @@ class OPUDevice(abc.ABC):
         The backend follows the data: NumPy frames give NumPy counts, CuPy frames give
         CuPy counts.
 
+        A batch too large to compute at once is shown in chunks (in order, as successive
+        calls would), so that the working memory stays bounded
+        (:mod:`photon.support.memory`).
+
         Raises
         ------
         DeviceClosedError
             When the device is not open.
         ValueError
             For frames that are not binary or not ``n_in`` wide.
+        photon.support.memory.InsufficientMemory
+            When the counts alone would not fit in half of the memory available (refused
+            before any frame is shown).
         """
         if not self.is_open:
             raise DeviceClosedError(f"{self.backend} device '{self.name}' is closed: call open() "
                                     "or use it in a 'with' block")
+        shape = getattr(frames, "shape", ())
+        n = int(shape[0]) if len(shape) == 2 else 1
+        # Refused before anything is checked or allocated: counts (uint8, uint16 or
+        # float32 per output); fields of two polarizations, intensities and noise draws
+        # while computing.
+        top = self.full_scale
+        count_bytes = 4 if top is None or top >= 2 ** 16 else (1 if top < 2 ** 8 else 2)
+        chunk = plan_chunk_rows(n, count_bytes * self.n_out, 4.0 * self.n_in + 40.0 * self.n_out,
+                                xp=array_module(frames),
+                                what=f"acquire of {n} frames on '{self.name}'")
         frames = check_binary_frames(frames, self.n_in)
-        counts = self._acquire(frames)
-        self.frames_acquired += frames.shape[0]
-        return counts
+
+        def show(part):
+            counts = self._acquire(part)
+            self.frames_acquired += part.shape[0]
+            return counts
+
+        return map_rows(show, frames, chunk)
 
     @abc.abstractmethod
     def _acquire(self, frames):

@@ -25,10 +25,11 @@ from __future__ import annotations
 import numpy as np
 
 from .support.arrays import array_module, asarray_like
+from .support.memory import map_rows, plan_chunk_rows
 from .budget import watts_per_unit_intensity
 from .camera import Camera, max_rows_for_frame_time, readout
 from .config import DeviceConfig
-from .dmd import DMD
+from .dmd import DMD, check_binary_frames
 from .laser import Laser
 from .medium import ScatteringMedium, near_square_shape
 from .polarizer import Polarizer
@@ -226,8 +227,19 @@ class OpticalChain:
         -------
         (batch, n_out) counts on the same backend (uint8/uint16, or float32 for an
         analog camera). The device clock advances by ``batch * frame_time_s``; the TM
-        drift and laser power drift act between batches.
+        drift and laser power drift act between batches. A batch too large to compute at
+        once runs in chunks, as successive calls would; one whose counts alone would not
+        fit in half of the available memory is refused before anything is allocated
+        (:class:`photon.support.memory.InsufficientMemory`).
         """
+        shape = getattr(frames, "shape", ())
+        n = int(shape[0]) if len(shape) == 2 else 1
+        top = self.camera.full_scale_dn
+        count_bytes = 4 if top is None or top >= 2 ** 16 else (1 if top < 2 ** 8 else 2)
+        chunk = plan_chunk_rows(n, count_bytes * self.n_out, 4.0 * self.n_in + 40.0 * self.n_out,
+                                xp=array_module(frames), what=f"acquire of {n} frames")
+        if chunk < n:  # in order, as successive calls would
+            return map_rows(self.acquire, check_binary_frames(frames, self.n_in), chunk)
         intensity = self.intensity(frames)
         xp = array_module(intensity)
         batch = intensity.shape[0]

@@ -20,6 +20,10 @@ from .support.schema import ConfigError, check_setting, from_mapping, settings_a
 __all__ = ["DMD", "MirrorAmplitudes", "check_binary_frames"]
 
 
+#: Entries checked at a time by :func:`check_binary_frames` (its masks stay ~16 MiB).
+_CHECK_BLOCK_ELEMENTS = 1 << 24
+
+
 def check_binary_frames(frames, n_in: int, name: str = "frames"):
     """Return ``frames`` as a 2-D array after checking it is binary and ``n_in`` wide.
 
@@ -45,14 +49,19 @@ def check_binary_frames(frames, n_in: int, name: str = "frames"):
     if kind not in "uif":
         raise ValueError(f"{name}: dtype {frames.dtype}: expected bool, integer or float "
                          "frames holding 0 and 1")
-    if kind == "u":
-        bad = frames > 1
-    else:
-        bad = (frames != 0) & (frames != 1)  # NaN compares unequal to both: caught here
-    if bool(bad.any()):
-        index = tuple(int(i) for i in np.argwhere(np.asarray(bad.get() if xp is not np else bad))[0])
-        raise ValueError(f"{name}: value {frames[index].item()!r} at index {index}: expected "
-                         "binary DMD frames with every value 0 or 1")
+    # Checked in blocks of rows, so that the check's masks stay small for any batch.
+    rows = max(1, _CHECK_BLOCK_ELEMENTS // max(n_in, 1))
+    for start in range(0, frames.shape[0], rows):
+        block = frames[start:start + rows]
+        if kind == "u":
+            bad = block > 1
+        else:
+            bad = (block != 0) & (block != 1)  # NaN compares unequal to both: caught here
+        if bool(bad.any()):
+            found = np.argwhere(np.asarray(bad.get() if xp is not np else bad))[0]
+            index = (int(found[0]) + start, int(found[1]))
+            raise ValueError(f"{name}: value {frames[index].item()!r} at index {index}: "
+                             "expected binary DMD frames with every value 0 or 1")
     return frames
 
 

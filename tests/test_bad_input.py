@@ -72,3 +72,18 @@ def test_sizes_beyond_the_hardware_are_refused():
 def test_unknown_preset_lists_the_known_ones():
     with pytest.raises(ValueError, match=r"preset = 'lab-bnech': expected one of .*lab-bench"):
         build_chain("lab-bnech")
+
+
+def test_the_chain_refuses_a_batch_whose_counts_cannot_fit_and_chunks_a_large_one(
+        chain, monkeypatch):
+    from photon.support import memory
+
+    huge = np.lib.stride_tricks.as_strided(np.zeros(16, np.uint8), (10 ** 12, 16), (0, 1))
+    before = chain.frames_acquired
+    with pytest.raises(memory.InsufficientMemory, match=r"its result needs .* GiB .*available"):
+        chain.acquire(huge)
+    assert chain.frames_acquired == before
+    monkeypatch.setattr(memory, "WORK_BUDGET_BYTES", 30 * (4 * 16 + 40 * 32))
+    frames = np.random.default_rng(1).random((100, 16)) < 0.5
+    counts = chain.acquire(frames)
+    assert counts.shape == (100, 32) and chain.frames_acquired == before + 100

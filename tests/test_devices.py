@@ -150,3 +150,24 @@ def test_device_names_are_checked_without_building_and_configs_open_directly():
     with open_device(config, camera__read_noise_e=2.0) as device:
         assert isinstance(device, VirtualDevice) and device.n_in == 8 and device.is_open
         assert device.chain.config.camera.read_noise_e == 2.0
+
+
+def test_a_batch_too_large_is_refused_before_anything_happens_and_a_large_one_is_chunked(
+        monkeypatch):
+    from photon.support import memory
+
+    device = open_device("lab-bench", n_in=16, n_out=64)
+    huge = np.lib.stride_tricks.as_strided(np.zeros(16, np.uint8), (10 ** 12, 16), (0, 1))
+    with pytest.raises(memory.InsufficientMemory, match=r"acquire of 1000000000000 frames on "
+                                                        r"'lab-bench': its result needs .* GiB"):
+        device.acquire(huge)
+    assert device.frames_acquired == 0
+    # A batch larger than the working budget runs in chunks, in order, into one array.
+    monkeypatch.setattr(memory, "WORK_BUDGET_BYTES", 64 * (4 * 16 + 40 * 64))
+    calls = []
+    original = device._acquire
+    monkeypatch.setattr(device, "_acquire", lambda part: calls.append(len(part)) or original(part))
+    frames = np.random.default_rng(0).random((200, 16)) < 0.5
+    counts = device.acquire(frames)
+    assert counts.shape == (200, 64) and counts.dtype == np.uint8
+    assert calls == [64, 64, 64, 8] and device.frames_acquired == 200
