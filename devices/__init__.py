@@ -36,3 +36,6 @@ __all__ = [
     "register_backend", "VirtualDevice",
 ]
 __all__ += ["GPUS", "H100_SXM", "H200_SXM", "GPUSpec", "Roofline", "SRHT"]
+from .estimators import OPULinearProjection, OPURandomFeatures  # scikit-learn front
+
+__all__ += ["OPURandomFeatures", "OPULinearProjection"]
