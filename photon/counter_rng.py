@@ -24,7 +24,10 @@ With NumPy the cipher runs as whole-array integer operations on cache-sized chun
 with CuPy one elementwise CUDA kernel computes each entry in registers. Both perform
 the same integer arithmetic (bit-identical words) and the same float32 operations in
 the same order, so the matrices agree to the last few ulps of the float32 ``log``,
-``cos`` and ``sin`` of each library (relative differences ~1e-7).
+``cos`` and ``sin`` of each library (relative differences ~1e-7). The kernel's source is
+one text, device functions (:data:`_CUDA_PREAMBLE`) and an elementwise body
+(:data:`_CUDA_BODY`); :func:`cuda_source_as_c` wraps that same text for a C compiler, so
+the tests check it against the NumPy generator on any machine (``tests/test_cuda_source.py``).
 """
 
 from __future__ import annotations
@@ -35,7 +38,8 @@ import numpy as np
 
 from .support.arrays import array_module, run_in_pair
 
-__all__ = ["philox4x32", "matrix_key", "circular_gaussian_block", "circular_gaussian_side_by_side"]
+__all__ = ["philox4x32", "matrix_key", "circular_gaussian_block", "circular_gaussian_side_by_side",
+           "cuda_source_as_c"]
 
 # Philox4x32 multipliers and Weyl key increments (Salmon et al. 2011, table 2).
 _M0, _M1 = 0xD2511F53, 0xCD9E8D57
@@ -142,50 +146,125 @@ def _block_numpy(key, r0, r1, p0, p1, std) -> np.ndarray:
     return out
 
 
-_CUDA_SOURCE = r"""
-    const unsigned long long local_pair = (unsigned long long)i % pairs;
-    const unsigned long long local_row = (unsigned long long)i / pairs;
-    const unsigned int pair = pair0 + (unsigned int)local_pair;
-    const unsigned int row = row0 + (unsigned int)local_row;
-    unsigned int c0 = pair, c1 = row, c2 = 0u, c3 = 0u, ka = k0, kb = k1;
+# The generator's CUDA source, in two parts: device functions (the kernel's preamble) and
+# the elementwise body (CuPy's ElementwiseKernel supplies ``i``, the index of the counter in
+# the block, and the named parameters). The same text is compiled for the CPU by
+# :func:`cuda_source_as_c` so that a test checks it against the NumPy generator above.
+_CUDA_PREAMBLE = r"""
+__device__ __forceinline__ void photon_philox4x32_10(unsigned int c[4], unsigned int ka,
+                                                     unsigned int kb)
+{
     for (int step = 0; step < 10; ++step) {
-        const unsigned long long q0 = (unsigned long long)c0 * 0xD2511F53ull;
-        const unsigned long long q1 = (unsigned long long)c2 * 0xCD9E8D57ull;
-        const unsigned int n0 = (unsigned int)(q1 >> 32) ^ c1 ^ ka;
-        const unsigned int n2 = (unsigned int)(q0 >> 32) ^ c3 ^ kb;
-        c1 = (unsigned int)q1;
-        c3 = (unsigned int)q0;
-        c0 = n0;
-        c2 = n2;
+        const unsigned long long q0 = (unsigned long long)c[0] * 0xD2511F53ull;
+        const unsigned long long q1 = (unsigned long long)c[2] * 0xCD9E8D57ull;
+        const unsigned int n0 = (unsigned int)(q1 >> 32) ^ c[1] ^ ka;
+        const unsigned int n2 = (unsigned int)(q0 >> 32) ^ c[3] ^ kb;
+        c[1] = (unsigned int)q1;
+        c[3] = (unsigned int)q0;
+        c[0] = n0;
+        c[2] = n2;
         ka += 0x9E3779B9u;
         kb += 0xBB67AE85u;
     }
-    const unsigned int words[4] = {c0, c1, c2, c3};
+}
+
+__device__ __forceinline__ void photon_box_muller(unsigned int radius_word,
+                                                  unsigned int angle_word, float sigma,
+                                                  float *real, float *imag)
+{
+    float u = (float)radius_word;
+    u += 1.0f;
+    u *= 2.3283064365386963e-10f;
+    float radius = logf(u);
+    radius *= -2.0f;
+    radius = sqrtf(radius);
+    radius *= sigma;
+    float theta = (float)angle_word;
+    theta *= 1.4629180792671596e-09f;
+    *real = radius * cosf(theta);
+    *imag = radius * sinf(theta);
+}
+"""
+_CUDA_BODY = r"""
+    const unsigned long long local_pair = (unsigned long long)i % pairs;
+    const unsigned long long local_row = (unsigned long long)i / pairs;
+    unsigned int words[4];
+    words[0] = pair0 + (unsigned int)local_pair;
+    words[1] = row0 + (unsigned int)local_row;
+    words[2] = 0u;
+    words[3] = 0u;
+    photon_philox4x32_10(words, k0, k1);
     // out is (rows, 2, 2 pairs): each row holds its real parts, then its imaginary parts
     const unsigned long long at = local_row * 4ull * pairs + 2ull * local_pair;
     for (int e = 0; e < 2; ++e) {
-        float u = (float)words[2 * e];
-        u += 1.0f;
-        u *= 2.3283064365386963e-10f;
-        float radius = logf(u);
-        radius *= -2.0f;
-        radius = sqrtf(radius);
-        radius *= sigma;
-        float theta = (float)words[2 * e + 1];
-        theta *= 1.4629180792671596e-09f;
-        out[at + e] = radius * cosf(theta);
-        out[at + 2ull * pairs + e] = radius * sinf(theta);
+        photon_box_muller(words[2 * e], words[2 * e + 1], sigma,
+                          &out[at + e], &out[at + 2ull * pairs + e]);
     }
 """
+_CUDA_PARAMS = "uint32 k0, uint32 k1, uint32 row0, uint32 pair0, uint64 pairs, float32 sigma"
+
+# The CUDA-isms of the source above, for a C99 compiler. CuPy compiles without
+# ``-use_fast_math``, so ``logf``, ``sqrtf``, ``cosf`` and ``sinf`` are CUDA's accurate
+# functions (``sqrtf`` correctly rounded; ``logf`` within 1 ulp, ``cosf``/``sinf`` within
+# 2 ulp, CUDA Programming Guide, "Mathematical functions"), mirrored by the C library's.
+_C_SHIM_HEAD = r"""
+#include <math.h>
+#define __device__ static
+#define __forceinline__ inline
+"""
+_C_SHIM_TAIL = r"""
+/* The elementwise kernel as a loop over i: fills the (rows, 2, 2 pairs) block. */
+void photon_fill(unsigned int k0, unsigned int k1, unsigned int row0, unsigned int pair0,
+                 unsigned long long pairs, float sigma, float *out, long long n)
+{
+    for (long long i = 0; i < n; ++i) {
+%(body)s
+    }
+}
+
+/* The cipher alone: n counters (4 words each, in place) under the key (k0, k1). */
+void photon_philox_words(unsigned int *counters, unsigned int k0, unsigned int k1, long long n)
+{
+    for (long long i = 0; i < n; ++i) {
+        photon_philox4x32_10(counters + 4 * i, k0, k1);
+    }
+}
+"""
+
+
+def cuda_source_as_c() -> str:
+    """Return the generator's CUDA source as one C99 translation unit (for a CPU check).
+
+    The device functions and the elementwise body are the very strings CuPy compiles;
+    a small shim defines the CUDA qualifiers (``__device__`` as ``static``,
+    ``__forceinline__`` as ``inline``) and wraps the body in a loop over the kernel's
+    index ``i``. Compiled as a shared library (``cc -std=c99 -O2 -ffp-contract=off
+    -shared -fPIC ... -lm``) it exports
+
+    ``void photon_fill(uint32 k0, uint32 k1, uint32 row0, uint32 pair0, uint64 pairs,
+    float sigma, float *out, int64 n)``
+        The kernel over ``i = 0 .. n - 1``: ``out`` is the ``(rows, 2, 2 pairs)`` float32
+        block of :func:`circular_gaussian_block`'s layout, ``n = rows * pairs``.
+    ``void photon_philox_words(uint32 *counters, uint32 k0, uint32 k1, int64 n)``
+        Philox4x32-10 of ``n`` counters of 4 words each, in place.
+
+    Returns
+    -------
+    str
+        The C source.
+    """
+    return _C_SHIM_HEAD + _CUDA_PREAMBLE + _C_SHIM_TAIL % {"body": _CUDA_BODY}
+
+
 _cuda_kernels = {}
 
 
 def _block_cupy(xp, key, r0, r1, p0, p1, std):
     kernel = _cuda_kernels.get(xp)
     if kernel is None:
-        kernel = xp.ElementwiseKernel(
-            "uint32 k0, uint32 k1, uint32 row0, uint32 pair0, uint64 pairs, float32 sigma",
-            "raw float32 out", _CUDA_SOURCE, "photon_philox_circular_gaussian")
+        kernel = xp.ElementwiseKernel(_CUDA_PARAMS, "raw float32 out", _CUDA_BODY,
+                                      "photon_philox_circular_gaussian",
+                                      preamble=_CUDA_PREAMBLE)
         _cuda_kernels[xp] = kernel
     rows, pairs = r1 - r0, p1 - p0
     out = xp.empty((rows, 2, 2 * pairs), np.float32)

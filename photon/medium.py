@@ -25,6 +25,13 @@ Gaussian law; and any block of ``T(t)`` is computable from two keyframe blocks, 
 streamed TM drifts exactly as a stored one does. (Between two times that are both off a
 keyframe the correlation is higher than a Markov process's: the path runs along a great
 circle from one keyframe to the next.) The reference field drifts the same way.
+A stored (dense) TM keeps its two keyframes on the backend of the frames that use them
+(copied from the host once per keyframe, or generated there) and never rebuilds on the
+host for a CuPy product: a batch of at most ``_PRODUCT_MIX_MAX_BATCH`` frames takes the
+two products ``sqrt(1 - a) (x K_m) + sqrt(a) (x K_(m+1))``; a larger one (or a reduced
+``tm_precision``, whose TM now is the rounded mix) mixes the keyframes into the TM now on
+that backend, once per clock position. Both are the same linear map, equal to float32
+rounding.
 The TM may be held in a reduced precision (``tm_precision``: TF32 or bf16, see
 :mod:`photon.precision`): the TM now is rounded to it, the frames stay exact. Speckle grain larger
 than a pixel is a Gaussian smoothing of the field across the 2-D pixel grid (periodic
@@ -41,13 +48,20 @@ import numpy as np
 from .config import DMDConfig, MediumConfig, SimulationConfig
 from .gaussian_matrix import GaussianMatrix
 from .precision import precise_matmul, round_to_precision
-from .support.arrays import array_module, asarray_like
+from .support.arrays import array_module
 from .support.schema import ConfigError, check_setting, from_mapping, settings_as_properties
 
 __all__ = ["ScatteringMedium", "near_square_shape"]
 
 # Stream identifiers of the medium's random matrices (combined with the polarization).
 _TM, _REFERENCE = 0, 1
+# A drifting dense TM: batches up to this many frames take two products with the two
+# keyframes (reading the TM twice) instead of mixing the keyframes into the TM now
+# (reading two matrices, writing a third, then one product). Below about 60 rows the
+# second product is bound by memory on the CPU and on the GPU, so it is the cheaper way.
+_PRODUCT_MIX_MAX_BATCH = 32
+# Row chunk of the keyframe mix: {on NumPy (cache-sized): bytes, on CuPy: bytes}.
+_MIX_CHUNK_BYTES = {True: 1 << 20, False: 1 << 28}
 
 
 def near_square_shape(n: int) -> tuple[int, int]:
@@ -137,13 +151,15 @@ class ScatteringMedium:
         self.storage = storage
         self.has_reference = self.held_on_mirrors > 0
         self.elapsed_s = 0.0
-        self._keyframes = {}         # dense only: keyframe index -> (weights, reference)
-        self._weights = None         # dense (n_in, n_pol * 2 * n_pixels) float32, NumPy
-        self._reference = None       # (n_pol * 2 * n_pixels,) float32, NumPy
-        self._device_copies = {}     # backend module -> (weights, reference, ones_field)
+        # Dense storage. Keyframes live on the backend of the frames that need them:
+        # backend module -> {keyframe index: {"weights", "reference", "ones"}}, unrounded.
+        self._keyframes = {}
+        # The TM now as the GEMM operand, per backend, built lazily for the clock position:
+        # backend module -> {"position", "weights" (rounded), "reference", "ones", "owned"}.
+        self._now = {}
+        self._given = False          # from_transmission_matrix: no generator behind the TM
         if storage == "dense":
-            weights, self._reference = self._dense_keyframe(0)
-            self._weights = self._rounded(weights)
+            self._operand(np)                # the stored TM at time zero, on the host
             if self.drift_time_s is None:
                 self._keyframes.clear()      # a static medium never needs its keyframe again
 
@@ -209,7 +225,9 @@ class ScatteringMedium:
                                  "finite complex values")
             reference[:n_pixels], reference[n_pixels:] = ref.real, ref.imag
             medium.has_reference = True
-        medium._weights, medium._reference = weights, reference
+        medium._given = True
+        medium._now[np] = {"position": (0, 0.0), "weights": weights, "reference": reference,
+                           "ones": None, "owned": True}
         return medium
 
     # ------------------------------------------------------------------ generation
@@ -261,41 +279,96 @@ class ScatteringMedium:
             block += np.float32(math.sqrt(a)) * self._keyframe_block(pol, f0, f1, c0, c1, m + 1, xp)
         return block
 
-    def _reference_now(self) -> np.ndarray:
+    def _reference_now(self, xp=np):
+        """The held-on mirrors' field now, ``(n_pol * 2 * n_pixels,)`` float32 on ``xp``."""
         m, a = self._drift_position()
-        reference = self._keyframe_reference(m)
+        reference = self._keyframe_reference(m, xp)
         if a > 0:
             reference = (np.float32(math.sqrt(1.0 - a)) * reference
-                         + np.float32(math.sqrt(a)) * self._keyframe_reference(m + 1))
+                         + np.float32(math.sqrt(a)) * self._keyframe_reference(m + 1, xp))
         return reference
 
-    def _keyframe_weights(self, keyframe: int) -> np.ndarray:
+    def _keyframe_weights(self, keyframe: int, xp=np):
+        """Keyframe ``keyframe`` as the ``(n_in, n_pol * 2 * n_pixels)`` operand, made on ``xp``."""
         n, p = self.n_pixels, self.n_polarizations
-        weights = np.empty((self.n_in, p * 2 * n), np.float32)
+        weights = xp.empty((self.n_in, p * 2 * n), np.float32)
         chunk = self._feature_chunk()
         for pol in range(p):
             for f0 in range(0, self.n_in, chunk):
                 f1 = min(self.n_in, f0 + chunk)
                 weights[f0:f1, (2 * pol) * n:(2 * pol + 2) * n] = self._keyframe_block(
-                    pol, f0, f1, 0, n, keyframe)
+                    pol, f0, f1, 0, n, keyframe, xp)
         return weights
 
-    def _keyframe_reference(self, keyframe: int) -> np.ndarray:
+    def _keyframe_reference(self, keyframe: int, xp=np):
         n, p = self.n_pixels, self.n_polarizations
-        reference = np.zeros(p * 2 * n, np.float32)
+        reference = xp.zeros(p * 2 * n, np.float32)
         if self.held_on_mirrors:
             for pol in range(p):
-                real, imag = self._matrix(True, pol, keyframe).block(0, 1, 0, n)
+                real, imag = self._matrix(True, pol, keyframe).block(0, 1, 0, n, xp)
                 reference[(2 * pol) * n:(2 * pol + 1) * n] = real[0]
                 reference[(2 * pol + 1) * n:(2 * pol + 2) * n] = imag[0]
         return reference
 
-    def _dense_keyframe(self, keyframe: int) -> tuple[np.ndarray, np.ndarray]:
-        """Stored keyframe (kept while it is one of the two in use)."""
-        if keyframe not in self._keyframes:
-            self._keyframes[keyframe] = (self._keyframe_weights(keyframe),
-                                         self._keyframe_reference(keyframe))
-        return self._keyframes[keyframe]
+    def _keyframe(self, keyframe: int, xp) -> dict:
+        """Stored keyframe on backend ``xp``, kept while it is one of the two in use.
+
+        Copied from the host when the host holds it (once per keyframe, i.e. once per
+        ``drift_time_s``), else generated on ``xp`` by the counter-based generator.
+        """
+        frames = self._keyframes.setdefault(xp, {})
+        if keyframe not in frames:
+            host = self._keyframes.get(np, {}).get(keyframe) if xp is not np else None
+            if host is not None:
+                frames[keyframe] = {"weights": xp.asarray(host["weights"]),
+                                    "reference": xp.asarray(host["reference"]), "ones": None}
+            else:
+                frames[keyframe] = {"weights": self._keyframe_weights(keyframe, xp),
+                                    "reference": self._keyframe_reference(keyframe, xp),
+                                    "ones": None}
+        return frames[keyframe]
+
+    @staticmethod
+    def _ones(entry: dict):
+        """Column sums of an operand (the field of the all-on frame), computed once."""
+        if entry["ones"] is None:
+            entry["ones"] = entry["weights"].sum(axis=0)
+        return entry["ones"]
+
+    def _operand(self, xp) -> dict:
+        """The dense TM now on backend ``xp``: ``weights`` (rounded), ``reference``, ``ones``.
+
+        Built once per clock position and backend, where the frames are: a static or given
+        TM is the host's (copied once to another backend); a drifting one mixes its two
+        keyframes on ``xp``, ``sqrt(1 - a) K_m + sqrt(a) K_(m+1)`` (section 2), into a
+        buffer it reuses, a row chunk at a time.
+        """
+        position = self._drift_position()
+        now = self._now.get(xp)
+        if now is not None and now["position"] == position:
+            return now
+        if self._given or (self.drift_time_s is None and xp is not np and np in self._now):
+            host = self._now[np]
+            fresh = {"position": position, "weights": xp.asarray(host["weights"]),
+                     "reference": xp.asarray(host["reference"]), "ones": None, "owned": True}
+        else:
+            m, a = position
+            first = self._keyframe(m, xp)
+            if a == 0:
+                weights, reference = self._rounded(first["weights"]), first["reference"]
+                owned = weights is not first["weights"]
+            else:
+                second = self._keyframe(m + 1, xp)
+                buffer = now["weights"] if now is not None and now["owned"] else None
+                weights = _mix(first["weights"], second["weights"], a, buffer, xp)
+                weights = self._rounded(weights, owned=True)
+                reference = (np.float32(math.sqrt(1.0 - a)) * first["reference"]
+                             + np.float32(math.sqrt(a)) * second["reference"])
+                owned = True
+            fresh = {"position": position, "weights": weights, "reference": reference,
+                     "ones": None, "owned": owned}
+        self._now[xp] = fresh
+        return fresh
 
     # ------------------------------------------------------------------ inspection
     @property
@@ -304,9 +377,15 @@ class ScatteringMedium:
 
         Shape ``(n_in, n_polarizations * 2 * n_pixels)``: for each polarization the real
         parts then the imaginary parts of ``R^T``, so ``frames @ stored_weights`` is the
-        field. Read-only by convention.
+        field. Read-only by convention. Built on the host for the clock's present position
+        (a drifting TM mixes its keyframes here); the array returned stays as it is when
+        the clock moves on.
         """
-        return self._weights
+        if self.storage != "dense":
+            return None
+        now = self._operand(np)
+        now["owned"] = False         # handed out: the next drift step mixes into a new array
+        return now["weights"]
 
     def transmission_matrix(self, polarization: int = 0) -> np.ndarray:
         """Return the feature-level TM ``R`` of shape ``(n_pixels, n_in)``, complex64.
@@ -317,8 +396,8 @@ class ScatteringMedium:
         the TM the camera sees, its columns smoothed over the pixel grid as the field is.
         """
         n = self.n_pixels
-        if self._weights is not None:
-            w = self._weights
+        if self.storage == "dense":
+            w = self._operand(np)["weights"]
             real = w[:, (2 * polarization) * n:(2 * polarization + 1) * n]
             imag = w[:, (2 * polarization + 1) * n:(2 * polarization + 2) * n]
         else:
@@ -340,7 +419,7 @@ class ScatteringMedium:
         With a speckle grain, smoothed over the pixel grid as the field is.
         """
         n = self.n_pixels
-        ref = self._reference if self._reference is not None else self._reference_now()
+        ref = self._operand(np)["reference"] if self.storage == "dense" else self._reference_now()
         real = ref[(2 * polarization) * n:(2 * polarization + 1) * n]
         imag = ref[(2 * polarization + 1) * n:(2 * polarization + 2) * n]
         return self._grained(real[None, :], imag[None, :])[0]
@@ -354,17 +433,6 @@ class ScatteringMedium:
         return (real + 1j * imag).astype(np.complex64)
 
     # ------------------------------------------------------------------ propagation
-    def _on_backend(self, xp):
-        """Dense weights, reference field and all-on field on backend ``xp`` (cached)."""
-        cached = self._device_copies.get(xp)
-        if cached is None:
-            weights = asarray_like(self._weights, xp)
-            reference = asarray_like(self._reference, xp)
-            ones_field = weights.sum(axis=0)
-            cached = (weights, reference, ones_field)
-            self._device_copies[xp] = cached
-        return cached
-
     def field(self, modulated, uniform: float = 0.0, on_amplitude: float = 1.0):
         """Propagate mirror amplitudes ``on_amplitude * modulated + uniform`` through the medium.
 
@@ -390,8 +458,16 @@ class ScatteringMedium:
             modulated = modulated * np.float32(on_amplitude)
             on_amplitude = 1.0
         if self.storage == "dense":
-            weights, reference, ones_field = self._on_backend(xp)
-            out = precise_matmul(modulated, weights, self.tm_precision)
+            m, a = self._drift_position()
+            if a > 0 and self.tm_precision == "float32" \
+                    and modulated.shape[0] <= _PRODUCT_MIX_MAX_BATCH:
+                out, reference, ones_field = self._mixed_products(modulated, m, a,
+                                                                  bool(uniform), xp)
+            else:
+                now = self._operand(xp)
+                out = precise_matmul(modulated, now["weights"], self.tm_precision)
+                reference = now["reference"]
+                ones_field = self._ones(now) if uniform else None
             if on_amplitude != 1.0:
                 out *= np.float32(on_amplitude)
             if uniform:
@@ -405,13 +481,31 @@ class ScatteringMedium:
             out = self._apply_grain(out, xp)
         return out
 
+    def _mixed_products(self, modulated, m: int, a: float, need_ones: bool, xp):
+        """The drifted field as ``sqrt(1 - a) (x K_m) + sqrt(a) (x K_(m+1))``: two products.
+
+        For a small batch two products read the TM twice, less than mixing the two
+        keyframes into a third matrix; equal to the product with the mixed TM to float32
+        rounding. Returns ``(field, reference, ones_field or None)`` on ``xp``.
+        """
+        first, second = self._keyframe(m, xp), self._keyframe(m + 1, xp)
+        keep, fresh = np.float32(math.sqrt(1.0 - a)), np.float32(math.sqrt(a))
+        out = precise_matmul(modulated, first["weights"], "float32")
+        out *= keep
+        drifted = precise_matmul(modulated, second["weights"], "float32")
+        drifted *= fresh
+        out += drifted
+        reference = keep * first["reference"] + fresh * second["reference"]
+        ones_field = keep * self._ones(first) + fresh * self._ones(second) if need_ones else None
+        return out, reference, ones_field
+
     def _streamed_field(self, modulated, uniform: float, on_amplitude: float, xp):
         batch, n = modulated.shape[0], self.n_pixels
         if uniform:
             # The all-on field (for the DMD leak) rides along as one more frame of ones.
             modulated = xp.concatenate([modulated, xp.ones((1, self.n_in), np.float32)])
         out = xp.empty((batch, self.n_polarizations * 2 * n), np.float32)
-        reference = asarray_like(self._reference_now(), xp) if self.held_on_mirrors else None
+        reference = self._reference_now(xp) if self.held_on_mirrors else None
         chunk = self._feature_chunk()
         for pol in range(self.n_polarizations):
             for c0 in range(0, n, self.tile_cols):
@@ -450,20 +544,40 @@ class ScatteringMedium:
 
     # ------------------------------------------------------------------ drift
     def advance(self, dt_s: float) -> None:
-        """Let ``dt_s`` seconds pass: the TM drifts (a static medium only keeps time)."""
+        """Let ``dt_s`` seconds pass: the TM drifts (a static medium only keeps time).
+
+        Nothing is computed here: the TM now is built from its keyframes, on the
+        frames' backend, by the next product that needs it. Keyframes out of use are
+        dropped on every backend.
+        """
         if not dt_s >= 0:  # also refuses NaN
             raise ValueError(f"dt_s = {dt_s!r}: expected a time step >= 0 seconds")
-        before = self._drift_position()
         self.elapsed_s += dt_s
-        if self.storage != "dense" or self._drift_position() == before:
+        if self.storage != "dense" or self.drift_time_s is None:
             return
-        m, a = self._drift_position()
-        self._keyframes = {k: v for k, v in self._keyframes.items() if k in (m, m + 1)}
-        weights, reference = self._dense_keyframe(m)
-        if a > 0:
-            weights2, reference2 = self._dense_keyframe(m + 1)
-            keep, fresh = np.float32(math.sqrt(1.0 - a)), np.float32(math.sqrt(a))
-            weights = keep * weights + fresh * weights2
-            reference = keep * reference + fresh * reference2
-        self._weights, self._reference = self._rounded(weights, owned=a > 0), reference
-        self._device_copies.clear()
+        m, _ = self._drift_position()
+        for frames in self._keyframes.values():
+            for keyframe in [k for k in frames if k not in (m, m + 1)]:
+                del frames[keyframe]
+
+
+def _mix(first, second, a: float, out, xp):
+    """``sqrt(1 - a) first + sqrt(a) second`` (float32) into ``out`` (allocated when None).
+
+    Row chunks of about ``_MIX_CHUNK_BYTES`` keep the three operands in cache on the CPU
+    (few launches on the GPU); each entry is rounded exactly as in the whole-array
+    expression ``keep * first + fresh * second``.
+    """
+    keep, fresh = np.float32(math.sqrt(1.0 - a)), np.float32(math.sqrt(a))
+    if out is None:
+        out = xp.empty_like(first)
+    rows, width = first.shape
+    chunk = max(1, _MIX_CHUNK_BYTES[xp is np] // (4 * width))
+    scratch = xp.empty((min(chunk, rows), width), np.float32)
+    for r0 in range(0, rows, chunk):
+        r1 = min(rows, r0 + chunk)
+        part, term = out[r0:r1], scratch[:r1 - r0]
+        xp.multiply(first[r0:r1], keep, out=part)
+        xp.multiply(second[r0:r1], fresh, out=term)
+        part += term
+    return out

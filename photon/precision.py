@@ -32,15 +32,62 @@ import numpy as np
 from .support.arrays import array_module
 
 __all__ = ["TM_PRECISIONS", "MANTISSA_BITS", "round_to_precision", "check_precision",
-           "precise_matmul", "relative_rounding_rms"]
+           "precise_matmul", "relative_rounding_rms", "cublas_gemm_enums"]
 
 #: Explicit mantissa bits of each supported TM format (float32 keeps all 23).
 MANTISSA_BITS = {"float32": 23, "tf32": 10, "bf16": 7}
 TM_PRECISIONS = tuple(MANTISSA_BITS)
 
-# cublasComputeType_t values (cublas_api.h): float32 accumulation with TF32 / bf16 inputs.
-_CUBLAS_COMPUTE = {"float32": 68, "tf32": 77, "bf16": 75}
-_CUDA_R_32F = 0
+# The cuBLAS compute type of each precision, by its name in CuPy's cuBLAS module
+# (cupy_backends.cuda.libs.cublas, cublasComputeType_t of cublas_api.h): float32
+# accumulation with float32, TF32 or bf16 reading of the float32 inputs.
+_CUBLAS_COMPUTE_NAMES = {"float32": "CUBLAS_COMPUTE_32F", "tf32": "CUBLAS_COMPUTE_32F_FAST_TF32",
+                         "bf16": "CUBLAS_COMPUTE_32F_FAST_16BF"}
+
+
+def cublas_gemm_enums(precision: str, cublas=None, runtime=None) -> dict:
+    """The cuBLAS ``gemmEx`` enums of ``precision``, read from CuPy's own constants.
+
+    Parameters
+    ----------
+    precision
+        One of :data:`TM_PRECISIONS`.
+    cublas, runtime
+        CuPy's cuBLAS and CUDA runtime modules (``cupy_backends.cuda.libs.cublas`` and
+        ``cupy.cuda.runtime``, imported when omitted; a test may pass stand-ins).
+
+    Returns
+    -------
+    dict
+        ``compute_type`` (``cublasComputeType_t``), ``data_type`` (``CUDA_R_32F``, the
+        ``cudaDataType_t`` of the float32 operands and output), ``algo``
+        (``CUBLAS_GEMM_DEFAULT``), ``op_n`` (``CUBLAS_OP_N``) and ``pointer_mode_host``
+        (``CUBLAS_POINTER_MODE_HOST``).
+
+    Raises
+    ------
+    RuntimeError
+        When a constant is missing (a CuPy older than CUDA 11's compute types), naming it.
+    """
+    check_precision(precision, "precision")
+    if cublas is None:
+        from cupy_backends.cuda.libs import cublas  # noqa: PLC0415  (GPU path only)
+    if runtime is None:
+        from cupy.cuda import runtime  # noqa: PLC0415
+    wanted = {"compute_type": (cublas, _CUBLAS_COMPUTE_NAMES[precision]),
+              "data_type": (runtime, "CUDA_R_32F"),
+              "algo": (cublas, "CUBLAS_GEMM_DEFAULT"),
+              "op_n": (cublas, "CUBLAS_OP_N"),
+              "pointer_mode_host": (cublas, "CUBLAS_POINTER_MODE_HOST")}
+    enums = {}
+    for key, (module, name) in wanted.items():
+        value = getattr(module, name, None)
+        if value is None:
+            raise RuntimeError(f"{getattr(module, '__name__', module)}.{name} is missing: "
+                               f"expected CuPy's cuBLAS constant for tm_precision = "
+                               f"{precision!r} (CuPy >= 8 built for CUDA >= 11)")
+        enums[key] = int(value)
+    return enums
 
 
 def relative_rounding_rms(precision: str) -> float:
@@ -93,9 +140,11 @@ def precise_matmul(frames, weights, precision: str, accumulate=None):
 
     On NumPy this is the ordinary product: with ``weights`` already rounded
     (:func:`round_to_precision`) and binary frames it equals the tensor-core result up to
-    the order of the float32 sums. On CuPy it is one cuBLAS ``gemmEx`` with float32
-    operands, output and accumulation and the precision's compute type (plain float32,
-    or tensor cores for ``tf32`` and ``bf16``), reading row-strided views in place.
+    the order of the float32 sums. On CuPy a ``float32`` product is ``cupy.matmul``
+    (cuBLAS in float32 unless the user set ``CUPY_TF32=1``); ``tf32`` and ``bf16`` are one
+    cuBLAS ``gemmEx`` with float32 operands, output and accumulation and the tensor-core
+    compute type of the precision (:func:`cublas_gemm_enums`), reading row-strided views
+    in place.
 
     Parameters
     ----------
@@ -105,16 +154,28 @@ def precise_matmul(frames, weights, precision: str, accumulate=None):
         One of :data:`TM_PRECISIONS`.
     accumulate : (m, n) float32 array, optional
         Add the product to this array (C-contiguous rows) and return it.
+
+    Returns
+    -------
+    (m, n) float32 array on the operands' backend.
     """
     xp = array_module(frames, weights)
-    if xp is np:
-        product = frames @ weights
+    check_precision(precision, "precision")
+    if accumulate is not None:
+        m, n = frames.shape[0], weights.shape[1]
+        if accumulate.shape != (m, n) or not accumulate.flags.c_contiguous \
+                or accumulate.dtype != np.float32:
+            raise ValueError(f"accumulate: shape {accumulate.shape}, dtype {accumulate.dtype}: "
+                             f"expected a C-contiguous float32 ({m}, {n}) array")
+    if xp is np or precision == "float32":
+        product = xp.matmul(frames, weights)
         if accumulate is None:
             return product
         accumulate += product
         return accumulate
     from cupy_backends.cuda.libs import cublas  # noqa: PLC0415  (GPU path only)
 
+    enums = cublas_gemm_enums(precision, cublas, xp.cuda.runtime)
     frames, ld_frames = _blas_view(frames, xp)
     weights, ld_weights = _blas_view(weights, xp)
     m, k = frames.shape
@@ -123,19 +184,17 @@ def precise_matmul(frames, weights, precision: str, accumulate=None):
         out, beta = xp.empty((m, n), np.float32), np.zeros(1, np.float32)
     else:
         out, beta = accumulate, np.ones(1, np.float32)
-        if out.shape != (m, n) or not out.flags.c_contiguous or out.dtype != np.float32:
-            raise ValueError(f"accumulate: shape {out.shape}, dtype {out.dtype}: expected a "
-                             f"C-contiguous float32 ({m}, {n}) array")
     one = np.ones(1, np.float32)
+    data_type, op_n = enums["data_type"], enums["op_n"]
     handle = xp.cuda.device.get_cublas_handle()
     mode = cublas.getPointerMode(handle)
-    cublas.setPointerMode(handle, cublas.CUBLAS_POINTER_MODE_HOST)
+    cublas.setPointerMode(handle, enums["pointer_mode_host"])
     try:  # row-major out = frames @ weights is column-major out^T = weights^T frames^T
-        cublas.gemmEx(handle, cublas.CUBLAS_OP_N, cublas.CUBLAS_OP_N, n, m, k,
-                      one.ctypes.data, weights.data.ptr, _CUDA_R_32F, ld_weights,
-                      frames.data.ptr, _CUDA_R_32F, ld_frames,
-                      beta.ctypes.data, out.data.ptr, _CUDA_R_32F, n,
-                      _CUBLAS_COMPUTE[precision], -1)   # -1: CUBLAS_GEMM_DEFAULT
+        cublas.gemmEx(handle, op_n, op_n, n, m, k,
+                      one.ctypes.data, weights.data.ptr, data_type, ld_weights,
+                      frames.data.ptr, data_type, ld_frames,
+                      beta.ctypes.data, out.data.ptr, data_type, n,
+                      enums["compute_type"], enums["algo"])
     finally:
         cublas.setPointerMode(handle, mode)
     return out

@@ -57,7 +57,9 @@ materialized.
 
 ``--full-size`` benchmarks the ``datacenter-opu`` preset as modelled (912 x 1140 =
 1,039,680 mirrors onto 2,000,000 pixels, two polarizations), streamed, and reports
-``projections_per_s = batch / chain_s``. ``--measure-columns K`` builds the same device
+``projections_per_s = batch / chain_s``. Every run also reports
+``device_projections_per_s``, the modelled device's own rate (one projection per frame
+of ``n_out`` outputs, :func:`photon.device_frame_time_s`). ``--measure-columns K`` builds the same device
 with only ``K`` camera pixels (same mirrors, same per-pixel light) and scales the time
 by ``n_out / K``: the streamed cost is linear in the pixels, and a CPU cannot run the
 whole device (the result says ``extrapolated_from_columns``).
@@ -93,6 +95,7 @@ if importlib.util.find_spec("photon") is None:  # run from a checkout without in
 import numpy as np  # noqa: E402
 
 from photon import build_chain, resolve_config  # noqa: E402
+from photon.chain import device_frame_time_s  # noqa: E402
 from photon.precision import TM_PRECISIONS, precise_matmul  # noqa: E402
 from photon.support.cli import run_main  # noqa: E402
 
@@ -338,6 +341,8 @@ def main(argv=None) -> int:
         "build_s": build_s,
         "chain_s": chain_s,
         "projections_per_s": args.batch / chain_s,
+        # The modelled device's own rate: one projection per frame of all n_out outputs.
+        "device_projections_per_s": 1.0 / device_frame_time_s(chain.config, n_out_device),
         "gemm_s": gemm_s,
         "naive_s": naive_s,
         "gemm_includes_uint8_to_float32": True,

@@ -91,3 +91,66 @@ def test_the_chain_sees_macropixels_as_tiled_mirror_frames():
     mirror_frames = np.repeat(frames, 3, axis=1)
     expected = np.abs(mirror_frames @ chain.medium.mirror_transmission_matrix().T) ** 2
     np.testing.assert_allclose(chain.intensity(frames), expected, rtol=1e-4, atol=1e-6)
+
+
+def _drifting(storage="dense", **kw):
+    return ScatteringMedium.from_settings(96, 200, n_polarizations=2, drift_time_s=100.0, seed=5,
+                                          drift_seed=6, held_on_mirrors=40, tm_storage=storage,
+                                          speckle_grain_px=0.0, **kw)
+
+
+def test_drift_by_two_products_equals_drift_by_the_mixed_tm():
+    from photon.medium import _PRODUCT_MIX_MAX_BATCH
+
+    medium = _drifting()
+    medium.advance(137.0)                       # keyframes 1 and 2, a = 0.37
+    frames = (np.random.default_rng(1).random((_PRODUCT_MIX_MAX_BATCH + 8, 96)) < 0.5)
+    frames = frames.astype(np.float32)
+    small = medium.field(frames[:8], uniform=0.01)        # two products, mixed
+    large = medium.field(frames, uniform=0.01)[:8]        # one product with the mixed TM
+    weights = medium.stored_weights
+    keyframes = medium._keyframes[np]
+    assert sorted(keyframes) == [1, 2]
+    # The large batch is exactly today's product with the TM now (the keyframes' mix).
+    expected = frames @ weights
+    expected += medium._operand(np)["reference"] + np.float32(0.01) * weights.sum(axis=0)
+    expected = expected[:8]
+    np.testing.assert_array_equal(large.reshape(8, -1), expected)
+    # Same linear map in another order of float32 operations: each output sums n_in + 2
+    # products, so the two differ by at most about (n_in + 4) eps times the sum of the
+    # absolute terms (a deterministic bound on float32 summation; Higham, ch. 3).
+    keep, fresh = np.sqrt(1 - 0.37), np.sqrt(0.37)
+    absolute = np.abs(frames[:8]).astype(np.float64) @ (
+        keep * np.abs(keyframes[1]["weights"]) + fresh * np.abs(keyframes[2]["weights"]))
+    bound = (96 + 4) * np.finfo(np.float32).eps * (absolute + np.abs(expected) + 0.01 * 96)
+    assert np.all(np.abs(small.reshape(8, -1) - large.reshape(8, -1)) <= bound)
+
+
+def test_drift_is_computed_at_the_next_product_and_handed_out_weights_stay():
+    medium = _drifting()
+    before = medium.stored_weights.copy()
+    held = medium.stored_weights
+    medium.advance(30.0)
+    medium.advance(30.0)
+    assert medium._now[np]["position"] == (0, 0.0)         # advance computes nothing
+    now = medium.stored_weights
+    assert medium._now[np]["position"] == (0, 0.6)
+    np.testing.assert_array_equal(held, before)
+    keep, fresh = np.float32(np.sqrt(0.4)), np.float32(np.sqrt(0.6))
+    second = medium._keyframes[np][1]["weights"]
+    np.testing.assert_array_equal(now, keep * before + fresh * second)
+    medium.advance(150.0)                                 # t = 2.1 tau: keyframes 2 and 3
+    medium.stored_weights
+    assert sorted(medium._keyframes[np]) == [2, 3]
+
+
+@pytest.mark.parametrize("precision", ["float32", "tf32"])
+def test_dense_and_streamed_drifting_fields_agree_for_small_and_large_batches(precision):
+    dense = _drifting("dense", tm_precision=precision)
+    streamed = _drifting("streamed", tm_precision=precision, tile_rows=40, tile_cols=96)
+    frames = (np.random.default_rng(2).random((48, 96)) < 0.5).astype(np.float32)
+    for medium in (dense, streamed):
+        medium.advance(251.0)
+    for batch in (4, 48):
+        np.testing.assert_allclose(dense.field(frames[:batch]), streamed.field(frames[:batch]),
+                                   rtol=1e-5, atol=1e-5)

@@ -147,3 +147,48 @@ def test_a_tf32_chain_on_the_gpu_gives_the_cpu_intensities(storage):
     host = build_chain("lab-bench", **kw).intensity(frames)
     device = build_chain("lab-bench", **kw).intensity(cupy.asarray(frames))
     np.testing.assert_allclose(cupy.asnumpy(device), host, rtol=1e-4, atol=1e-7)
+
+
+def test_gemm_enums_come_from_the_installed_cupy():
+    from photon.precision import cublas_gemm_enums
+
+    assert cublas_gemm_enums("tf32")["compute_type"] == 77      # CUBLAS_COMPUTE_32F_FAST_TF32
+    assert cublas_gemm_enums("bf16")["compute_type"] == 75      # CUBLAS_COMPUTE_32F_FAST_16BF
+    assert cublas_gemm_enums("float32")["data_type"] == 0       # CUDA_R_32F
+
+
+def test_float32_products_go_through_cupy_matmul_and_accumulate():
+    import cupy
+
+    from photon.precision import precise_matmul
+
+    rng = np.random.default_rng(4)
+    frames = (rng.random((33, 300)) < 0.5).astype(np.float32)
+    weights = rng.standard_normal((300, 70)).astype(np.float32)
+    acc = cupy.ones((33, 70), np.float32)
+    out = precise_matmul(cupy.asarray(frames), cupy.asarray(weights[:, :]), "float32",
+                         accumulate=acc)
+    assert out is acc
+    np.testing.assert_allclose(cupy.asnumpy(out), 1 + frames @ weights, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("batch", [8, 96])
+def test_a_drifting_dense_tm_drifts_on_the_gpu_without_host_rebuilds(batch):
+    import cupy
+
+    from photon import ScatteringMedium
+
+    kw = dict(n_polarizations=2, drift_time_s=100.0, held_on_mirrors=30, speckle_grain_px=0.0,
+              tm_storage="dense")
+    gpu = ScatteringMedium.from_settings(128, 300, **kw)
+    cpu = ScatteringMedium.from_settings(128, 300, **kw)
+    frames = _frames(128, batch=batch).astype(np.float32)
+    for medium in (gpu, cpu):
+        medium.advance(170.0)                     # keyframes 1 and 2
+    device = gpu.field(cupy.asarray(frames), uniform=0.01)
+    assert isinstance(device, cupy.ndarray)
+    # The new keyframes were generated on the GPU; the host holds only keyframe 0's copy.
+    assert sorted(gpu._keyframes[cupy]) == [1, 2]
+    assert not gpu._keyframes.get(np)
+    np.testing.assert_allclose(cupy.asnumpy(device), cpu.field(frames, uniform=0.01),
+                               rtol=1e-4, atol=1e-5)

@@ -82,3 +82,54 @@ def test_precision_changes_intensity_by_the_predicted_rms_and_leaves_speckle_alo
         assert delta < 0.05 * row["speckle_contrast_se"]
         assert abs(row["ks_exponential"] - rows["float32"]["ks_exponential"]) < 1e-3
     assert rows["tf32"]["error_over_shot_noise"] < rows["bf16"]["error_over_shot_noise"] < 0.2
+
+
+def _fake_cupy_modules(missing=()):
+    """Stand-ins for CuPy's cuBLAS and runtime modules holding the published enum values."""
+    import types
+
+    cublas = types.SimpleNamespace(
+        __name__="cupy_backends.cuda.libs.cublas", CUBLAS_COMPUTE_32F=68,
+        CUBLAS_COMPUTE_32F_FAST_TF32=77, CUBLAS_COMPUTE_32F_FAST_16BF=75,
+        CUBLAS_GEMM_DEFAULT=-1, CUBLAS_OP_N=0, CUBLAS_POINTER_MODE_HOST=0)
+    runtime = types.SimpleNamespace(__name__="cupy.cuda.runtime", CUDA_R_32F=0)
+    for name in missing:
+        delattr(cublas, name)
+    return cublas, runtime
+
+
+@pytest.mark.parametrize("precision, compute", [("float32", 68), ("tf32", 77), ("bf16", 75)])
+def test_gemm_enums_are_read_by_name_from_cupys_constants(precision, compute):
+    from photon.precision import cublas_gemm_enums
+
+    cublas, runtime = _fake_cupy_modules()
+    # Values distinct from cuBLAS's prove they are read, not hard-coded.
+    cublas.CUBLAS_COMPUTE_32F_FAST_TF32, runtime.CUDA_R_32F = 1077, 1000
+    enums = cublas_gemm_enums(precision, cublas, runtime)
+    assert enums["compute_type"] == (1077 if precision == "tf32" else compute)
+    assert enums["data_type"] == 1000 and enums["algo"] == -1 and enums["op_n"] == 0
+
+
+def test_a_missing_cublas_constant_is_named():
+    from photon.precision import cublas_gemm_enums
+
+    cublas, runtime = _fake_cupy_modules(missing=("CUBLAS_COMPUTE_32F_FAST_16BF",))
+    with pytest.raises(RuntimeError, match="cupy_backends.cuda.libs.cublas."
+                       "CUBLAS_COMPUTE_32F_FAST_16BF is missing: expected"):
+        cublas_gemm_enums("bf16", cublas, runtime)
+    with pytest.raises(ValueError, match="precision = 'fp16': expected one of"):
+        cublas_gemm_enums("fp16", cublas, runtime)
+
+
+def test_precise_matmul_accumulates_and_checks_the_accumulator():
+    from photon.precision import precise_matmul
+
+    rng = np.random.default_rng(3)
+    frames = (rng.random((5, 7)) < 0.5).astype(np.float32)
+    weights = rng.standard_normal((7, 3)).astype(np.float32)
+    acc = np.ones((5, 3), np.float32)
+    assert precise_matmul(frames, weights, "float32", accumulate=acc) is acc
+    np.testing.assert_allclose(acc, 1 + frames @ weights, rtol=1e-6)
+    with pytest.raises(ValueError, match=r"accumulate: shape \(3, 5\).*expected a C-contiguous "
+                       r"float32 \(5, 3\) array"):
+        precise_matmul(frames, weights, "tf32", accumulate=np.zeros((3, 5), np.float32))
