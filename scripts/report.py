@@ -14,7 +14,10 @@ On the embedded defaults (the ``lab-bench`` virtual OPU, scikit-learn's digits) 
    DFA with ideal Gaussian feedback, DFA through the virtual OPU and DFA through the
    *calibrated* device (the estimated TM predicting what the OPU would measure), and the
    shallow baseline;
-3. runs a small noise and quantization sweep (camera bit depth, error encoding);
+3. measures the feedback device's noise budget (every source against its prediction)
+   and sweeps the GCN on the block model over camera bit depth, photon budget and error
+   encoding, three seeds per point, with the design answer (the lowest setting at which
+   DFA through the device stays within a point of ideal feedback);
 4. compares the OPU's modelled throughput with a dense projection measured here;
 5. measures what a TF32 or bf16 transmission matrix changes in the speckle;
 6. compares the OPU with what a GPU user would pick: the structured projection (SRHT)
@@ -30,6 +33,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import pathlib
 import sys
 import time
@@ -43,8 +47,10 @@ from calibration import calibrate, row_correlation  # noqa: E402
 from calibration.quality import PUBLISHED_R, plot_quality, quality_against_frames  # noqa: E402
 from dfa_bridge import run_experiment  # noqa: E402
 from dfa_bridge.studies.plots import plot_learning_curves  # noqa: E402
+from dfa_bridge.studies.noise_budget import (budget_check, budget_markdown,  # noqa: E402
+                                             classification_errors, noise_budget)
 from dfa_bridge.studies.sweep import (markdown_table, plot_sweep, read_results, run_sweep,  # noqa: E402
-                              sweep_points)
+                                      sweep_points)
 from devices import OPU, VirtualDevice, open_device  # noqa: E402
 from devices.throughput import crossovers, plot_throughput, throughput_table  # noqa: E402
 from photon import resolve_config  # noqa: E402
@@ -108,15 +114,36 @@ def _training_section(out: pathlib.Path, calibrated, epochs: int, seed: int) -> 
     return results
 
 
-def _sweep_section(out: pathlib.Path, epochs: int, seed: int) -> tuple[list, list, int]:
-    """The sweep's records, its figures, and how many points an earlier run had finished."""
-    points = sweep_points(["adc_bits", "encoding"])
+SWEEP_TASK = "gcn"       # section 3: a task where hidden-layer learning carries the result
+SWEEP_AXES = ("adc_bits", "photon_budget", "encoding")
+SWEEP_SEEDS = 3
+
+
+def _sweep_section(out: pathlib.Path, epochs: int | None, seed: int) -> dict:
+    """Section 3: the feedback's noise budget, then the sweep with error bars.
+
+    The noise budget of the ``lab-bench`` feedback device (MLP errors, ternary encoding,
+    every source measured alone and predicted); then the GCN on the block model swept
+    over camera bit depth, photon budget and error encoding, ``SWEEP_SEEDS`` seeds per
+    point, in parallel on this machine's cores, resumable from ``noise_sweep.jsonl``.
+    Returns the budget, the sweep's records, its figures and how many runs an earlier
+    run with the same settings had finished.
+    """
+    _say("noise budget of the feedback device: every source alone, against its prediction")
+    budget = noise_budget(PRESET, classification_errors("digits", 1024, seed=seed),
+                          n_out=HIDDEN_TOTAL, macropixel_mirrors=MACROPIXEL_MIRRORS)
+    budget["check"] = budget_check(budget)
+    points = sweep_points(SWEEP_AXES)
     path = out / "noise_sweep.jsonl"
-    resumed = len(read_results(path)) if path.exists() else 0
-    _say(f"noise sweep: {len(points)} points, {epochs} epochs each (resumable: {path}"
-         + (f"; {resumed} finished by an earlier run are kept)" if resumed else ")"))
-    results = run_sweep(path, points, base=PRESET, epochs=epochs, seed=seed)
-    return results, plot_sweep(results, out), resumed
+    earlier = {r["key"] for r in read_results(path)}
+    _say(f"noise sweep ({SWEEP_TASK}): {len(points)} points and the references, {SWEEP_SEEDS} "
+         f"seeds each, on {os.cpu_count()} processes (resumable: {path})")
+    records = run_sweep(path, points, task=SWEEP_TASK, base=PRESET, budget=epochs,
+                        seeds=SWEEP_SEEDS, seed=seed, fidelity_errors=256,
+                        workers=os.cpu_count() or 1)
+    figures = plot_sweep(records, out)
+    return {"budget": budget, "records": records, "figures": figures,
+            "resumed": sum(r["key"] in earlier for r in records)}
 
 
 def _throughput_section(out: pathlib.Path, max_exp: int) -> tuple[list, dict]:
@@ -227,11 +254,19 @@ def _markdown(numbers: dict) -> str:
         lines.append(f"| {label} | {100 * r['test_accuracy']:.2f} % | {r['train_loss']:.3f} | "
                      f"{angle} | {r['frames'] or '-'} | {r['seconds']:.1f} |")
     lines += ["", "![learning curves](learning_curves.png)", "",
-              "## 3. Noise and quantization", ""]
+              "## 3. Noise and quantization", "",
+              "### What the feedback device delivers: the noise budget", "",
+              "How far the device's feedback `B_hat e` is from the exact `B e` of its own "
+              "transmission matrix, and the error variance each source adds when switched on "
+              "alone over the noise-free twin, next to its prediction from the physics "
+              "(docs/design.md section 7):", "", numbers["noise_budget_table"], "",
+              "Every source within 0.8 .. 1.25 of its prediction and the sum within 20 % of "
+              f"the total: **{'yes' if numbers['noise_budget']['check']['all'] else 'no'}**.",
+              "", "### What DFA needs: the sweep", ""]
     if numbers["sweep_resumed_points"]:
-        lines += [f"{numbers['sweep_resumed_points']} of these points were finished by an earlier, "
-                  "interrupted run and resumed from `noise_sweep.jsonl`; delete it for a fresh "
-                  "sweep.", ""]
+        lines += [f"{numbers['sweep_resumed_points']} of these runs were finished by an earlier "
+                  "run with the same settings and reused from `noise_sweep.jsonl`; delete it for "
+                  "a fresh sweep.", ""]
     lines += [numbers["sweep_table"], ""]
     lines += [f"![{p}]({p})" for p in numbers["sweep_figures"]]
     marks = numbers["throughput_marks"]
@@ -256,7 +291,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="report", help="output directory (default report/)")
     parser.add_argument("--epochs", type=int, default=30, help="epochs of each training run")
-    parser.add_argument("--sweep-epochs", type=int, default=8, help="epochs per sweep point")
+    parser.add_argument("--sweep-epochs", type=int, default=None,
+                        help="epochs of each sweep run (default: the GCN task's)")
     parser.add_argument("--max-exp", type=int, default=14, help="largest size 2^k of the "
                         "throughput comparison")
     parser.add_argument("--seed", type=int, default=0)
@@ -269,11 +305,14 @@ def main(argv=None) -> int:
     _say(f"calibration done at {time.perf_counter() - start:.0f} s")
     numbers["training"] = _training_section(out, calibrated, args.epochs, args.seed)
     _say(f"training done at {time.perf_counter() - start:.0f} s")
-    sweep, figures, numbers["sweep_resumed_points"] = _sweep_section(out, args.sweep_epochs,
-                                                                     args.seed)
+    section = _sweep_section(out, args.sweep_epochs, args.seed)
     _say(f"sweep done at {time.perf_counter() - start:.0f} s")
-    numbers["sweep_table"] = markdown_table(sweep)
-    numbers["sweep_figures"] = [p.name for p in figures]
+    numbers["noise_budget"] = section["budget"]
+    numbers["noise_budget_table"] = budget_markdown(section["budget"])
+    numbers["sweep_resumed_points"] = section["resumed"]
+    numbers["sweep_runs"] = len(section["records"])
+    numbers["sweep_table"] = markdown_table(section["records"])
+    numbers["sweep_figures"] = [p.name for p in section["figures"]]
     numbers["throughput"], numbers["throughput_marks"] = _throughput_section(out, args.max_exp)
     _say("TM precision: float32, tf32, bf16")
     numbers["precision"] = precision_effect(resolve_config(PRESET, n_in=1024, n_out=4096))

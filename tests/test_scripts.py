@@ -172,5 +172,5 @@ def test_report_runs_end_to_end_and_writes_its_figures(tmp_path):
         assert f"({figure})" in index and (tmp_path / figure).stat().st_size > 5_000
     numbers = json.loads((tmp_path / "numbers.json").read_text())
     assert f"{numbers['calibration']['intensity_r']:.4f}" in index  # numbers come from the run
-    assert len((tmp_path / "noise_sweep.jsonl").read_text().splitlines()) == 8
+    assert len((tmp_path / "noise_sweep.jsonl").read_text().splitlines()) == numbers["sweep_runs"]
     assert numbers["sweep_resumed_points"] == 0 and "resumed" not in index

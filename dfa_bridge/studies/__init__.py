@@ -1,7 +1,9 @@
 """Studies built on the trainer: what the scripts under ``scripts/`` run.
 
 :mod:`~dfa_bridge.studies.acceptance`  several methods on one task, same seeds, with goals
-:mod:`~dfa_bridge.studies.sweep`       DFA through virtual OPUs whose noise and quantization vary
+:mod:`~dfa_bridge.studies.sweep`       DFA through virtual OPUs whose noise and quantization vary,
+                                      over seeds, in parallel (processes or Dask)
+:mod:`~dfa_bridge.studies.noise_budget` the feedback's fidelity and noise budget, without training
 :mod:`~dfa_bridge.studies.benchmark`   BP against DFA step time
 :mod:`~dfa_bridge.studies.plots`       learning and alignment curves as PNG
 """
