@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import pathlib
 import sys
 import time
@@ -34,6 +33,7 @@ from dfa_bridge.studies.step_cost import (OPTIONS, PUBLISHED_CLAIMS, compare_opt
                                           plot_crossover_map, toolkit_shapes, validate_on_cpu,
                                           validate_on_gpu, validation_shapes)
 from photon.support.cli import run_main  # noqa: E402
+from photon.support.jsonio import dumps  # noqa: E402
 
 __all__ = ["main", "claims", "markdown_page"]
 
@@ -222,7 +222,7 @@ def main(argv=None) -> int:
         (out / "dfa_step_cost.md").write_text(markdown_page(result), encoding="utf-8")
         result["figure"] = str(out / "crossover_map.png")
     if args.json:
-        print(json.dumps(result, indent=1, default=str))
+        print(dumps(result, indent=1))
     else:
         print(result["table"])
     if validation:

@@ -33,6 +33,7 @@ from dfa_bridge.studies.noise_budget import (budget_check, budget_markdown,  # n
                                              classification_errors, language_errors,
                                              noise_budget)
 from photon.support import jsonio  # noqa: E402
+from photon.support.cli import run_main  # noqa: E402
 
 __all__ = ["main"]
 
@@ -127,4 +128,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

@@ -38,6 +38,7 @@ if importlib.util.find_spec("dfa_bridge") is None:  # run from a checkout withou
 from dfa_bridge.studies.sweep import (AXES, TASKS, markdown_table, plot_sweep,  # noqa: E402
                                       records_json, run_sweep, sweep_points)
 from photon.support import jsonio  # noqa: E402
+from photon.support.cli import run_main  # noqa: E402
 
 __all__ = ["main"]
 
@@ -144,4 +145,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

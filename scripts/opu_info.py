@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import pathlib
 import sys
 
@@ -32,6 +31,7 @@ if importlib.util.find_spec("devices") is None:  # run from a checkout without i
 from devices import OPU, open_device  # noqa: E402
 from photon import ConfigError  # noqa: E402
 from photon.support.cli import run_main  # noqa: E402
+from photon.support.jsonio import dumps  # noqa: E402
 
 __all__ = ["main"]
 
@@ -77,7 +77,7 @@ def main(argv=None) -> int:
             result["readout"] = {"n_out": device.n_out, "frames_per_s": meta["frames_per_s"],
                                  **readout}
     if args.json:
-        print(json.dumps(result, indent=2, default=str))
+        print(dumps(result, indent=2))
         return 0
     meta = result["device"]
     print(f"{meta['name']} ({meta['backend']}): {meta['n_in']} inputs -> {meta['n_out']} outputs, "

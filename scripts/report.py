@@ -55,6 +55,8 @@ from devices import OPU, VirtualDevice, open_device  # noqa: E402
 from devices.throughput import crossovers, plot_throughput, throughput_table  # noqa: E402
 from photon import resolve_config  # noqa: E402
 from photon.report import precision_effect, precision_markdown  # noqa: E402
+from photon.support.cli import run_main  # noqa: E402
+from photon.support.jsonio import write_json  # noqa: E402
 
 __all__ = ["main"]
 
@@ -319,10 +321,10 @@ def main(argv=None) -> int:
     numbers["opu_vs_gpu"], opu_vs_gpu = _opu_vs_gpu_section(out, args.max_exp, args.seed)
     numbers["seconds"] = time.perf_counter() - start
     (out / "index.md").write_text(_markdown(numbers) + "\n" + opu_vs_gpu, encoding="utf-8")
-    (out / "numbers.json").write_text(json.dumps(numbers, indent=1, default=str), encoding="utf-8")
+    write_json(out / "numbers.json", numbers)
     _say(f"wrote {out / 'index.md'} in {numbers['seconds']:.0f} s")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

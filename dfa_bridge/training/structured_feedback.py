@@ -26,7 +26,7 @@ import numpy as np
 from devices.structured import SRHT
 from photon.support.arrays import array_module, asarray_like
 
-from .feedback import Feedback
+from .feedback_base import Feedback
 
 __all__ = ["StructuredFeedback"]
 

@@ -2,11 +2,13 @@
 ``jq``) accepts, with no ``NaN`` or ``Infinity`` tokens.
 
 Non-finite floats (an undefined angle, a metric of a run that diverged) become ``null``;
-NumPy scalars and arrays become plain numbers and lists.
+NumPy scalars and arrays become plain numbers and lists; dataclasses become objects; any
+other object (a path, a device description) becomes its text.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import pathlib
@@ -25,10 +27,14 @@ def strict(value):
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
-        return {key: strict(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
+        return {str(key): strict(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
         return [strict(item) for item in value]
-    return value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return strict(dataclasses.asdict(value))
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    return str(value)
 
 
 def dumps(value, indent: int | None = 1) -> str:
