@@ -33,7 +33,7 @@ from dfa_bridge.studies.noise_budget import (budget_check, budget_markdown,  # n
                                              classification_errors, language_errors,
                                              noise_budget)
 from photon.support import jsonio  # noqa: E402
-from photon.support.cli import run_main  # noqa: E402
+from photon.support.cli import positive_int, run_main  # noqa: E402
 
 __all__ = ["main"]
 
@@ -47,16 +47,6 @@ def _override(text: str) -> tuple[str, object]:
     except json.JSONDecodeError:
         parsed = value
     return key, parsed
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a positive integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value}: expected a positive integer")
-    return value
 
 
 def _seconds(text: str) -> float:
@@ -76,8 +66,8 @@ def main(argv=None) -> int:
     parser.add_argument("--errors", choices=("mlp", "lm"), default="mlp",
                         help="mlp: errors of the digits MLP mid-training, ternary encoded; lm: "
                              "softmax - onehot of a character bigram model, 4-bit planes")
-    parser.add_argument("--n-errors", type=_positive, default=1024, help="error vectors")
-    parser.add_argument("--n-out", type=_positive, default=512,
+    parser.add_argument("--n-errors", type=positive_int, default=1024, help="error vectors")
+    parser.add_argument("--n-out", type=positive_int, default=512,
                         help="outputs of the feedback device (sum of the hidden widths)")
     parser.add_argument("--elapsed-s", type=_seconds, default=60.0,
                         help="device seconds between the operator's fit and the projection")

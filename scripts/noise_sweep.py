@@ -38,19 +38,9 @@ if importlib.util.find_spec("dfa_bridge") is None:  # run from a checkout withou
 from dfa_bridge.studies.sweep import (AXES, TASKS, markdown_table, plot_sweep,  # noqa: E402
                                       records_json, run_sweep, sweep_points)
 from photon.support import jsonio  # noqa: E402
-from photon.support.cli import run_main  # noqa: E402
+from photon.support.cli import positive_int, run_main  # noqa: E402
 
 __all__ = ["main"]
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a positive integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value}: expected a positive integer")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,19 +54,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--pairs", nargs="*", default=[], metavar="AXIS:AXIS",
                         help="axis pairs to sweep as a grid")
     parser.add_argument("--base", default="lab-bench", help="preset the points modify")
-    parser.add_argument("--epochs", type=_positive, default=None,
+    parser.add_argument("--epochs", type=positive_int, default=None,
                         help="epochs per run of the MLP and GCN tasks (default: the task's)")
-    parser.add_argument("--steps", type=_positive, default=None,
+    parser.add_argument("--steps", type=positive_int, default=None,
                         help="steps per run of the transformer (default: the task's)")
-    parser.add_argument("--max-train", type=_positive, default=None,
+    parser.add_argument("--max-train", type=positive_int, default=None,
                         help="training samples kept (tabular tasks)")
     parser.add_argument("--seed", type=int, default=0, help="first training seed")
-    parser.add_argument("--seeds", type=_positive, default=5, help="seeds per point")
-    parser.add_argument("--workers", type=_positive, default=os.cpu_count() or 1,
+    parser.add_argument("--seeds", type=positive_int, default=5, help="seeds per point")
+    parser.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1,
                         help="processes running runs at once (default: the cores)")
     parser.add_argument("--dask", default=None, metavar="ADDRESS",
                         help="a Dask scheduler's address, or 'local' for a LocalCluster here")
-    parser.add_argument("--fidelity-errors", type=_positive, default=512,
+    parser.add_argument("--fidelity-errors", type=positive_int, default=512,
                         help="error vectors of each run's feedback-fidelity measurement")
     parser.add_argument("--json", action="store_true", help="print the results as strict JSON")
     return parser

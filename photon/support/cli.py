@@ -10,12 +10,13 @@ and ``PHOTON_DFA_TRACEBACK=1`` shows it for user errors too.
 
 from __future__ import annotations
 
+import argparse
 import os
 import pathlib
 import sys
 from typing import Callable
 
-__all__ = ["USER_ERRORS", "run_main"]
+__all__ = ["USER_ERRORS", "run_main", "positive_int"]
 
 #: What a user's input can raise: a bad value (ConfigError is a ValueError), a missing or
 #: unusable path.
@@ -40,3 +41,14 @@ def run_main(main: Callable[[list | None], int], argv: list | None = None,
             raise
         print(f"{prog}: error: {error}", file=sys.stderr)
         return 2
+
+
+def positive_int(text: str) -> int:
+    """An :mod:`argparse` type: a positive integer, refused with its text otherwise."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a positive integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: expected a positive integer")
+    return value
