@@ -35,6 +35,7 @@ import importlib.util
 import json
 import os
 import pathlib
+import shlex
 import sys
 import time
 
@@ -222,7 +223,7 @@ def _markdown(numbers: dict) -> str:
     lines = [
         "# Co-design report",
         "",
-        f"Written by `python scripts/report.py` in {numbers['seconds']:.0f} s; every number "
+        f"Written by `{numbers['command']}` in {numbers['seconds']:.0f} s; every number "
         "below comes from that run (seed "
         f"{numbers['seed']})"
         + (", but for the resumed sweep points of section 3." if numbers["sweep_resumed_points"]
@@ -302,7 +303,8 @@ def main(argv=None) -> int:
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    numbers = {"seed": args.seed}
+    numbers = {"seed": args.seed, "command": "python scripts/report.py " + shlex.join(
+        sys.argv[1:] if argv is None else list(argv))}
     numbers["calibration"], calibrated = _calibration_section(out, args.seed)
     _say(f"calibration done at {time.perf_counter() - start:.0f} s")
     numbers["training"] = _training_section(out, calibrated, args.epochs, args.seed)
