@@ -44,6 +44,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from photon import DeviceConfig, preset_names
+from photon.support.arguments import check_int
 
 from .encoders import BitPlaneEncoder
 from .operator import OPU
@@ -64,12 +65,6 @@ EXPECTED_FAILED_CHECKS: dict[str, str] = {}
 _RESERVED_OPTIONS = ("n_in", "n_out")
 
 
-def _check_positive_int(name: str, value) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} = {value!r}: expected a positive integer")
-    return int(value)
-
-
 def _check_choice(name: str, value, choices: tuple[str, ...]) -> str:
     if not isinstance(value, str) or value not in choices:
         raise ValueError(f"{name} = {value!r}: expected " + " or ".join(map(repr, choices)))
@@ -81,7 +76,7 @@ class _OPUEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
 
     # ------------------------------------------------------------------ recipe
     def _check_common(self) -> None:
-        _check_positive_int("n_components", self.n_components)
+        check_int("n_components", self.n_components)
         device = self.device
         if not isinstance(device, DeviceConfig):
             if not isinstance(device, (str, os.PathLike)):
@@ -265,11 +260,11 @@ class OPURandomFeatures(_OPUEstimator):
 
     def _check_own(self) -> None:
         _check_choice("encoder", self.encoder, ("quantile", "linspace", "binary"))
-        _check_positive_int("n_levels", self.n_levels)
+        check_int("n_levels", self.n_levels)
         if self.encoder == "binary" and self.n_levels != 1:
             raise ValueError(f"n_levels = {self.n_levels!r}: expected 1 with encoder='binary'")
         _check_choice("rescale", self.rescale, ("standard", "none"))
-        _check_positive_int("batch_size", self.batch_size)
+        check_int("batch_size", self.batch_size)
 
     @property
     def _opu_rescale(self) -> str:
@@ -369,7 +364,7 @@ class OPULinearProjection(_OPUEstimator):
             raise ValueError(f"n_bits = {n_bits!r}: expected an integer in 1..16")
         _check_choice("linear_method", self.linear_method, ("complement", "anchor"))
         _check_choice("scale", self.scale, ("norm", "variance", "unit"))
-        _check_positive_int("batch_size", self.batch_size)
+        check_int("batch_size", self.batch_size)
 
     def _device_options(self, n_in: int) -> dict:
         options = super()._device_options(n_in)

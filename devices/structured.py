@@ -42,18 +42,13 @@ import math
 import numpy as np
 
 from photon.support.arrays import array_module
+from photon.support.arguments import check_int
 
 __all__ = ["SRHT", "TRANSFORMS", "SCALES"]
 
 TRANSFORMS = ("fft", "hadamard")
 SCALES = ("jl", "unit")
 _CHUNK_ELEMENTS = 1 << 22  # NumPy: rows per pass chosen so that a chunk stays ~16 MiB
-
-
-def _check_count(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} = {value!r}: expected a positive integer")
-    return int(value)
 
 
 def _fft_module(xp):
@@ -107,8 +102,8 @@ class SRHT:
 
     def __init__(self, n_in: int, n_out: int, seed: int = 0, *, transform: str = "fft",
                  scale: str = "jl", workers: int | None = None):
-        self.n_in = _check_count("n_in", n_in)
-        self.n_out = _check_count("n_out", n_out)
+        self.n_in = check_int("n_in", n_in)
+        self.n_out = check_int("n_out", n_out)
         if transform not in TRANSFORMS:
             raise ValueError(f"transform = {transform!r}: expected one of {', '.join(TRANSFORMS)}")
         if scale not in SCALES:

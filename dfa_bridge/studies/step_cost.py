@@ -57,6 +57,7 @@ import numpy as np
 from devices.cost import job_cost
 from devices.gpu_model import Roofline, gpu_spec
 from photon.support.progress import Progress
+from photon.support.arguments import check_int
 
 __all__ = ["OPTIONS", "MLPShape", "TransformerShape", "Op", "Implementation", "HOUSE_NUMPY",
            "FUSED_BF16", "Machine", "OPUSpec", "gpu_machine", "calibrate_cpu", "step_ops",
@@ -70,12 +71,6 @@ PHASES = ("forward", "backward", "feedback", "update")
 
 
 # ---------------------------------------------------------------------------- shapes
-def _positive(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} = {value!r}: expected a positive integer")
-    return int(value)
-
-
 @dataclass(frozen=True)
 class MLPShape:
     """An MLP ``n_features -> hidden... -> n_classes`` trained on batches of ``batch``.
@@ -95,10 +90,10 @@ class MLPShape:
     name: str = "mlp"
 
     def __post_init__(self):
-        _positive("n_features", self.n_features)
-        _positive("n_classes", self.n_classes)
-        _positive("batch", self.batch)
-        hidden = tuple(_positive("hidden width", w) for w in self.hidden)
+        check_int("n_features", self.n_features)
+        check_int("n_classes", self.n_classes)
+        check_int("batch", self.batch)
+        hidden = tuple(check_int("hidden width", w) for w in self.hidden)
         if not hidden:
             raise ValueError(f"hidden = {self.hidden!r}: expected one or more hidden widths")
         object.__setattr__(self, "hidden", hidden)
@@ -165,7 +160,7 @@ class TransformerShape:
 
     def __post_init__(self):
         for key in ("vocab", "width", "n_blocks", "heads", "context", "tokens"):
-            _positive(key, getattr(self, key))
+            check_int(key, getattr(self, key))
         if self.feedback_mode not in ("shared", "sliced"):
             raise ValueError(f"feedback_mode = {self.feedback_mode!r}: expected 'shared' or "
                              "'sliced'")
