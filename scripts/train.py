@@ -64,8 +64,9 @@ def main(argv=None) -> int:
     parser.add_argument("--model", choices=MODELS, default="mlp")
     parser.add_argument("--data", choices=DATASET_NAMES + TEXT_DATASETS,
                         help="default: digits (mlp, gcn), pydoc (transformer)")
-    parser.add_argument("--data-path", help="directory of the files (mnist, cora, citeseer, "
-                        "pubmed) or a UTF-8 text file (text)")
+    parser.add_argument("--data-path", help="directory of your own files (mnist, pubmed; cora "
+                        "and citeseer ship embedded and a directory replaces them) or a UTF-8 "
+                        "text file (text)")
     parser.add_argument("--data-seed", type=int, default=0, help="seed of generated data and splits")
     parser.add_argument("--method", choices=METHODS, default="dfa")
     parser.add_argument("--feedback",

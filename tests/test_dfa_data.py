@@ -15,6 +15,62 @@ from dfa_bridge.data import load_dataset
 from dfa_bridge.data.graphs import contextual_sbm, load_planetoid, normalized_adjacency
 
 
+# ------------------------------------------------------------- embedded graphs
+@pytest.mark.parametrize("name, shape, n_classes, split", [
+    ("cora", (2708, 1433), 7, (140, 500, 1000)),
+    ("citeseer", (3327, 3703), 6, (120, 500, 1000)),
+])
+def test_cora_and_citeseer_ship_with_the_package(name, shape, n_classes, split):
+    graph = load_dataset(name)  # no path: the embedded files
+    assert graph.features.shape == shape and graph.n_classes == n_classes
+    assert tuple(len(i) for i in (graph.train_index, graph.val_index, graph.test_index)) == split
+    parts = [set(map(int, i)) for i in (graph.train_index, graph.val_index, graph.test_index)]
+    assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
+    assert np.all(np.bincount(np.asarray(graph.labels)[graph.train_index],
+                              minlength=n_classes) == split[0] // n_classes)  # 20 per class
+    np.testing.assert_allclose(graph.adjacency.toarray(), graph.adjacency.toarray().T)
+    row_sums = graph.features.sum(axis=1)
+    np.testing.assert_allclose(row_sums[row_sums > 0], 1.0, rtol=1e-5)  # row-normalized
+
+
+def test_embedded_files_match_their_checksums_and_carry_provenance_and_licence():
+    import hashlib
+    from dfa_bridge.data.graphs import PLANETOID_DIRECTORY
+    sums = (PLANETOID_DIRECTORY / "SHA256SUMS").read_text().split("\n")
+    listed = dict(reversed(line.split()) for line in sums if line.strip())
+    assert sorted(listed) == sorted(f"ind.{n}.{k}" for n in ("cora", "citeseer") for k in
+                                    ("x", "y", "tx", "ty", "allx", "ally", "graph", "test.index"))
+    for file, digest in listed.items():
+        assert hashlib.sha256((PLANETOID_DIRECTORY / file).read_bytes()).hexdigest() == digest
+    readme = (PLANETOID_DIRECTORY / "README.md").read_text()
+    assert "Kipf" in readme and "MIT" in readme and "Sen" in readme
+    assert "MIT License" in (PLANETOID_DIRECTORY / "LICENSE-gcn-repo.txt").read_text()
+
+
+def test_a_user_path_replaces_the_embedded_files_and_the_fingerprint_follows_content(tmp_path):
+    import shutil
+    from dfa_bridge.data import data_fingerprint
+    from dfa_bridge.data.graphs import PLANETOID_DIRECTORY
+    for file in PLANETOID_DIRECTORY.glob("ind.cora.*"):
+        shutil.copy(file, tmp_path / file.name)
+    embedded, copied = load_dataset("cora"), load_dataset("cora", tmp_path)
+    assert data_fingerprint(embedded) == data_fingerprint(copied)  # same content, same key
+    ids = np.loadtxt(tmp_path / "ind.cora.test.index", dtype=np.int64)
+    np.savetxt(tmp_path / "ind.cora.test.index", ids[:-1], fmt="%d")  # one test node fewer
+    with pytest.raises(ValueError, match=r"ind\.cora\.tx, \.ty: 1000 and 1000 rows: expected one "
+                                         r"per test id \(999"):
+        load_dataset("cora", tmp_path)
+    edited = load_dataset("cora")
+    edited.labels = edited.labels.copy()
+    edited.labels[0] = (edited.labels[0] + 1) % edited.n_classes
+    assert data_fingerprint(edited) != data_fingerprint(embedded)
+    digits = load_dataset("digits", seed=0)
+    assert data_fingerprint(digits) == data_fingerprint(load_dataset("digits", seed=0))
+    assert data_fingerprint(digits) != data_fingerprint(load_dataset("digits", seed=1))
+    with pytest.raises(TypeError, match=r"data = dict: expected a data set"):
+        data_fingerprint({"x": 1})
+
+
 # ---------------------------------------------------------------------- digits
 def test_digits_ship_with_the_package_and_split_by_class():
     data = load_digits(test_fraction=0.25, seed=0)
@@ -202,8 +258,8 @@ def test_planetoid_loader_refuses_code_in_a_pickle_and_missing_files(tmp_path):
 @pytest.mark.parametrize("call, error, message", [
     (lambda p: load_dataset("imagenet"), ValueError,
      r"data = 'imagenet': expected one of digits, mnist, .*csbm, cora, citeseer, pubmed"),
-    (lambda p: load_dataset("cora"), ValueError,
-     r"path = None: expected the directory of the cora files"),
+    (lambda p: load_dataset("pubmed"), ValueError,
+     r"path = None: expected the directory of the pubmed files"),
     (lambda p: load_dataset("mnist", p / "missing"), FileNotFoundError,
      r"path = '.*missing': expected a directory holding the MNIST IDX files"),
     (lambda p: load_planetoid(p, "reddit"), ValueError,

@@ -21,9 +21,13 @@ from photon.support.arrays import asarray_like
 from .tabular import Dataset, check_features, check_labels
 
 __all__ = ["GraphData", "normalized_adjacency", "planetoid_split", "contextual_sbm",
-           "load_planetoid", "PLANETOID_NAMES"]
+           "load_planetoid", "PLANETOID_NAMES", "EMBEDDED_PLANETOID", "PLANETOID_DIRECTORY"]
 
 PLANETOID_NAMES = ("cora", "citeseer", "pubmed")
+#: the Planetoid sets that ship inside the package, in :data:`PLANETOID_DIRECTORY`
+EMBEDDED_PLANETOID = ("cora", "citeseer")
+#: the embedded Planetoid files, with their provenance and licence (``README.md``)
+PLANETOID_DIRECTORY = pathlib.Path(__file__).resolve().parent / "embedded" / "planetoid"
 
 
 @dataclasses.dataclass
@@ -270,7 +274,9 @@ class _PlanetoidUnpickler(pickle.Unpickler):
 
     def find_class(self, module, name):
         checked = (self._PYTHON2_MODULES.get(module, module), name)
-        if checked in self._ALLOWED or (module.startswith("scipy.sparse") and name in self._SPARSE):
+        if module.startswith("scipy.sparse") and name in self._SPARSE:
+            return getattr(sp, name)  # the public name: old private modules are deprecated
+        if checked in self._ALLOWED:
             return super().find_class(module, name)
         raise pickle.UnpicklingError(f"refusing to unpickle {module}.{name}: expected NumPy arrays, "
                                      "SciPy sparse matrices and dicts of lists only")
