@@ -13,14 +13,11 @@
 * :mod:`devices.encoders`: real-valued data to binary planes and back.
 * :class:`SRHT` (:mod:`devices.structured`): the structured random projection a GPU
   user would pick instead (subsampled randomized Hartley/Hadamard transform);
-* :class:`Roofline` (:mod:`devices.gpu_model`): the roofline model of named GPUs
-  (:data:`H100_SXM`, :data:`H200_SXM`), labelled a model wherever it is used.
 """
 
 from .calibrated import CalibratedDevice
 from .cost import JobCost, job_cost
 from .encoders import BitPlaneEncoder, Encoder, TernaryEncoder, ThermometerEncoder, ThresholdEncoder
-from .gpu_model import GPUS, H100_SXM, H200_SXM, GPUSpec, Roofline
 from .hardware import HardwareDevice
 from .ideal import IdealDevice
 from .operator import OPU, NotFittedError
@@ -35,7 +32,7 @@ __all__ = [
     "NotFittedError", "DeviceClosedError", "OPUDevice", "backend_names", "open_device",
     "register_backend", "VirtualDevice",
 ]
-__all__ += ["GPUS", "H100_SXM", "H200_SXM", "GPUSpec", "Roofline", "SRHT"]
+__all__ += ["SRHT"]
 from .estimators import OPULinearProjection, OPURandomFeatures  # scikit-learn front
 
 __all__ += ["OPURandomFeatures", "OPULinearProjection"]

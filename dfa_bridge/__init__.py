@@ -10,10 +10,10 @@ Subpackages
 :mod:`~dfa_bridge.nn`        layers with a local backward, losses, optimizers, MLP, GCN, the character Transformer
 :mod:`~dfa_bridge.data`      datasets by name: digits (shipped), MNIST IDX, block model, Planetoid, text corpora
 :mod:`~dfa_bridge.training`  one training loop (``bp`` / ``dfa`` / ``shallow``) for every model, feedback through any device, alignment
-:mod:`~dfa_bridge.studies`   acceptance studies, the noise sweep, benchmarks, plots
 
-Imports point down: ``studies -> training -> (nn, data)``. Every public name is also
-importable from ``dfa_bridge`` itself.
+Imports point down: ``training -> (nn, data)``. Every public name is also importable from
+``dfa_bridge`` itself. The studies built on the trainer (acceptance studies, the noise
+sweep, benchmarks, plots) live one floor up, in :mod:`studies`.
 
 The array backend follows the data (NumPy in, NumPy out; CuPy in, CuPy out); every
 random stream (weights, dropout, feedback matrix, data order) has its own seed.
@@ -28,7 +28,6 @@ from .nn.losses import SoftmaxCrossEntropy
 from .nn.models import GCN, MLP, Block, Network
 from .nn.optim import SGD, Adam, make_optimizer
 from .nn.transformer import TransformerLM
-from .studies.acceptance import run_study
 from .training.alignment import angle_deg, feedback_angles, update_angles
 from .training.experiment import run_experiment, run_language_experiment
 from .training.feedback import DeviceFeedback, Feedback, IdealFeedback, make_feedback
@@ -42,7 +41,7 @@ __all__ = [
     "GraphData", "contextual_sbm", "load_planetoid", "normalized_adjacency",
     "Dropout", "GraphConv", "Layer", "Linear", "Parameter", "ReLU", "Tanh",
     "SoftmaxCrossEntropy", "GCN", "MLP", "Block", "Network", "SGD", "Adam", "make_optimizer",
-    "run_study", "METHODS", "History", "Trainer", "fit", "Task", "TabularTask", "GraphTask",
+    "METHODS", "History", "Trainer", "fit", "Task", "TabularTask", "GraphTask",
     "TextTask",
     "LanguageTrainer", "fit_language_model", "run_language_experiment", "sample",
     "CharCorpus", "load_pydoc", "load_text_file", "TransformerLM",

@@ -2,18 +2,20 @@
 
 Usage::
 
-    python -m photon [--device lab-bench] [--n-in 1024] [--n-out 4096] [--json] [--plot DIR]
+    python -m photon [--device lab-bench] [--n-in 1024] [--n-out 4096] [--json]
+
+The speckle histogram is drawn on the studies floor:
+``studies.physics_pages.plot_speckle_histogram``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import pathlib
 import sys
 
 from . import build_chain, preset_names
-from .report import plot_speckle_histogram, speckle_report
+from .speckle import speckle_report
 from .support.cli import run_main
 
 __all__ = ["main"]
@@ -27,18 +29,11 @@ def main(argv=None) -> int:
     parser.add_argument("--n-in", type=int, default=1024, help="input features")
     parser.add_argument("--n-out", type=int, default=4096, help="output pixels")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--plot", metavar="DIR", help="save the speckle histogram PNG in DIR")
     args = parser.parse_args(argv)
 
     print(f"simulating {args.device} at {args.n_in} x {args.n_out} ...", file=sys.stderr)
     chain = build_chain(args.device, n_in=args.n_in, n_out=args.n_out)
     result = {"device": chain.summary(), "statistics": speckle_report(chain)}
-    if args.plot:
-        directory = pathlib.Path(args.plot)
-        directory.mkdir(parents=True, exist_ok=True)
-        path = directory / f"speckle_{chain.summary()['name']}.png"
-        plot_speckle_histogram(chain, path)
-        result["plot"] = str(path)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
@@ -48,8 +43,6 @@ def main(argv=None) -> int:
     print(f"{'speckle statistics':<28} measured")
     for key, value in result["statistics"].items():
         print(f"  {key:<26} {value:.6g}" if isinstance(value, float) else f"  {key:<26} {value}")
-    if args.plot:
-        print(f"histogram: {result['plot']}")
     return 0
 
 

@@ -19,7 +19,7 @@ rms error of an entry is ``eps = 2^-p sqrt(3 / (8 ln 2) / 12) = 0.2123 * 2^-p``:
 entries with independent errors, so its error has ``E|dE|^2 = eps^2 E|E|^2``; for
 speckle (``E[I^2] = 2 E[I]^2``) the intensity error ``dI = 2 Re(E* dE)`` then has rms
 ``eps`` relative to the rms intensity. The speckle law (contrast, exponential
-statistics) is unchanged to that order. :func:`photon.report.precision_effect` measures
+statistics) is unchanged to that order. :func:`photon.speckle.precision_effect` measures
 it on a chain, and ``scripts/precision_study.py`` reports it.
 """
 

@@ -24,7 +24,7 @@ import sys
 if importlib.util.find_spec("dfa_bridge") is None:  # run from a checkout without installing
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
-from dfa_bridge.studies.benchmark import time_training_steps  # noqa: E402
+from studies.benchmark import time_training_steps  # noqa: E402
 from photon.support.arrays import BACKENDS  # noqa: E402
 from photon.support.cli import run_main  # noqa: E402
 

@@ -34,7 +34,7 @@ import numpy as np  # noqa: E402
 
 from calibration import (calibrate, projection_error, row_correlation,  # noqa: E402
                          row_projection_errors)
-from calibration.quality import (PUBLISHED_R, calibration_page, plot_quality,  # noqa: E402
+from studies.calibration_quality import (PUBLISHED_R, calibration_page, plot_quality,  # noqa: E402
                                  quality_against_frames)
 from devices import OPU, VirtualDevice, open_device  # noqa: E402
 from photon import preset_names  # noqa: E402

@@ -5,7 +5,7 @@ Usage::
     python scripts/dfa_step_cost.py --out dfa_step_cost/ --json
     python scripts/dfa_step_cost.py --gpu H200 --precision bf16 --device datacenter-opu
 
-Models one training step (:mod:`dfa_bridge.studies.step_cost`) for this toolkit's
+Models one training step (:mod:`studies.step_cost`) for this toolkit's
 sizes and the GPT-3 ladder (vocabulary 50257), on the roofline MODEL of a named GPU
 (``--gpu``, ``--precision``) with the OPU of ``--device`` for ``dfa-opu``; validates the
 step model against steps measured here (this CPU, calibrated in the same run; with a
@@ -25,9 +25,9 @@ import time
 if importlib.util.find_spec("dfa_bridge") is None:  # run from a checkout without installing
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
-from devices.gpu_model import GPUS, PRECISIONS  # noqa: E402
-from devices.throughput import assumptions_markdown, local_gpu_name  # noqa: E402
-from dfa_bridge.studies.step_cost import (OPTIONS, PUBLISHED_CLAIMS, compare_options,  # noqa: E402
+from studies.gpu_model import GPUS, PRECISIONS  # noqa: E402
+from studies.throughput import assumptions_markdown, local_gpu_name  # noqa: E402
+from studies.step_cost import (OPTIONS, PUBLISHED_CLAIMS, compare_options,  # noqa: E402
                                           crossover_grid, crossover_markdown, encoder_planes,
                                           gpt3_shapes, gpu_machine, opu_spec,
                                           plot_crossover_map, toolkit_shapes, validate_on_cpu,
@@ -93,7 +93,7 @@ def markdown_page(result: dict) -> str:
              "launches t_launch` otherwise, summed. `dfa-opu` adds the OPU's frames (encoder "
              "planes x 2 + 2 references per 1024 input frames, per error vector, at the "
              "device's frame time and wall-plug power) while the machine waits at its idle "
-             "power. See `dfa_bridge/studies/step_cost.py`.", "",
+             "power. See `studies/step_cost.py`.", "",
              f"GPU side: **{machine['name']}: a roofline MODEL, not a measurement** "
              f"({machine['implementation']['name']}).", ""]
     lines += ["## Validation against steps measured here", ""]

@@ -32,8 +32,8 @@ if importlib.util.find_spec("dfa_bridge") is None:  # run from a checkout withou
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
 from photon.support.arrays import BACKENDS  # noqa: E402
-from dfa_bridge.studies.plots import plot_alignment_curves, plot_learning_curves  # noqa: E402
-from dfa_bridge.studies.acceptance import (STUDY_NAMES, run_study,  # noqa: E402
+from studies.plots import plot_alignment_curves, plot_learning_curves  # noqa: E402
+from studies.acceptance import (STUDY_NAMES, run_study,  # noqa: E402
                                            run_study_seeds, study_markdown)
 from photon.support.jsonio import dumps, write_json  # noqa: E402
 from photon.support.cli import run_main  # noqa: E402

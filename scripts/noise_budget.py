@@ -29,7 +29,7 @@ import sys
 if importlib.util.find_spec("dfa_bridge") is None:  # run from a checkout without installing
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
-from dfa_bridge.studies.noise_budget import (budget_check, budget_markdown,  # noqa: E402
+from studies.noise_budget import (budget_check, budget_markdown,  # noqa: E402
                                              classification_errors, language_errors,
                                              noise_budget)
 from photon.support import jsonio  # noqa: E402

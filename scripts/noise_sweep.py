@@ -35,7 +35,7 @@ import sys
 if importlib.util.find_spec("dfa_bridge") is None:  # run from a checkout without installing
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
-from dfa_bridge.studies.sweep import (AXES, TASKS, markdown_table, plot_sweep,  # noqa: E402
+from studies.sweep import (AXES, TASKS, markdown_table, plot_sweep,  # noqa: E402
                                       records_json, run_sweep, sweep_points)
 from photon.support import jsonio  # noqa: E402
 from photon.support.cli import positive_int, run_main  # noqa: E402

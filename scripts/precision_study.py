@@ -25,7 +25,8 @@ if importlib.util.find_spec("photon") is None:  # run from a checkout without in
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
 from photon import resolve_config  # noqa: E402
-from photon.report import precision_effect, precision_markdown  # noqa: E402
+from photon.speckle import precision_effect  # noqa: E402
+from studies.physics_pages import precision_markdown  # noqa: E402
 from photon.support.cli import run_main  # noqa: E402
 
 __all__ = ["main"]

@@ -45,17 +45,18 @@ if importlib.util.find_spec("dfa_bridge") is None:  # run from a checkout withou
 import numpy as np  # noqa: E402
 
 from calibration import calibrate, row_correlation  # noqa: E402
-from calibration.quality import PUBLISHED_R, plot_quality, quality_against_frames  # noqa: E402
+from studies.calibration_quality import PUBLISHED_R, plot_quality, quality_against_frames  # noqa: E402
 from dfa_bridge import run_experiment  # noqa: E402
-from dfa_bridge.studies.plots import plot_learning_curves  # noqa: E402
-from dfa_bridge.studies.noise_budget import (budget_check, budget_markdown,  # noqa: E402
+from studies.plots import plot_learning_curves  # noqa: E402
+from studies.noise_budget import (budget_check, budget_markdown,  # noqa: E402
                                              classification_errors, noise_budget)
-from dfa_bridge.studies.sweep import (markdown_table, plot_sweep, read_results, run_sweep,  # noqa: E402
+from studies.sweep import (markdown_table, plot_sweep, read_results, run_sweep,  # noqa: E402
                                       sweep_points)
 from devices import OPU, VirtualDevice, open_device  # noqa: E402
-from devices.throughput import crossovers, plot_throughput, throughput_table  # noqa: E402
+from studies.throughput import crossovers, plot_throughput, throughput_table  # noqa: E402
 from photon import resolve_config  # noqa: E402
-from photon.report import precision_effect, precision_markdown  # noqa: E402
+from photon.speckle import precision_effect  # noqa: E402
+from studies.physics_pages import precision_markdown  # noqa: E402
 from photon.support.cli import run_main  # noqa: E402
 from photon.support.jsonio import write_json  # noqa: E402
 
@@ -162,14 +163,14 @@ def _opu_vs_gpu_section(out: pathlib.Path, max_exp: int, seed: int) -> tuple[dic
     """Section 6: structured and modelled-GPU projections, and the DFA step's cost model.
 
     The SRHT and the dense product are measured here side by side up to ``2^max_exp``;
-    the GPUs are the roofline MODELS of :mod:`devices.gpu_model` (labelled so); the DFA
+    the GPUs are the roofline MODELS of :mod:`studies.gpu_model` (labelled so); the DFA
     step model is checked against steps measured here on one small MLP, then drawn as
     the crossover map on the modelled H100.
     """
-    from devices.gpu_model import GPUS  # noqa: PLC0415
-    from devices.throughput import (assumptions_markdown, model_assumptions,  # noqa: PLC0415
+    from studies.gpu_model import GPUS  # noqa: PLC0415
+    from studies.throughput import (assumptions_markdown, model_assumptions,  # noqa: PLC0415
                                     structured_crossover)
-    from dfa_bridge.studies.step_cost import (compare_options, crossover_grid,  # noqa: PLC0415
+    from studies.step_cost import (compare_options, crossover_grid,  # noqa: PLC0415
                                               crossover_markdown, gpt3_shapes, gpu_machine,
                                               opu_spec, plot_crossover_map, toolkit_shapes,
                                               validate_on_cpu, validation_shapes)

@@ -32,8 +32,8 @@ if importlib.util.find_spec("devices") is None:  # run from a checkout without i
 from devices import open_device  # noqa: E402
 from photon.support.cli import run_main  # noqa: E402
 from photon.support.jsonio import dumps, write_json  # noqa: E402
-from devices.gpu_model import GPUS, PRECISIONS  # noqa: E402
-from devices.throughput import (assumptions_markdown, crossovers, local_gpu_name,  # noqa: E402
+from studies.gpu_model import GPUS, PRECISIONS  # noqa: E402
+from studies.throughput import (assumptions_markdown, crossovers, local_gpu_name,  # noqa: E402
                                 model_assumptions, model_errors, plot_throughput,
                                 structured_crossover, throughput_markdown, throughput_table)
 

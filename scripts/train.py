@@ -39,7 +39,7 @@ if importlib.util.find_spec("dfa_bridge") is None:  # run from a checkout withou
 from dfa_bridge.data import DATASET_NAMES  # noqa: E402
 from dfa_bridge.data.text import TEXT_DATASETS  # noqa: E402
 from dfa_bridge.nn.optim import OPTIMIZERS  # noqa: E402
-from dfa_bridge.studies.plots import plot_alignment_curves, plot_learning_curves  # noqa: E402
+from studies.plots import plot_alignment_curves, plot_learning_curves  # noqa: E402
 from photon.support.jsonio import dumps, write_json  # noqa: E402
 from dfa_bridge.training.experiment import MODELS, run_experiment  # noqa: E402
 from dfa_bridge.training.feedback import ENCODERS  # noqa: E402

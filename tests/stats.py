@@ -7,7 +7,7 @@ standard errors' size still fails.
 
 import numpy as np
 
-from photon.report import contrast_and_se  # noqa: F401  (re-exported for the tests)
+from photon.speckle import contrast_and_se  # noqa: F401  (re-exported for the tests)
 
 Z = 5.0
 

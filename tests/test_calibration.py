@@ -218,7 +218,7 @@ def test_drift_monitor_notices_a_drifting_medium():
 
 
 def test_the_quality_summary_gives_the_student_t_interval_over_seeds():
-    from calibration.quality import summarize_quality
+    from studies.calibration_quality import summarize_quality
     from photon.support.stats import mean_interval
 
     values = [0.9, 0.95, 1.0]

@@ -7,7 +7,7 @@ from photon import Camera, build_chain
 from photon.budget import UNSATURATED_MEAN_FRACTION, mean_counts_dn, saturated_fraction_exponential
 from photon.camera import rounded_gaussian_variance
 from photon.constants import photons_per_joule
-from photon.report import disjoint_frames
+from photon.speckle import disjoint_frames
 from tests.stats import Z, binomial_se, contrast_and_se
 
 WAVELENGTH_NM = 532.0

@@ -86,7 +86,7 @@ def test_dfa_through_a_virtual_opu_trains_on_cupy():
 
 
 def test_benchmark_runs_on_cupy():
-    from dfa_bridge.studies.benchmark import time_training_steps
+    from studies.benchmark import time_training_steps
 
     result = time_training_steps(256, (512, 512), 10, 128, repeats=3, backend="cupy")
     assert result["bp_s"] > 0 and result["dfa_s"] > 0

@@ -12,7 +12,7 @@ from dfa_bridge.data.tabular import Dataset
 from dfa_bridge.data.text import load_pydoc
 from dfa_bridge.nn.models import GCN, MLP
 from dfa_bridge.nn.transformer import TransformerLM
-from dfa_bridge.studies.acceptance import run_study
+from studies.acceptance import run_study
 from dfa_bridge.training.alignment import angle_deg, feedback_angles, update_angles
 from dfa_bridge.training.experiment import derive_seeds, run_experiment
 from dfa_bridge.training.feedback import DeviceFeedback, Feedback, IdealFeedback, make_feedback

@@ -368,7 +368,7 @@ def test_train_script_refuses_bad_transformer_arguments():
 
 @pytest.mark.slow
 def test_acceptance_transformer_study():
-    from dfa_bridge.studies.acceptance import run_study
+    from studies.acceptance import run_study
 
     summary, _ = run_study("transformer")
     assert all(goal["met"] for goal in summary["goals"].values()), summary["goals"]

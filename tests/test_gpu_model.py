@@ -7,8 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from devices.gpu_model import GPUS, H100_SXM, H200_SXM, Roofline, gpu_spec, match_gpu
-from devices.throughput import (gpu_model_point, model_assumptions, model_errors,
+from studies.gpu_model import GPUS, H100_SXM, H200_SXM, Roofline, gpu_spec, match_gpu
+from studies.throughput import (gpu_model_point, model_assumptions, model_errors,
                                 structured_crossover, structured_point)
 
 
@@ -140,7 +140,7 @@ def test_throughput_script_adds_structured_and_model_rows(tmp_path):
 def test_measured_gpu_dense_product_is_within_30_percent_of_the_roofline():
     import cupy  # noqa: F401
 
-    from devices.throughput import dense_point, local_gpu_name
+    from studies.throughput import dense_point, local_gpu_name
 
     spec = match_gpu(local_gpu_name())
     if spec is None:

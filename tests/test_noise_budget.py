@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from dfa_bridge.studies.noise_budget import (BUDGET_CHECK, SOURCES, budget_check,
+from studies.noise_budget import (BUDGET_CHECK, SOURCES, budget_check,
                                              budget_markdown, classification_errors,
                                              clean_config, drift_correlation,
                                              feedback_fidelity, language_errors, noise_budget,
@@ -114,7 +114,7 @@ def test_tm_drift_since_the_fit_matches_the_decorrelation_model(mlp_errors):
 
 @pytest.mark.filterwarnings("ignore:weak_outputs_")  # a 1-bit camera: every output is weak
 def test_fidelity_falls_as_the_device_gets_worse(mlp_errors):
-    from dfa_bridge.studies.sweep import AXES
+    from studies.sweep import AXES
 
     one_bit, _ = AXES["adc_bits"].options(1, load_preset("lab-bench"))
     good = feedback_fidelity("lab-bench", mlp_errors.with_encoder("bitplanes", 4), n_out=128)

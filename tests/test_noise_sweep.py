@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from dfa_bridge.studies.sweep import (AXES, REFERENCES, TASKS, design_answer, markdown_table,
+from studies.sweep import (AXES, REFERENCES, TASKS, design_answer, markdown_table,
                                       plot_sweep, read_results, run_settings, run_sweep,
                                       settings_key, summarize, sweep_points)
 

@@ -5,7 +5,7 @@ import pytest
 
 from photon import build_chain, resolve_config
 from photon.precision import MANTISSA_BITS, relative_rounding_rms, round_to_precision
-from photon.report import precision_effect
+from photon.speckle import precision_effect
 from tests.stats import Z
 
 

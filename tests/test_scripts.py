@@ -59,12 +59,14 @@ def test_precision_study_writes_its_table(tmp_path):
 
 
 def test_photon_main_job_prints_the_device_and_its_statistics(tmp_path):
-    result = json.loads(_run("-m", "photon", "--n-in", "128", "--n-out", "1024", "--json",
-                             "--plot", str(tmp_path)))
+    result = json.loads(_run("-m", "photon", "--n-in", "128", "--n-out", "1024", "--json"))
     assert result["device"]["name"] == "lab-bench"
     stats = result["statistics"]
     assert abs(stats["speckle_contrast"] - stats["speckle_contrast_theory"]) < 0.05
-    assert (tmp_path / "speckle_lab-bench.png").stat().st_size > 10_000
+    from photon import build_chain
+    from studies.physics_pages import plot_speckle_histogram  # figures: the studies floor
+    plot_speckle_histogram(build_chain("lab-bench", n_in=128, n_out=1024), tmp_path / "s.png")
+    assert (tmp_path / "s.png").stat().st_size > 10_000
 
 
 def test_opu_info_prints_the_device_and_the_cost_of_a_job():
@@ -153,7 +155,7 @@ def test_throughput_marks_memory_and_the_opu_crossover(tmp_path):
 
 
 def test_dense_projection_beyond_memory_is_generated_block_by_block():
-    from devices.throughput import dense_point
+    from studies.throughput import dense_point
 
     point = dense_point(2048, batch=4, memory_bytes=2048 * 2048, block_rows=512)
     assert point.storage == "generated" and "4 blocks, 2 timed" in point.note

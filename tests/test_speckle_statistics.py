@@ -5,7 +5,7 @@ import pytest
 from scipy import stats as sps
 
 from photon import build_chain, load_preset, speckle_contrast_for_leak
-from photon.report import disjoint_frames
+from photon.speckle import disjoint_frames
 from tests.stats import Z, contrast_and_se, mean_and_se
 
 N_IN, N_OUT, N_FRAMES = 64, 32768, 8  # 8 disjoint frames x 32768 pixels = 262144 samples

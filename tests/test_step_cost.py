@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from devices.cost import job_cost
-from dfa_bridge.studies.step_cost import (HOUSE_NUMPY, OPTIONS, Machine, MLPShape, OPUSpec,
+from studies.step_cost import (HOUSE_NUMPY, OPTIONS, Machine, MLPShape, OPUSpec,
                                           TransformerShape, compare_options, crossover_grid,
                                           encoder_planes, gpt3_shapes, gpu_machine, step_cost,
                                           step_ops, toolkit_shapes, validate_on_cpu,

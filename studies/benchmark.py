@@ -19,9 +19,9 @@ import numpy as np
 
 from photon.support.arrays import backend_module
 
-from ..training.feedback import IdealFeedback
-from ..nn.models import MLP
-from ..training.trainer import Trainer
+from dfa_bridge.training.feedback import IdealFeedback
+from dfa_bridge.nn.models import MLP
+from dfa_bridge.training.trainer import Trainer
 
 __all__ = ["time_training_steps"]
 

@@ -252,7 +252,7 @@ class Roofline:
 
     def dense_projection(self, n_in: int, n_out: int, batch: int, *,
                          memory_fraction: float = 0.25, block_rows: int = 1024) -> dict:
-        """Modelled ``X @ R`` for a batch, as :func:`devices.throughput.dense_point` runs it.
+        """Modelled ``X @ R`` for a batch, as :func:`studies.throughput.dense_point` runs it.
 
         ``R`` (float32, ``n_in x n_out``) is stored while ``4 n_in n_out`` bytes fit in
         ``memory_fraction`` of the GPU's memory; beyond, its row blocks of ``block_rows``

@@ -16,8 +16,8 @@ import numpy as np
 from devices import VirtualDevice
 from photon.support.stats import mean_interval
 
-from .metrics import row_correlation
-from .session import calibrate
+from calibration.metrics import row_correlation
+from calibration.session import calibrate
 
 __all__ = ["PUBLISHED_R", "quality_against_frames", "summarize_quality",
            "plot_quality", "calibration_page"]

@@ -35,7 +35,7 @@ wall-plug power and the machine's idle power (it waits).
 Units: seconds, joules, FLOPs (an FMA counts 2), bytes.
 
 Machines: :func:`gpu_machine` is the roofline model of a named GPU
-(:mod:`devices.gpu_model`, labelled a model); :func:`calibrate_cpu` measures this
+(:mod:`studies.gpu_model`, labelled a model); :func:`calibrate_cpu` measures this
 CPU's GEMM rate, streaming bandwidth, ``tanh`` rate and per-call overhead (one timing
 each, in the same run) so that the model can be checked against steps measured here
 (:func:`validate_on_cpu`, where these timings are interleaved with the steps'). Times of models too large for one GPU are GPU-seconds of
@@ -55,7 +55,7 @@ from typing import Sequence
 import numpy as np
 
 from devices.cost import job_cost
-from devices.gpu_model import Roofline, gpu_spec
+from studies.gpu_model import Roofline, gpu_spec
 from photon.support.progress import Progress
 from photon.support.arguments import check_int
 
@@ -573,7 +573,7 @@ def gpu_machine(gpu="H100", precision: str = "bf16", *, compute_efficiency: floa
                 bandwidth_efficiency: float = 0.8, launch_s: float = 10e-6,
                 idle_power_w: float = 100.0,
                 implementation: Implementation = FUSED_BF16) -> Machine:
-    """The roofline model of a named GPU (:mod:`devices.gpu_model`) as a step machine: a MODEL.
+    """The roofline model of a named GPU (:mod:`studies.gpu_model`) as a step machine: a MODEL.
 
     GEMMs run at ``compute_efficiency`` of the ``precision``'s dense peak, everything
     else at that fraction of the FP32 peak; transcendentals at the special-function
@@ -847,12 +847,12 @@ def compare_options(shape, machine: Machine, opu: OPUSpec | None, planes: int = 
 # ---------------------------------------------------------------------------- measured here
 def _trainers(shape, options, seed: int, xp=np):
     """Twin models, one trainer per option (same weights), and the batch, on backend ``xp``."""
-    from ..nn.models import MLP  # noqa: PLC0415
-    from ..nn.transformer import TransformerLM  # noqa: PLC0415
-    from ..training.feedback import IdealFeedback  # noqa: PLC0415
-    from ..training.language import LanguageTrainer  # noqa: PLC0415
-    from ..training.structured_feedback import StructuredFeedback  # noqa: PLC0415
-    from ..training.trainer import Trainer  # noqa: PLC0415
+    from dfa_bridge.nn.models import MLP  # noqa: PLC0415
+    from dfa_bridge.nn.transformer import TransformerLM  # noqa: PLC0415
+    from dfa_bridge.training.feedback import IdealFeedback  # noqa: PLC0415
+    from dfa_bridge.training.language import LanguageTrainer  # noqa: PLC0415
+    from dfa_bridge.training.structured_feedback import StructuredFeedback  # noqa: PLC0415
+    from dfa_bridge.training.trainer import Trainer  # noqa: PLC0415
 
     rng = np.random.default_rng(seed)
     widths = ((shape.width,) * shape.n_blocks if shape.family == "transformer"
@@ -1022,13 +1022,13 @@ def validate_on_gpu(shapes=None, options: Sequence[str] = ("bp", "dfa-dense", "d
     """The GPU model against steps measured with CuPy on the GPU present (needs one).
 
     The model is :func:`gpu_machine` of the spec whose name the CUDA device's contains
-    (:func:`devices.gpu_model.match_gpu`), in fp32 with the house code's traffic
+    (:func:`studies.gpu_model.match_gpu`), in fp32 with the house code's traffic
     (:data:`HOUSE_NUMPY`: the same layers run on CuPy, float32, no TF32): ``model /
     measured - 1`` per shape and option. Without a matching spec, the measurements
     alone.
     """
-    from devices.gpu_model import match_gpu  # noqa: PLC0415
-    from devices.throughput import local_gpu_name  # noqa: PLC0415
+    from studies.gpu_model import match_gpu  # noqa: PLC0415
+    from studies.throughput import local_gpu_name  # noqa: PLC0415
 
     gpu_name = gpu_name or local_gpu_name()
     if gpu_name is None:

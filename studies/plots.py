@@ -10,7 +10,7 @@ from __future__ import annotations
 import pathlib
 from typing import Mapping
 
-from ..training.trainer import History
+from dfa_bridge.training.trainer import History
 
 __all__ = ["plot_learning_curves", "plot_alignment_curves"]
 

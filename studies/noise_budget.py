@@ -155,10 +155,10 @@ def classification_errors(data: str = "digits", n_errors: int = 1024, *, epochs:
     batch_size
         Rows per encoder fit (the MLP's batch).
     """
-    from ..data import load_dataset  # noqa: PLC0415
-    from ..data.graphs import GraphData  # noqa: PLC0415
-    from ..nn.models import MLP  # noqa: PLC0415
-    from ..training.trainer import TabularTask, Trainer, fit  # noqa: PLC0415
+    from dfa_bridge.data import load_dataset  # noqa: PLC0415
+    from dfa_bridge.data.graphs import GraphData  # noqa: PLC0415
+    from dfa_bridge.nn.models import MLP  # noqa: PLC0415
+    from dfa_bridge.training.trainer import TabularTask, Trainer, fit  # noqa: PLC0415
 
     if isinstance(n_errors, bool) or not isinstance(n_errors, (int, np.integer)) or n_errors < 1:
         raise ValueError(f"n_errors = {n_errors!r}: expected a positive integer")
@@ -199,7 +199,7 @@ def language_errors(n_errors: int = 1024, *, corpus: str = "pydoc", seed: int = 
     n_bits
         Bits per sign of the bit-plane encoder.
     """
-    from ..data.text import load_text_dataset  # noqa: PLC0415
+    from dfa_bridge.data.text import load_text_dataset  # noqa: PLC0415
 
     if isinstance(n_errors, bool) or not isinstance(n_errors, (int, np.integer)) or n_errors < 1:
         raise ValueError(f"n_errors = {n_errors!r}: expected a positive integer")

@@ -15,7 +15,7 @@ batch of vectors:
   ``scipy.fft`` on every core here (``structured-numpy``), with CuPy's FFT on a GPU
   (``structured-cupy``);
 * **GPU models** (every machine): the roofline model of named GPUs
-  (:mod:`devices.gpu_model`) for the dense product (``gpu-model-H100`` ...: ``R`` stored
+  (:mod:`studies.gpu_model`) for the dense product (``gpu-model-H100`` ...: ``R`` stored
   while it fits, regenerated on the GPU from its counter-based seed beyond) and for the
   SRHT (``structured-model-H100`` ...). These rows are *models*, labelled so, with
   their figures and assumptions in :func:`model_assumptions`; where a GPU is present,
@@ -37,9 +37,9 @@ import numpy as np
 from photon import cupy_available
 from photon.gaussian_matrix import GaussianMatrix
 
-from .cost import job_cost
+from devices.cost import job_cost
 from .gpu_model import Roofline, gpu_spec, match_gpu
-from .structured import SRHT
+from devices.structured import SRHT
 
 __all__ = ["ThroughputPoint", "opu_point", "dense_point", "structured_point", "gpu_model_point",
            "throughput_table", "machine_memory_bytes", "crossovers", "structured_crossover",
@@ -179,7 +179,7 @@ def structured_point(n: int, xp=np, *, batch: int = 256, power_w: float = 25.0,
 
 def gpu_model_point(n: int, model: Roofline, *, batch: int = 256, structured: bool = False,
                     memory_fraction: float = 0.25, block_rows: int = 1024) -> ThroughputPoint:
-    """Modelled throughput on a named GPU (:class:`devices.gpu_model.Roofline`): a model.
+    """Modelled throughput on a named GPU (:class:`studies.gpu_model.Roofline`): a model.
 
     The dense product is modelled as :func:`dense_point` runs it on a GPU (``R`` stored
     while it fits in ``memory_fraction`` of the GPU's memory, regenerated block by block
@@ -238,7 +238,7 @@ def throughput_table(sizes, device, *, batch: int = 256, cpu_power_w: float = 25
     structured
         Also measure the SRHT (``structured-numpy``; ``structured-cupy`` on a GPU).
     gpu_models
-        Names of :data:`devices.gpu_model.GPUS` to model (``("H100", "H200")``): a
+        Names of :data:`studies.gpu_model.GPUS` to model (``("H100", "H200")``): a
         ``gpu-model-NAME`` row (dense product at ``gpu_precision``) and, with
         ``structured``, a ``structured-model-NAME`` row per size.
     gpu_precision
@@ -329,7 +329,7 @@ def model_errors(rows, gpu_name: str | None) -> dict:
     """Model against measurement on the GPU present: ``model / measured - 1`` per size.
 
     ``gpu_name`` is the CUDA device's name (:func:`local_gpu_name`); its model is the
-    spec whose key it contains (:func:`devices.gpu_model.match_gpu`). Empty without a GPU
+    spec whose key it contains (:func:`studies.gpu_model.match_gpu`). Empty without a GPU
     or without a matching spec.
     """
     spec = match_gpu(gpu_name) if gpu_name else None

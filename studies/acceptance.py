@@ -23,8 +23,8 @@ from typing import Callable, Sequence
 
 from photon.support.stats import describe
 
-from ..training.experiment import run_experiment
-from ..training.trainer import History
+from dfa_bridge.training.experiment import run_experiment
+from dfa_bridge.training.trainer import History
 
 __all__ = ["STUDIES", "STUDY_NAMES", "LM_STUDY", "gap_closed_pct", "run_study", "run_study_seeds",
            "study_markdown"]

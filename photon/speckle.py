@@ -4,8 +4,8 @@
 independent), and compares what it measures with the theory of docs/design.md section 2:
 contrast behind the polarizer, mean count against the exposure target, saturated
 fraction against the exponential tail, and the photon-transfer gain from repeated
-frames. :func:`plot_speckle_histogram` draws the intensity histogram against the
-exponential law. :func:`precision_effect` measures what a TF32 or bf16 TM changes.
+frames. :func:`precision_effect` measures what a TF32 or bf16 TM changes. Figures and
+pages of these numbers are drawn on the studies floor (:mod:`studies.physics_pages`).
 """
 
 from __future__ import annotations
@@ -18,8 +18,7 @@ from .budget import UNSATURATED_MEAN_FRACTION, mean_counts_dn
 from .chain import OpticalChain
 from .precision import TM_PRECISIONS, relative_rounding_rms
 
-__all__ = ["speckle_report", "plot_speckle_histogram", "disjoint_frames", "precision_effect",
-           "precision_markdown", "contrast_and_se"]
+__all__ = ["speckle_report", "disjoint_frames", "precision_effect", "contrast_and_se"]
 
 
 def disjoint_frames(n_in: int, n_frames: int) -> np.ndarray:
@@ -81,29 +80,6 @@ def speckle_report(chain: OpticalChain, n_frames: int = 8, repeats: int = 64) ->
         report["ptc_rin_rms"] = float(np.sqrt(max(quadratic, 0.0)))
         report["rin_rms"] = chain.laser.rin_rms
     return report
-
-
-def plot_speckle_histogram(chain: OpticalChain, path, n_frames: int = 8) -> None:
-    """Save a PNG histogram of normalized speckle intensity against the theory."""
-    from matplotlib.figure import Figure  # noqa: PLC0415  (Agg canvas, no pyplot state)
-
-    intensity = chain.intensity(disjoint_frames(chain.n_in, n_frames)).astype(np.float64)
-    normalized = (intensity / intensity.mean(axis=1, keepdims=True)).ravel()
-    fig = Figure(figsize=(6, 4))
-    ax = fig.subplots()
-    ax.hist(normalized, bins=120, range=(0, 8), density=True, alpha=0.6, label="simulated")
-    grid = np.linspace(0, 8, 400)
-    ax.plot(grid, np.exp(-grid), "k--", label="exponential (polarized)")
-    ax.plot(grid, 4 * grid * np.exp(-2 * grid), "k:", label="gamma k=2 (unpolarized)")
-    ax.set_yscale("log")
-    ax.set_ylim(1e-4, 2)
-    ax.set_xlabel("intensity / mean")
-    ax.set_ylabel("probability density")
-    ax.set_title(f"{chain.summary()['name']}: speckle contrast "
-                 f"{normalized.std():.3f} (theory {chain.polarizer.speckle_contrast:.3f})")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
 
 
 def precision_effect(config, precisions=TM_PRECISIONS, n_frames: int = 64,
@@ -173,21 +149,6 @@ def precision_effect(config, precisions=TM_PRECISIONS, n_frames: int = 64,
             "mean_signal_electrons": electrons_per_unit * float(reference[half_on].mean()),
         })
     return rows
-
-
-def precision_markdown(rows: list[dict]) -> str:
-    """A Markdown table of :func:`precision_effect`'s rows."""
-    lines = ["| TM precision | intensity rms error (measured / theory) | speckle contrast | "
-             "KS distance to exponential | error / shot noise |",
-             "|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(
-            f"| {r['precision']} | {r['intensity_rel_rms_error']:.3g} / "
-            f"{r['intensity_rel_rms_theory']:.3g} | {r['speckle_contrast']:.5f} "
-            f"+- {r['speckle_contrast_se']:.5f} (theory {r['speckle_contrast_theory']:.4f}) | "
-            f"{r['ks_exponential']:.5f} ({r['ks_samples']} samples) | "
-            f"{r['error_over_shot_noise']:.3g} (at {r['mean_signal_electrons']:.0f} e-) |")
-    return "\n".join(lines)
 
 
 def contrast_and_se(samples) -> tuple[float, float]:

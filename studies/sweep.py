@@ -5,7 +5,7 @@ top of a base preset. At each point a model of a :data:`TASKS` entry is trained 
 through the virtual device, once per seed; three references are trained with the same
 seeds: DFA with ideal Gaussian feedback, the shallow baseline (only the last layer
 trained) and backpropagation. Every run also records the feedback's fidelity at that point
-(:func:`~dfa_bridge.studies.noise_budget.feedback_fidelity`: SNR and correlation of the
+(:func:`~studies.noise_budget.feedback_fidelity`: SNR and correlation of the
 device's ``B_hat e`` against the exact ``B e``), so accuracy can be read against SNR
 across all axes.
 
@@ -67,7 +67,7 @@ from photon.support import jsonio
 from photon.support.progress import Progress
 from photon.support.stats import describe
 
-from ..training.experiment import run_experiment
+from dfa_bridge.training.experiment import run_experiment
 
 __all__ = ["Axis", "AXES", "Task", "TASKS", "RECORD_FORMAT", "sweep_points", "device_seeds",
            "run_settings", "settings_key", "point_key", "read_results", "run_sweep", "run_job",
@@ -138,12 +138,12 @@ class Task:
         """Outputs ``S`` the feedback device needs (sum of the feedback widths)."""
         hyper = dict(self.hyper)
         if self.model == "transformer":
-            from ..training.language import LM_DEFAULTS  # noqa: PLC0415
+            from dfa_bridge.training.language import LM_DEFAULTS  # noqa: PLC0415
 
             settings = {**LM_DEFAULTS, **hyper}
             blocks = 1 if settings["feedback_mode"] == "shared" else settings["n_blocks"]
             return settings["width"] * blocks
-        from ..training.experiment import DEFAULTS  # noqa: PLC0415
+        from dfa_bridge.training.experiment import DEFAULTS  # noqa: PLC0415
 
         return int(sum(hyper.get("hidden", DEFAULTS[self.model]["hidden"])))
 
