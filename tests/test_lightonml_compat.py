@@ -207,10 +207,11 @@ def test_the_simulator_is_exact_at_lightonmls_scale():
     y = opu.transform(x)
     np.testing.assert_allclose(y, np.abs(x @ R[:40]) ** 2, rtol=2e-5, atol=1e-6)
     # linear: entries of variance 1/max_n_features, then rescale (variance: /sqrt(n))
+    linear = opu.linear_transform(x)  # builds the anchor's inputs and fits the operator
     M = np.asarray(opu.operator.effective_matrix(), np.float64) / np.sqrt(100)
     assert M.var() == pytest.approx(1 / 100, rel=5 * np.sqrt(2 / M.size))
-    np.testing.assert_allclose(opu.linear_transform(x), x @ M.T / np.sqrt(40), rtol=1e-4,
-                               atol=1e-5)
+    np.testing.assert_allclose(linear, x @ M.T / np.sqrt(40), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(opu.transform(x), y, rtol=1e-5, atol=1e-6)  # same first rows
     # the same seed, a smaller fit: the first rows of the same matrix
     small = OPU(300, max_n_features=100, simulated=True)
     small.fit1d(x[:, :20])

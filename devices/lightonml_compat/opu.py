@@ -181,6 +181,7 @@ class OPU:
         self.output_scale = output_scale
         self.operator: ToolkitOPU | None = None
         self._built_for = None  # (n_features, n_components, seed) of the operator
+        self._device_for = None  # the same, of the device built
         self._traits = None  # (feature shape, packed, n_features)
         if open_at_init is None or open_at_init:
             self.open()
@@ -245,7 +246,9 @@ class OPU:
 
         if self._device_spec is not None:
             return device_draws_fresh_noise(self._device_spec, self._device_options)
-        return device_draws_fresh_noise(self.toolkit_device.backend)
+        config = getattr(getattr(self.toolkit_device, "chain", None), "config", None)
+        return device_draws_fresh_noise(config if config is not None
+                                        else self.toolkit_device.backend)
 
     @property
     def config(self):
@@ -292,7 +295,7 @@ class OPU:
         if self._device_spec is not None and self.device.toolkit_device is not None:
             self.device.toolkit_device.close()
             self.device.toolkit_device = None
-        self.operator = None
+        self.operator, self._built_for, self._device_for = None, None, None
 
     # ------------------------------------------------------------------ fitting
     def fit1d(self, X=None, n_features: int | None = None, packed: bool = False,
@@ -394,23 +397,43 @@ class OPU:
             raise ValueError(f"input's number of features ({n}) can't be greater than "
                              f"{self._max_n_features} (max_n_features)")
         self._traits = (tuple(shape), bool(packed), n)
-        self._prepare(n)
+        self._prepare(n, linear=False)
 
-    def _prepare(self, n: int) -> ToolkitOPU:
-        """The fitted toolkit operator for ``n`` features (built once per ``n`` and seed)."""
+    def _prepare(self, n: int, linear: bool) -> None:
+        """Make the device (and, where needed, the fitted operator) ready for ``n`` features.
+
+        The ideal device answers intensities exactly with no operator: ``fit1d`` builds it
+        with ``n`` inputs only, and the first ``linear_transform`` replaces it by one with
+        the anchor's inputs too (the same first ``n`` rows, so the same intensities) and
+        fits the operator. Any other device needs the operator's dark level and scale for
+        intensities: it is built with the anchor and fitted at once.
+        """
         key = (n, self._n_components, self._seed())
         if self.operator is not None and self._built_for == key:
-            return self.operator
+            return
         view = self.device
         if self._device_spec is None:  # a given device: the spare inputs hold the anchor
             device = view.toolkit_device
+            if not linear and isinstance(device, IdealDevice):
+                return
             spare = device.n_in - n
             n_anchor = min(spare, _anchor_size(n)) if spare >= 1 else None
         else:
+            exact = self._device_spec == "ideal"
+            if not linear and exact:
+                if self._device_for == key:
+                    return
+                self._drop_device()
+                view.toolkit_device = self._build_device(n)
+                self._device_for = key
+                if not view.active:
+                    view.toolkit_device.close()
+                view._refresh()
+                return
             self._drop_device()
             n_anchor = _anchor_size(n)
             device = self._build_device(n + n_anchor)
-            view.toolkit_device = device
+            view.toolkit_device, self._device_for = device, key
         progress = get_verbose_level() >= 1 and not self.disable_pbar
         operator = ToolkitOPU(device, linear_method="anchor" if n_anchor else "complement",
                               n_anchor=n_anchor, progress=progress, seed=self.seed)
@@ -419,7 +442,6 @@ class OPU:
             device.close()  # fit opened it; it answers once the OPU is opened
         view._refresh()
         self.operator, self._built_for = operator, key
-        return operator
 
     def _seed(self) -> int:
         """Seed of the transmission matrix: the SimulatedOpuDevice's, or ``seed``."""
@@ -513,7 +535,7 @@ class OPU:
         frames, batch = self._frames(encoded)
         if frames.shape[0] == 0:
             raise ValueError(f"X: no input vector (batch shape {batch}): expected at least one")
-        self._prepare(self._traits[2])
+        self._prepare(self._traits[2], linear)
         start = dt.datetime.now()
         out = self._linear(frames) if linear else self._intensities(frames)
         end = dt.datetime.now()
