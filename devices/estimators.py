@@ -234,7 +234,13 @@ class _OPUEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         """The fitted operator of the recipe (device built, opened and measured)."""
         device, options = self._resolve_device()
         opu = OPU(device, device_options=options, **self._opu_settings())
-        return opu.fit(n_features=self.n_input_frames_width_)
+        try:
+            return opu.fit(n_features=self.n_input_frames_width_)
+        except TypeError as error:  # a backend's unknown keyword
+            if options is None or not self.device_options:
+                raise
+            raise TypeError(f"device_options = {self.device_options!r}: not options of device "
+                            f"{self.device!r} ({error})") from error
 
     def _opu_settings(self) -> dict:
         """:class:`devices.OPU` keyword arguments other than the device."""

@@ -81,11 +81,13 @@ try:
 except ImportError as _error:  # pragma: no cover - exercised only without torch
     raise ImportError("dfa_bridge.torch_front needs PyTorch: pip install -e '.[torch]'") from _error
 
-from devices import backend_names
+from devices import Encoder, backend_names
+from devices.registry import check_device_name
 from photon import preset_names, resolve_config
+from photon.support.arguments import check_int, check_seed
 
 from .training.alignment import angle_deg
-from .training.feedback import Feedback, make_feedback
+from .training.feedback import ENCODERS, Feedback, make_feedback
 
 __all__ = ["FeedbackPoint", "DFA", "DFAUsageError", "METHODS", "FEEDBACK_MODES",
            "FEEDBACK_OPTIONS", "to_array", "from_array"]
@@ -234,6 +236,12 @@ def _check_choice(name: str, value, choices: Sequence[str]) -> str:
 
 def _check_feedback_options(feedback, options) -> dict:
     """``options`` as a dict, or an error naming the key that would be ignored or wrong."""
+    if isinstance(feedback, str) and feedback not in ("ideal", "structured"):
+        try:
+            check_device_name(feedback.removeprefix("device:"))
+        except ValueError as error:
+            raise ValueError(f"feedback = {feedback!r}: expected 'ideal', 'structured' or a "
+                             f"device ({error})") from error
     if options is None:
         return {}
     if not isinstance(options, dict):
@@ -249,6 +257,16 @@ def _check_feedback_options(feedback, options) -> dict:
         return options
     kind = feedback if feedback in ("ideal", "structured") else "device"
     allowed = FEEDBACK_OPTIONS[kind]
+    for key, check in (("seed", lambda v: check_seed("feedback_options['seed']", v)),
+                       ("n_bits", lambda v: check_int("feedback_options['n_bits']", v)),
+                       ("macropixel_mirrors",
+                        lambda v: check_int("feedback_options['macropixel_mirrors']", v))):
+        if key in options:
+            check(options[key])
+    encoder = options.get("encoder")
+    if encoder is not None and not isinstance(encoder, Encoder) and encoder not in ENCODERS:
+        raise ValueError(f"feedback_options['encoder'] = {encoder!r}: expected one of "
+                         f"{', '.join(map(repr, ENCODERS))} or a devices.Encoder")
     if kind != "device":
         unknown = sorted(set(options) - set(allowed))
         if unknown:
@@ -428,7 +446,11 @@ class DFA(nn.Module):
             raise DFAUsageError(
                 f"feedback point {missing[0]} ({self._point_names[missing[0]]}) was not "
                 "reached by this forward: expected every point on the path to the output")
-        if output.ndim < 1 or not output.requires_grad:
+        if output.ndim < 1:
+            raise DFAUsageError("the model returned a scalar: expected an output (batch..., "
+                                "n_classes) whose error DFA projects (compute the loss outside "
+                                "the model)")
+        if not output.requires_grad:
             raise DFAUsageError(f"the model's output (shape {tuple(output.shape)}) does not "
                                 "depend on any trainable parameter: nothing to train")
         self._ensure_feedback(output, step)
@@ -490,6 +512,8 @@ class DFA(nn.Module):
             The loss before the update.
         """
         self._require_open("step")
+        if not callable(loss_fn):
+            raise TypeError(f"loss_fn = {loss_fn!r}: expected a callable loss_fn(output, y)")
         optimizer.zero_grad(set_to_none=True)
         loss = loss_fn(self(x), y)
         loss.backward()

@@ -313,6 +313,22 @@ def test_misuse_at_the_forward_is_named(make, x, message):
         assert model(x).shape == (2, 3)  # inference is the plain model
 
 
+class Summed(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(4, 5), nn.Tanh(), FeedbackPoint(), nn.Linear(5, 3))
+
+    def forward(self, x):
+        return self.net(x).sum()
+
+
+def test_a_model_returning_its_loss_is_named():
+    model = Summed()
+    DFA(model)
+    with pytest.raises(DFAUsageError, match="the model returned a scalar"):
+        model(torch.randn(2, 4))
+
+
 def test_an_lstm_as_a_point_and_a_tuple_output_are_named():
     model = Recurrent()
     DFA(model, "dfa", points=[model.lstm])
@@ -354,6 +370,10 @@ def test_every_use_after_close_is_named():
      "expected none with a Feedback instance"),
     (dict(points=[nn.Linear(2, 2)]), ValueError, "expected a submodule of the model"),
     (dict(points=nn.Linear(2, 2)), TypeError, "expected a list of submodules"),
+    (dict(feedback="nowhere"), ValueError, "feedback = 'nowhere': expected 'ideal', 'structured'"),
+    (dict(feedback_options={"seed": -1}), ValueError, r"feedback_options\['seed'\] = -1"),
+    (dict(feedback="lab-bench", feedback_options={"encoder": "binary"}), ValueError,
+     r"feedback_options\['encoder'\] = 'binary'"),
 ])
 def test_bad_arguments_are_refused(kwargs, error, message):
     with pytest.raises(error, match=message):

@@ -468,32 +468,32 @@ class OPU:
         if not self.device.active:
             raise NotReadyError("OPU device isn't active, use opu.open() or \"with opu:\"")
 
-    def _frames(self, X):
+    def _frames(self, X, name: str = "X"):
         """``(binary frames (m, n) uint8, batch shape)`` of encoded input ``X``."""
         shape, packed, n = self._traits
-        X = check_array("X", to_numpy(X)[0], min_ndim=1, what="binary input(s)")
+        X = check_array(name, to_numpy(X)[0], min_ndim=1, what="binary input(s)")
         if packed:
             if X.dtype != np.uint8:
-                raise ValueError(f"X: dtype {X.dtype}: expected uint8 bit-packed input")
+                raise ValueError(f"{name}: dtype {X.dtype}: expected uint8 bit-packed input")
             n_bytes = math.ceil(n / 8)
             if X.shape[-1] != n_bytes:
-                raise ValueError(f"X: shape {X.shape}: expected {n_bytes} packed bytes last, "
-                                 f"as fitted ({n} features)")
+                raise ValueError(f"{name}: shape {X.shape}: expected {n_bytes} packed bytes "
+                                 f"last, as fitted ({n} features)")
             bits = np.unpackbits(X, axis=-1)
             if bits[..., n:].any():
-                raise ValueError(f"X: packed bits beyond the {n} features fitted are set: "
+                raise ValueError(f"{name}: packed bits beyond the {n} features fitted are set: "
                                  "expected zero padding (as np.packbits writes)")
             X, features_ndim = bits[..., :n], 1
         else:
             features_ndim = len(shape)
             if X.ndim < features_ndim or tuple(X.shape[X.ndim - features_ndim:]) != shape:
-                raise ValueError(f"X: shape {X.shape}: expected (..., "
+                raise ValueError(f"{name}: shape {X.shape}: expected (..., "
                                  f"{', '.join(map(str, shape))}) as fitted")
             if X.dtype != np.bool_:
                 bad = (X != 0) & (X != 1)
                 if bad.any():
                     index = tuple(int(i) for i in np.argwhere(bad)[0])
-                    raise ValueError(f"X: value {X[index].item()!r} at index {index}: expected "
+                    raise ValueError(f"{name}: value {X[index].item()!r} at index {index}: expected "
                                      "binary input (0 or 1; real data go through an "
                                      "encoder_cls, e.g. SeparatedBitPlanEncoder)")
         batch = X.shape[:X.ndim - features_ndim]
@@ -532,7 +532,8 @@ class OPU:
         was_tensor = is_tensor(X)
         encoder = self._instance("encoder_cls", encoder_cls)
         encoded = encoder.transform(X)
-        frames, batch = self._frames(encoded)
+        frames, batch = self._frames(encoded, "X" if isinstance(encoder, NoEncoding)
+                                     else f"X encoded by {type(encoder).__name__}")
         if frames.shape[0] == 0:
             raise ValueError(f"X: no input vector (batch shape {batch}): expected at least one")
         self._prepare(self._traits[2], linear)
@@ -542,7 +543,13 @@ class OPU:
         out = np.asarray(out).reshape(*batch, self._n_components)
         if inspect.isclass(decoder_cls):
             params = encoder.get_params() if hasattr(encoder, "get_params") else {}
-            decoder = decoder_cls(**params)
+            try:
+                decoder = decoder_cls(**params)
+            except TypeError as error:
+                raise TypeError(f"decoder_cls = {decoder_cls.__name__}: it does not take "
+                                f"{type(encoder).__name__}'s parameters {sorted(params)} "
+                                f"({error}): expected its decoder (e.g. SeparatedBitPlanDecoder "
+                                "for SeparatedBitPlanEncoder) or a decoder instance") from error
         else:
             decoder = decoder_cls
         if not callable(getattr(decoder, "transform", None)):
