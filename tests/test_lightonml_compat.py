@@ -23,7 +23,10 @@ from tests.lightonml_scripts import (GET_STARTED, INPUT_OUTPUT, KERNELS, NEWMA_O
                                RANDOMIZED_LINEAR_ALGEBRA, SAVING_AND_LOADING, TRANSFER_LEARNING,
                                port_imports, random_bits, run_here)
 
-torch = pytest.importorskip("torch")
+
+@pytest.fixture
+def torch():
+    return pytest.importorskip("torch")  # only the scripts and tests with tensors need it
 
 
 def test_import_lines_are_the_only_change():
@@ -36,7 +39,7 @@ def test_import_lines_are_the_only_change():
 
 
 # ---------------------------------------------------------------------- the examples
-def test_get_started_runs_as_written():
+def test_get_started_runs_as_written(torch):
     np.random.seed(0)
     torch.manual_seed(0)
     ns = run_here(GET_STARTED)
@@ -74,7 +77,7 @@ def test_the_input_output_tutorial_gives_lightonml_shapes(raw_inputs):
         assert shapes["many raw 2d"] == (4, 16)
 
 
-def test_saving_and_loading_runs_and_keeps_the_projection(tmp_path):
+def test_saving_and_loading_runs_and_keeps_the_projection(tmp_path, torch):
     ns = run_here(SAVING_AND_LOADING, folder=tmp_path)
     np.testing.assert_array_equal(ns["train_y_again"], ns["train_y"])
     assert ns["fitted_before"] and ns["fitted_after"] and ns["torch_fitted"]
@@ -127,6 +130,20 @@ def test_randomized_trace_and_triangles_land_within_their_sampling_error():
     error = np.sqrt(ours.var(ddof=1) / len(ours) + reference.var(ddof=1) / len(reference))
     assert gap <= 3 * error
     assert np.trace(np.linalg.matrix_power(graph, 3)) > 0
+
+
+@pytest.mark.slow
+def test_the_notebooks_trace_at_full_size():
+    # lightonml's notebook: a 2000 x 2000 uniform matrix, m = 200 (the size where issue 28
+    # saw -1.70 for a trace near 129 through the complement identity).
+    ns = run_here(RANDOMIZED_LINEAR_ALGEBRA)
+    rng = np.random.default_rng(0)
+    A = rng.uniform(0, 1, (2000, 2000))
+    np.random.seed(0)
+    estimate = ns["trace_estimation"](ns["make_opu"](2000, 2000, 0), A, 200)
+    # r^T A r over m Gaussian r: standard error sqrt(2 / m) ||(A + A^T) / 2||_F
+    error = np.sqrt(2 / 200) * np.linalg.norm((A + A.T) / 2)
+    assert abs(estimate - np.trace(A)) <= 4 * error
 
 
 def test_randomized_svd_is_as_good_as_an_exact_gaussian_sketch():
@@ -390,7 +407,7 @@ def test_a_pickled_medium_refuses_a_changed_generator(monkeypatch):
         pickle.loads(blob)
 
 
-def test_torch_tensors_in_torch_tensors_out_and_real_data_through_encoders():
+def test_torch_tensors_in_torch_tensors_out_and_real_data_through_encoders(torch):
     x = random_bits(np.random.default_rng(10), (4, 12))
     opu = OPU(8, max_n_features=12, simulated=True)
     opu.fit1d(torch.from_numpy(x))

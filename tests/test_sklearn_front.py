@@ -111,6 +111,22 @@ def test_a_pickle_carries_the_resolved_device_not_the_yaml_path(tmp_path, digits
     assert restored.device_config_.dmd.contrast is None
 
 
+def test_a_pickled_operator_carries_its_device_not_the_yaml_path(tmp_path):
+    path = tmp_path / "bench.yaml"
+    dump_config(resolve_config("ideal").replace(n_in=16, n_out=24), path)
+    x = (np.random.default_rng(1).random((6, 12)) < 0.5).astype(np.uint8)
+    operator = OPU(path).fit(x)
+    first, linear = operator.transform(x), operator.linear_transform(x)
+    blob = pickle.dumps(operator)
+    dump_config(resolve_config("ideal").replace(n_in=16, n_out=24, dmd__contrast=20.0,
+                                                dmd__held_on_mirrors=64), path)
+    restored = pickle.loads(blob)
+    np.testing.assert_array_equal(restored.transform(x), first)
+    np.testing.assert_array_equal(restored.linear_transform(x), linear)
+    np.testing.assert_array_equal(restored.fit(x).transform(x), first)  # no file re-read
+    assert not np.allclose(OPU(path).fit(x).transform(x), first)  # the edit matters
+
+
 def test_an_unpickled_estimator_that_would_measure_differently_is_refused(monkeypatch, digits):
     X = digits[0][:20]
     blob = pickle.dumps(OPURandomFeatures(16, device="ideal").fit(X))
