@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from photon import Polarizer, ScatteringMedium, array_module
-from photon.support.arrays import asarray_like
+from photon.support.arrays import PerBackend, asarray_like
 
 from .protocol import OPUDevice
 
@@ -70,7 +70,7 @@ class CalibratedDevice(OPUDevice):
         self._exposure_us = exposure_us
         self._full_scale = full_scale
         self._analyser = Polarizer.ideal()
-        self._device_params = {}
+        self._device_params = PerBackend()  # backend module -> (gain, offset)
         self._untrusted = self._check_rows(untrusted_outputs, n_out)
         self.row_quality = (None if row_quality is None
                             else self._per_output("row_quality", row_quality, n_out))

@@ -46,7 +46,7 @@ from scipy.special import ndtr
 
 from .config import CameraConfig
 from .constants import photons_per_joule
-from .support.arrays import NoiseStream, array_module, asarray_like
+from .support.arrays import NoiseStream, PerBackend, array_module, asarray_like
 from .support.schema import check_setting, from_mapping, settings_as_properties
 
 __all__ = ["Camera", "Readout", "readout", "frame_time_s", "max_rows_for_frame_time",
@@ -256,8 +256,8 @@ class Camera:
             raise ValueError(f"pixel_grid = {pixel_grid!r}: expected rows * cols == n_out = {n_out}")
         self.noise_seed = int(noise_seed)
         self.fixed_pattern_seed = int(fixed_pattern_seed)
-        self._generators = {}
-        self._patterns = {}
+        self._generators = PerBackend()  # backend module -> NoiseStream (pickles by name)
+        self._patterns = PerBackend()
 
     @classmethod
     def from_settings(cls, n_out: int, *, pixel_grid: tuple[int, int] | None = None,

@@ -542,6 +542,39 @@ class ScatteringMedium:
         smooth *= np.float32(1.0 / float((taps ** 2).sum()))  # (sum w^2)^-1/2 per axis, two axes
         return smooth.reshape(field.shape)
 
+    # ------------------------------------------------------------------ pickling
+    def __getstate__(self) -> dict:
+        """State without the per-backend caches (keyed by array modules, which cannot be
+        pickled): a generated TM is regenerated from its seeds on first use, bit for bit
+        (counter-based generator); a given TM (:meth:`from_transmission_matrix`) is kept.
+        A few generated entries travel along and are checked on loading, so a pickle
+        never silently meets a different generator."""
+        state = self.__dict__.copy()
+        state["_keyframes"], state["_now"] = {}, {}
+        if self._given:
+            state["_given_operand"] = self._now[np]
+        else:
+            state["_tm_check"] = self._tm_sample()
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        state = dict(state)
+        given = state.pop("_given_operand", None)
+        expected = state.pop("_tm_check", None)
+        self.__dict__.update(state)
+        if given is not None:
+            self._now[np] = given
+        elif expected is not None and not np.array_equal(self._tm_sample(), expected):
+            raise ValueError(f"ScatteringMedium (seed {self.seed}): the transmission matrix "
+                             "regenerated from its seed differs from the pickled one: expected "
+                             "the generator it was pickled with (photon.gaussian_matrix "
+                             "changed since); rebuild the device instead of unpickling it")
+
+    def _tm_sample(self) -> np.ndarray:
+        """The first mirror row's first (up to) 8 entries of the time-zero TM, float32."""
+        real, imag = self._matrix(False, 0, 0).block(0, 1, 0, min(8, self.n_pixels))
+        return np.concatenate([real[0], imag[0]])
+
     # ------------------------------------------------------------------ drift
     def advance(self, dt_s: float) -> None:
         """Let ``dt_s`` seconds pass: the TM drifts (a static medium only keeps time).

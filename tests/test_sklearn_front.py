@@ -1,6 +1,7 @@
 """The scikit-learn front: check_estimator, pickling by recipe, Pipeline and GridSearchCV."""
 
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -12,22 +13,62 @@ from sklearn.pipeline import make_pipeline
 from sklearn.utils.estimator_checks import check_estimator
 
 from devices import OPU
-from devices.estimators import EXPECTED_FAILED_CHECKS, OPULinearProjection, OPURandomFeatures
+from devices.estimators import (EXPECTED_FAILED_CHECKS, OPULinearProjection, OPURandomFeatures,
+                                device_draws_fresh_noise)
+from photon import dump_config, resolve_config
 
 ESTIMATORS = [OPURandomFeatures(n_components=16, n_levels=2),
-              OPULinearProjection(n_components=16, n_bits=4)]
+              OPULinearProjection(n_components=16, n_bits=4),
+              OPURandomFeatures(n_components=16, n_levels=2, device="lab-bench"),
+              OPULinearProjection(n_components=16, n_bits=4, device="lab-bench")]
+# scikit-learn does not ask a non-deterministic estimator to give equal transforms of
+# equal data: it skips these checks itself for the noisy device.
+SKIPPED_WHEN_NON_DETERMINISTIC = {"check_pipeline_consistency", "check_transformer_general",
+                                  "check_transformer_data_not_an_array"}
 
 
-@pytest.mark.parametrize("estimator", ESTIMATORS, ids=lambda e: type(e).__name__)
+@pytest.mark.parametrize("estimator", ESTIMATORS,
+                         ids=lambda e: f"{type(e).__name__}-{e.device}")
 def test_check_estimator_passes(estimator):
     # check_array_api_input is skipped by scikit-learn itself unless SCIPY_ARRAY_API=1
     # (the estimators take NumPy only); every other check runs and passes.
-    results = check_estimator(estimator, expected_failed_checks=EXPECTED_FAILED_CHECKS,
-                              on_fail=None, on_skip=None)
+    noisy = estimator.device == "lab-bench"
+    assert estimator.__sklearn_tags__().non_deterministic is noisy
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # lab-bench's saturation notes
+        results = check_estimator(estimator, expected_failed_checks=EXPECTED_FAILED_CHECKS,
+                                  on_fail=None, on_skip=None)
     failed = {r["check_name"]: str(r["exception"]) for r in results if r["status"] == "failed"}
     skipped = {r["check_name"] for r in results if r["status"] == "skipped"}
     assert not failed
-    assert skipped <= {"check_array_api_input"}
+    assert skipped <= {"check_array_api_input"} | (SKIPPED_WHEN_NON_DETERMINISTIC if noisy
+                                                   else set())
+
+
+def test_which_devices_draw_fresh_noise():
+    assert not device_draws_fresh_noise("ideal")
+    assert device_draws_fresh_noise("lab-bench")
+    assert device_draws_fresh_noise("datacenter-opu")
+    quiet = resolve_config("lab-bench").replace(
+        laser__rin_rms=0.0, laser__drift_rms=0.0, camera__shot_noise=False,
+        camera__read_noise_e=0.0, camera__dark_current_e_per_s=0.0, medium__drift_time_s=None)
+    assert not device_draws_fresh_noise(quiet)
+    assert device_draws_fresh_noise(quiet, {"camera__read_noise_e": 2.0})
+    assert device_draws_fresh_noise("no-such.yaml")  # unresolvable: the conservative answer
+    quiet_est = OPURandomFeatures(8, device=quiet).fit(np.eye(4))
+    np.testing.assert_array_equal(quiet_est.transform(np.eye(4)), quiet_est.transform(np.eye(4)))
+
+
+def test_binary_input_stays_binary_by_default():
+    rng = np.random.default_rng(0)
+    X = (rng.random((200, 30)) < 0.5).astype(np.float64)
+    est = OPURandomFeatures(32).fit(X)
+    assert est.encoder_ == "binary" and est.thresholds_ is None
+    np.testing.assert_array_equal(est.encode(X), X)  # half the bits on stay half on
+    real = OPURandomFeatures(32).fit(X + 0.1 * rng.random(X.shape))
+    assert real.encoder_ == "quantile"
+    with pytest.raises(ValueError, match="expected 0 or 1, as in the binary data"):
+        est.transform(X + 0.5)
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +92,52 @@ def test_pickle_gives_the_first_transform_after_fit(make, digits):
     assert restored.get_params() == fitted.get_params()
     unfitted = pickle.loads(pickle.dumps(make()))
     assert not hasattr(unfitted, "opu_")
+
+
+def test_a_pickle_carries_the_resolved_device_not_the_yaml_path(tmp_path, digits):
+    X = digits[0][:30]
+    path = tmp_path / "bench.yaml"
+    dump_config(resolve_config("ideal"), path)
+    fitted = OPULinearProjection(32, n_bits=6, device=path).fit(X)
+    first = fitted.transform(X)
+    blob = pickle.dumps(fitted)
+    # The file changes after pickling: more DMD leakage, a reference field.
+    dump_config(resolve_config("ideal").replace(dmd__contrast=20.0, dmd__held_on_mirrors=64),
+                path)
+    edited = OPULinearProjection(32, n_bits=6, device=path).fit(X).transform(X)
+    assert np.abs(edited - first).max() > 0.05 * np.abs(first).max()  # the edit matters
+    restored = pickle.loads(blob)
+    np.testing.assert_array_equal(restored.transform(X), first)
+    assert restored.device_config_.dmd.contrast is None
+
+
+def test_a_pickled_operator_carries_its_device_not_the_yaml_path(tmp_path):
+    path = tmp_path / "bench.yaml"
+    dump_config(resolve_config("ideal").replace(n_in=16, n_out=24), path)
+    x = (np.random.default_rng(1).random((6, 12)) < 0.5).astype(np.uint8)
+    operator = OPU(path).fit(x)
+    first, linear = operator.transform(x), operator.linear_transform(x)
+    blob = pickle.dumps(operator)
+    dump_config(resolve_config("ideal").replace(n_in=16, n_out=24, dmd__contrast=20.0,
+                                                dmd__held_on_mirrors=64), path)
+    restored = pickle.loads(blob)
+    np.testing.assert_array_equal(restored.transform(x), first)
+    np.testing.assert_array_equal(restored.linear_transform(x), linear)
+    np.testing.assert_array_equal(restored.fit(x).transform(x), first)  # no file re-read
+    assert not np.allclose(OPU(path).fit(x).transform(x), first)  # the edit matters
+
+
+def test_an_unpickled_estimator_that_would_measure_differently_is_refused(monkeypatch, digits):
+    X = digits[0][:20]
+    blob = pickle.dumps(OPURandomFeatures(16, device="ideal").fit(X))
+    from devices.ideal import IdealDevice
+    acquire = IdealDevice._acquire
+    # An injected fault: the simulator's physics changed since the pickle was written.
+    monkeypatch.setattr(IdealDevice, "_acquire", lambda self, f: 1.5 * acquire(self, f))
+    with pytest.raises(ValueError, match="_intensity_unit .*fit it again"):
+        pickle.loads(blob)
+    monkeypatch.undo()
+    assert pickle.loads(blob).transform(X).shape == (20, 16)
 
 
 def test_a_noisy_device_draws_new_noise_on_each_transform(digits):

@@ -12,7 +12,10 @@ from __future__ import annotations
 import math
 import numbers
 
-__all__ = ["check_int", "check_number", "check_seed"]
+import numpy as np
+
+__all__ = ["check_int", "check_number", "check_seed", "check_bool", "check_choice",
+           "check_array"]
 
 
 def _is_integer(value) -> bool:
@@ -86,3 +89,73 @@ def check_number(name: str, value, *, low: float = -math.inf, high: float = math
         raise ValueError(f"{name} = {value!r}: expected {kind}{bounds}"
                          + (f" ({unit})" if unit else ""))
     return value
+
+
+def check_bool(name: str, value) -> bool:
+    """``value`` as a ``bool``, or a ValueError unless it is True or False (Python or NumPy)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} = {value!r}: expected True or False")
+    return bool(value)
+
+
+def check_choice(name: str, value, choices) -> str:
+    """``value``, or a ValueError unless it is one of the strings ``choices``."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} = {value!r}: expected one of "
+                         + ", ".join(repr(c) for c in choices))
+    return value
+
+
+_KIND_NAMES = {"b": "booleans", "i": "signed integers", "u": "unsigned integers",
+               "f": "floats"}
+
+
+def check_array(name: str, value, *, ndim: int | None = None, min_ndim: int = 0,
+                kinds: str = "biuf", finite: bool = True, min_size: int = 1,
+                what: str = "") -> np.ndarray:
+    """``value`` as a NumPy array, or a ValueError naming what is wrong, as scikit-learn's
+    ``check_array`` would: its type, shape, dtype or first non-finite value.
+
+    Parameters
+    ----------
+    name
+        The argument's name, for the message.
+    value
+        An array-like (a NumPy array, a list; a CPU torch tensor is read through
+        ``numpy()``). Strings, objects and complex numbers are refused.
+    ndim, min_ndim
+        The exact number of dimensions, or the least.
+    kinds
+        Accepted dtype kinds (``"b"`` bool, ``"i"`` signed, ``"u"`` unsigned, ``"f"``
+        float).
+    finite
+        Refuse NaN and infinities (floats).
+    min_size
+        The least length of every axis (1: no empty axis).
+    what
+        The expected shape in words, for the message (e.g. ``"(n_samples, n_features)"``).
+    """
+    if type(value).__name__ == "Tensor" and hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError) as error:  # ragged nested lists
+        raise ValueError(f"{name}: expected an array{' ' + what if what else ''} "
+                         f"({error})") from error
+    shape = f"{name}: shape {array.shape}"
+    expected = f"expected {what or (f'{ndim}-D' if ndim is not None else f'>= {min_ndim}-D')}"
+    if (ndim is not None and array.ndim != ndim) or array.ndim < min_ndim:
+        raise ValueError(f"{shape}: {expected}")
+    if min_size and (array.size == 0 or min(array.shape, default=1) < min_size):
+        raise ValueError(f"{shape}: {expected} with no empty axis (at least {min_size} along "
+                         "each)")
+    if array.dtype.kind not in kinds:
+        accepted = ", ".join(_KIND_NAMES[k] for k in kinds)
+        raise ValueError(f"{name}: dtype {array.dtype}: expected real numbers ({accepted})")
+    if finite and array.dtype.kind == "f":
+        bad = ~np.isfinite(array)
+        if bad.any():
+            index = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise ValueError(f"{name}: value {array[index].item()!r} at index {index}: expected "
+                             "finite values")
+    return array

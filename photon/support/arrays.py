@@ -21,6 +21,7 @@ __all__ = [
     "asarray_like",
     "cupy_available",
     "NoiseStream",
+    "PerBackend",
     "run_in_pair",
 ]
 
@@ -91,6 +92,24 @@ def run_in_pair(first, second) -> None:
     pending.result()
 
 
+class PerBackend(dict):
+    """A cache keyed by array module (``numpy``, ``cupy``) that pickles and deep-copies.
+
+    Modules cannot be pickled; this dict pickles its keys by name (``"numpy"``,
+    ``"cupy"``) and maps them back to the modules on load (:func:`backend_module`), so
+    an object holding per-backend state (noise streams, fixed patterns) pickles whole.
+    """
+
+    def __reduce__(self):
+        named = {getattr(key, "__name__", key): value for key, value in self.items()}
+        return _per_backend_from_names, (named,)
+
+
+def _per_backend_from_names(named: dict) -> PerBackend:
+    return PerBackend({backend_module(key) if key in BACKENDS else key: value
+                       for key, value in named.items()})
+
+
 class NoiseStream:
     """A seeded stream of noise on one backend.
 
@@ -135,6 +154,17 @@ class NoiseStream:
     def poisson(self, lam):
         """Poisson samples of mean ``lam`` (an array on this backend)."""
         return self._generators[0].poisson(lam)
+
+    def __getstate__(self) -> dict:
+        """The generators' states, with the backend by name (a module cannot be pickled)."""
+        state = self.__dict__.copy()
+        state["xp"] = self.xp.__name__
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        state = dict(state)
+        state["xp"] = backend_module(state["xp"])
+        self.__dict__.update(state)
 
 
 BACKENDS = ("numpy", "cupy")
