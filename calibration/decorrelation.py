@@ -69,16 +69,24 @@ class DecorrelationEstimate:
         return asdict(self)
 
 
-def _correlation(a: np.ndarray, b: np.ndarray) -> float:
-    a = a.ravel() - a.mean()
-    b = b.ravel() - b.mean()
-    denominator = math.sqrt(float(a @ a) * float(b @ b))
-    return float(a @ b) / denominator if denominator > 0 else 0.0
+def _column_moments(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per-column sums ``(n, sum a, sum b, sum ab, sum a^2, sum b^2)`` (6, columns)."""
+    return np.stack([np.full(a.shape[1], float(a.shape[0])), a.sum(axis=0), b.sum(axis=0),
+                     (a * b).sum(axis=0), (a * a).sum(axis=0), (b * b).sum(axis=0)])
+
+
+def _pooled_correlation(moments: np.ndarray, columns) -> float:
+    """Pearson r over every value of the ``columns`` from their :func:`_column_moments`."""
+    n, sa, sb, sab, saa, sbb = moments[:, columns].sum(axis=1)
+    covariance = sab - sa * sb / n
+    denominator = math.sqrt(max(saa - sa * sa / n, 0.0) * max(sbb - sb * sb / n, 0.0))
+    return covariance / denominator if denominator > 0 else 0.0
 
 
 def _ratios(first, repeat, later_sets, columns) -> np.ndarray:
-    base = _correlation(first[:, columns], repeat[:, columns])
-    return np.array([_correlation(first[:, columns], later[:, columns]) / base
+    """``q`` at each lag: the correlation with the later showing over the repeat's."""
+    base = _pooled_correlation(_column_moments(first, repeat), columns)
+    return np.array([_pooled_correlation(_column_moments(first, later), columns) / base
                      if base > 0 else 1.0 for later in later_sets])
 
 
@@ -163,14 +171,22 @@ def estimate_decorrelation_time(device, *, n_frames: int = 128, first_lag_s: flo
             break
         lag *= 2
     lags_s = np.asarray(lags)
-    ratios = _ratios(first, repeat, later_sets, slice(None))
+    base = _column_moments(first, repeat)
+    later = [_column_moments(first, y) for y in later_sets]
+
+    def ratios_of(columns):
+        r0 = _pooled_correlation(base, columns)
+        return np.array([_pooled_correlation(m, columns) / r0 if r0 > 0 else 1.0
+                         for m in later])
+
+    ratios = ratios_of(slice(None))
     tau = _slope_tau(lags_s, ratios)
     groups = np.array_split(np.arange(first.shape[1]), JACKKNIFE_GROUPS)
     if len(groups) > 1 and math.isfinite(tau):
         rates = []
         for group in groups:
             keep = np.setdiff1d(np.arange(first.shape[1]), group)
-            rates.append(1.0 / _slope_tau(lags_s, _ratios(first, repeat, later_sets, keep)))
+            rates.append(1.0 / _slope_tau(lags_s, ratios_of(keep)))
         rates = np.asarray(rates)
         k = len(rates)
         rate_se = math.sqrt((k - 1) / k * float(np.sum((rates - rates.mean()) ** 2)))
