@@ -56,8 +56,20 @@ def budget_markdown(budget: dict) -> str:
         lines.append(f"| {SOURCES[name]}{extra} | {entry['measured']:.4g} | {se} | "
                      f"{entry['predicted']:.4g} | {ratio} | {band} | {entry.get('inputs', '')} |")
     total = budget["total"]
+    se = "" if total.get("measured_se") is None else f"{total['measured_se']:.2g}"
+    over = (f" ({total['realizations']} realizations)" if total.get("realizations") else "")
     lines += [f"| **sum of the sources** | {total['sum_measured']:.4g} | | "
               f"{total['sum_predicted']:.4g} | | | |",
-              f"| **total (everything on)** | {total['measured']:.4g} | | | "
+              f"| **total (everything on){over}** | {total['measured']:.4g} | {se} | | "
               f"sum / total = {total['sum_over_total']:.3f} | | |"]
+    flipped = {name: entry["outlier_realizations"] for name, entry in budget["sources"].items()
+               if entry.get("outlier_realizations")}
+    lines += ["", "A stochastic source is checked on its median realization (measured / "
+              "predicted); its mean keeps every realization."]
+    if flipped:
+        lines.append("Realizations above twice the lower quartile (rows of the operator's "
+                     "fit that flipped between reference and probe sizing, docs/design.md "
+                     "section 7; when they are half or more, the median is one of them): " + ", ".join(f"{SOURCES[name]} {count} of "
+                                                f"{budget['sources'][name]['realizations']}"
+                                                for name, count in flipped.items()) + ".")
     return "\n".join(lines)
