@@ -335,6 +335,5 @@ def test_script_default_run_passes_the_acceptance_check(tmp_path):
 
 @pytest.mark.slow
 def test_language_model_errors_budget_matches_the_physics():
-    budget = noise_budget("lab-bench", language_errors(1024), n_out=512,
-                          device_options={"medium__drift_time_s": 1800.0}, progress=False)
+    budget = noise_budget("lab-bench", language_errors(1024), n_out=512, progress=False)
     assert budget_check(budget)["all"], {n: e["ratio"] for n, e in budget["sources"].items()}

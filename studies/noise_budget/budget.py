@@ -239,7 +239,7 @@ def _measure_dark(bench, model, name, overrides, bar, realizations) -> dict:
     """Dark current, end to end: its contribution to the frames the projection acquires.
 
     The frames the projection shows (planes, complements, references) are acquired with
-    the light on at the device's exposure, ``max(1, R / 2)`` times, by the clean twin
+    the light on at the device's exposure, ``max(1, R / 4)`` times, by the clean twin
     with the dark current on and without it (the same seeds: the difference is the dark
     electrons alone); the variance of the difference, in the TM model's counts (scaled by
     the ratio of the model's mean signal to the device's over the same frames), against
@@ -252,7 +252,7 @@ def _measure_dark(bench, model, name, overrides, bar, realizations) -> dict:
     from devices import VirtualDevice  # noqa: PLC0415
 
     frames = _acquired_frames(bench.error_set)
-    repeats = max(1, realizations // 2)
+    repeats = max(1, realizations // 4)
     dark = VirtualDevice(bench.clean_config.replace(**overrides)).open()
     clean = VirtualDevice(bench.clean_config).open()
     squares, signal = [], 0.0
