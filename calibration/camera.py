@@ -27,6 +27,15 @@ the device has one) :meth:`devices.OPUDevice.acquire_dark`, frames with the ligh
   below it). Only pixels below 80 % of the way from the dark level to that plateau enter
   the photon-transfer fit. **Read noise** ``sigma_dark / K`` (electrons); **saturation
   capacity** ``(mu_sat - mu_dark) / K``.
+* **Dark current** (:func:`estimate_dark_current`): dark frames (light blocked) at
+  exposures ten times apart, from the device's own up to where the dark signal has risen
+  by several DN; the level of each (a rounded-Gaussian fit below half a DN of noise)
+  grows as ``K i_d t``: the weighted slope over ``K`` is ``i_d`` (electrons per second).
+* **Flat field** (:func:`estimate_flat_field`): the camera alone in front of a uniform
+  source (EMVA 1288's flat field; on an OPU the speckle hides it, each row's mean being
+  its own transmission), frames at half its saturation and dark frames: each pixel's
+  mean over the average is its relative response ``1 + p_j`` (photo-response
+  non-uniformity), the frames' noise taken out of its rms.
 """
 
 from __future__ import annotations
@@ -38,11 +47,13 @@ import numpy as np
 from scipy import optimize, special
 
 from photon import to_numpy
+from photon.support.arguments import check_int, check_number
 
 from .acquisition import acquire_all
 
 __all__ = ["CameraEstimate", "NoiseFreeCamera", "estimate_camera", "fit_rounded_gaussian",
-           "DARK_METHODS"]
+           "DARK_METHODS", "DarkCurrentEstimate", "estimate_dark_current", "FlatFieldEstimate",
+           "estimate_flat_field"]
 
 DARK_METHODS = ("auto", "shutter", "extrapolated")
 SHORT_EXPOSURE = 0.01        # all-off frames at these fractions of the exposure (no shutter)
@@ -421,3 +432,203 @@ def _saturation_level(plateau, plateau_var, full) -> tuple[float, float]:
     temporal = np.concatenate(plateau_var)
     spread = math.sqrt(float(np.median(temporal)) + float(np.var(values)))
     return level, spread
+
+
+# ---------------------------------------------------------------------------- dark current
+@dataclass(frozen=True)
+class DarkCurrentEstimate:
+    """Dark current measured on dark frames at several exposures.
+
+    Attributes
+    ----------
+    e_per_s
+        Dark current ``i_d``, electrons per second and pixel.
+    e_per_s_se
+        Its standard error.
+    exposures_us : tuple of float
+        Exposures of the dark frames.
+    levels_dn : tuple of float
+        Mean dark level at each exposure, DN.
+    frames
+        Dark frames used.
+    gain_dn_per_e
+        The gain ``K`` the slope was divided by.
+    """
+
+    e_per_s: float
+    e_per_s_se: float
+    exposures_us: tuple
+    levels_dn: tuple
+    frames: int
+    gain_dn_per_e: float
+
+    def electrons(self, exposure_us: float) -> float:
+        """Mean dark electrons of one frame at ``exposure_us``."""
+        return self.e_per_s * exposure_us * 1e-6
+
+    def as_dict(self) -> dict:
+        """Plain-data form."""
+        return asdict(self)
+
+
+def _dark_level(counts: np.ndarray, digital: bool) -> tuple[float, float]:
+    """Mean dark level (DN, before rounding) of dark frames (n, p) and its standard error."""
+    level, sd = _dark_statistics(counts, digital)
+    # Per-pixel offsets (DSNU) are fixed: the level's error is the temporal noise over
+    # every sample, plus the spread of the pixels' offsets over the pixels.
+    pixel_means = counts.mean(axis=0)
+    spatial = float(pixel_means.var(ddof=1)) if counts.shape[1] > 1 else 0.0
+    temporal = (sd ** 2 + (1.0 / 12.0 if digital else 0.0)) / counts.size
+    return level, math.sqrt(temporal + spatial / counts.shape[1] / max(counts.shape[0], 1))
+
+
+def estimate_dark_current(device, gain_dn_per_e: float, *, frames: int = 8,
+                          longest_exposure_s: float = 1000.0, rise_dn: float = 4.0,
+                          step: float = 10.0) -> DarkCurrentEstimate:
+    """Estimate the dark current of ``device`` from dark frames at growing exposures.
+
+    The dark level grows as ``offset + K i_d t``. Dark frames (the light blocked,
+    :meth:`devices.OPUDevice.acquire_dark`) are taken at the device's exposure, then at
+    ``step`` times longer exposures until the level has risen by ``rise_dn`` DN (or
+    reaches a quarter of the full scale), or ``longest_exposure_s`` is passed: the
+    longest exposures carry the slope. Each level is the rounded-Gaussian maximum
+    likelihood mean where the noise is below half a DN. The slope (weighted least
+    squares) over ``K`` is ``i_d``. The exposure is restored afterwards. The device
+    clock runs on through every exposure, as a real camera's would.
+
+    Parameters
+    ----------
+    device
+        An open device with a settable exposure that can block its light.
+    gain_dn_per_e
+        The camera's gain ``K`` (:func:`estimate_camera`), DN per electron.
+    frames
+        Dark frames per exposure (>= 2).
+    longest_exposure_s
+        Longest exposure tried, seconds.
+    rise_dn
+        Rise of the dark level at which the series stops, DN.
+    step
+        Ratio of successive exposures (> 1).
+
+    Raises
+    ------
+    ValueError
+        For a device without a settable exposure or a way to block its light, or bad
+        arguments.
+    """
+    gain = check_number("gain_dn_per_e", gain_dn_per_e, low=0.0, low_open=True, unit="DN/e-")
+    frames = check_int("frames", frames, low=2)
+    longest_s = check_number("longest_exposure_s", longest_exposure_s, low=0.0, low_open=True,
+                             unit="s")
+    rise = check_number("rise_dn", rise_dn, low=0.0, low_open=True, unit="DN")
+    step = check_number("step", step, low=1.0, low_open=True)
+    exposure = device.exposure_us
+    if exposure is None or not getattr(device, "exposure_settable", False):
+        raise ValueError(f"device = {device!r}: expected a device with a settable exposure "
+                         "(the dark current is the growth of the dark level with it)")
+    if not getattr(device, "can_block_light", False):
+        raise ValueError(f"device = {device!r}: expected a device that can block its light "
+                         "(acquire_dark): all-off frames still carry the fixed field, which "
+                         "grows with the exposure as the dark current does")
+    digital = device.full_scale is not None
+    ceiling = math.inf if device.full_scale is None else 0.25 * float(device.full_scale)
+    exposures, levels, errors = [], [], []
+    t_us = float(exposure)
+    try:
+        while True:
+            device.exposure_us = t_us
+            counts = np.asarray(to_numpy(device.acquire_dark(frames)), np.float64)
+            level, se = _dark_level(counts, digital)
+            exposures.append(t_us)
+            levels.append(level)
+            errors.append(se)
+            risen = level - levels[0]
+            if (len(levels) >= 2 and risen >= rise) or level >= ceiling \
+                    or t_us * step > longest_s * 1e6:
+                break
+            t_us *= step
+    finally:
+        device.exposure_us = exposure
+    if len(levels) < 2:
+        raise ValueError(f"longest_exposure_s = {longest_s:g}: expected room for two exposures "
+                         f"from the device's {exposure:g} us at step {step:g}")
+    t_s = np.asarray(exposures) * 1e-6
+    y, w = np.asarray(levels), 1.0 / np.maximum(np.asarray(errors), 1e-12) ** 2
+    t_mean = float(np.sum(w * t_s) / np.sum(w))
+    sxx = float(np.sum(w * (t_s - t_mean) ** 2))
+    slope = float(np.sum(w * (t_s - t_mean) * y) / sxx)
+    slope_se = math.sqrt(1.0 / sxx)
+    return DarkCurrentEstimate(max(slope, 0.0) / gain, slope_se / gain, tuple(exposures),
+                               tuple(levels), frames * len(levels), gain)
+
+
+# ---------------------------------------------------------------------------- flat field
+@dataclass(frozen=True)
+class FlatFieldEstimate:
+    """Each output pixel's relative response to a uniform light (photo-response non-uniformity).
+
+    Attributes
+    ----------
+    gain : (n_out,) float64 array
+        ``1 + p_j``: each pixel's signal over the mean pixel's.
+    prnu_rms
+        Rms of ``p_j`` with the frames' noise taken out (EMVA 1288 ``PRNU``, relative).
+    noise_rms
+        Rms error of one ``gain_j`` from the frames' temporal noise.
+    mean_electrons
+        Mean signal of the flat frames, electrons (as the camera's gain converts them).
+    frames
+        Flat and dark frames used.
+    """
+
+    gain: np.ndarray
+    prnu_rms: float
+    noise_rms: float
+    mean_electrons: float
+    frames: int
+
+
+def estimate_flat_field(camera, wavelength_nm: float, *, frames: int = 32,
+                        fill: float = 0.5) -> FlatFieldEstimate:
+    """Measure a camera's flat field: its pixels under a uniform light.
+
+    The camera sits in front of a uniform source (EMVA 1288's flat-field set-up) at
+    ``fill`` of its saturation charge; ``frames`` flat frames and as many dark frames
+    (no light) give each pixel's signal ``mean_flat_j - mean_dark_j`` (DSNU and offset
+    cancel); over the pixels' mean it is ``1 + p_j``. The temporal noise of the means
+    (shot and read noise over ``frames``) is taken out of the rms.
+
+    Parameters
+    ----------
+    camera
+        A :class:`photon.Camera` (called as ``camera(power_w, wavelength_nm)`` on
+        ``(frames, n_sensor_pixels)`` powers; ``electrons_per_watt``,
+        ``saturation_electrons``), not the device it serves: on an OPU the speckle
+        gives each output its own mean, indistinguishable from its response.
+    wavelength_nm
+        Wavelength of the uniform light.
+    frames
+        Flat frames (and dark frames), >= 2.
+    fill
+        Mean signal as a fraction of the saturation charge (in (0, 1)).
+    """
+    frames = check_int("frames", frames, low=2)
+    fill = check_number("fill", fill, low=0.0, high=1.0, low_open=True, high_open=True)
+    wavelength = check_number("wavelength_nm", wavelength_nm, low=0.0, low_open=True, unit="nm")
+    saturation = float(camera.saturation_electrons())
+    target = fill * (saturation if math.isfinite(saturation) else 1e4)
+    power = np.full((frames, camera.n_sensor_pixels),
+                    target / camera.electrons_per_watt(wavelength), np.float32)
+    flat = np.asarray(to_numpy(camera(power, wavelength)), np.float64)
+    dark = np.asarray(to_numpy(camera(np.zeros_like(power), wavelength)), np.float64)
+    signal = flat.mean(axis=0) - dark.mean(axis=0)
+    mean = float(signal.mean())
+    if not mean > 0:
+        raise ValueError(f"camera = {camera!r}: its flat frames show no signal above the dark "
+                         "ones: expected a camera that responds to light")
+    gain = signal / mean
+    noise = math.sqrt(float((flat.var(axis=0, ddof=1) + dark.var(axis=0, ddof=1)).mean())
+                      / frames) / mean
+    prnu = math.sqrt(max(float(gain.var(ddof=1)) - noise ** 2, 0.0))
+    return FlatFieldEstimate(gain, prnu, noise, mean / float(camera.gain_dn_per_e), 2 * frames)

@@ -9,6 +9,8 @@ device does.
 
 from __future__ import annotations
 
+import math
+
 from photon import OpticalChain, resolve_config
 
 from .protocol import OPUDevice
@@ -74,6 +76,18 @@ class VirtualDevice(OPUDevice):
 
     def _acquire(self, frames):
         return self.chain.acquire(frames)
+
+    def wait(self, seconds: float) -> None:
+        """Let ``seconds`` of device time pass without showing frames.
+
+        A real device's clock is the wall clock: it drifts while it idles. A virtual
+        device keeps its own clock, so waiting advances it (the medium decorrelates,
+        the laser power wanders) at no computing cost.
+        """
+        seconds = float(seconds)
+        if not (math.isfinite(seconds) and seconds >= 0):
+            raise ValueError(f"seconds = {seconds!r}: expected a finite time >= 0 s")
+        self.chain.advance(seconds)
 
     def _acquire_dark(self, n_frames: int):
         """Dark frames with the laser off: the camera's read-out without light

@@ -4,7 +4,9 @@ For a pixel receiving optical power ``P`` (W) during the exposure ``t``:
 
 * photons ``mu_p = P t lambda / (h c)``;
 * photo-electrons Poisson with mean ``QE mu_p (1 + prnu_i)`` plus dark electrons
-  ``dark_current t`` (Poisson too), where ``prnu_i`` is a fixed per-pixel pattern;
+  ``dark_current t`` (Poisson too), where ``prnu_i`` is a fixed per-pixel pattern; with
+  ``shot_noise`` off the photo-electrons are their mean, while the dark electrons keep
+  their Poisson noise (thermal generation is not photon shot noise);
 * the charge saturates at the full well;
 * read-out adds Gaussian read noise ``sigma_r`` and a fixed dark-signal pattern ``dsnu_i``
   (electrons);
@@ -386,7 +388,15 @@ class Camera:
         read2 = self.read_noise_e ** 2
         full = self.full_well_e
         if not self.shot_noise:
-            electrons = mu if full is None else xp.minimum(mu, np.float32(full))
+            # Photon shot noise off: the photo-electrons are their mean, but dark electrons
+            # are a Poisson process of their own (thermal generation), kept either way.
+            dark = self.dark_current_e_per_s * self.exposure_us * 1e-6
+            electrons = mu
+            if dark:
+                counts = noise.poisson(xp.full(mu.shape, dark, np.float64))
+                electrons = mu + (counts.astype(np.float32) - np.float32(dark))
+            if full is not None:
+                electrons = xp.minimum(electrons, np.float32(full))
             if read2:
                 electrons = electrons + np.float32(self.read_noise_e) * noise.standard_normal(mu.shape)
             return electrons

@@ -183,3 +183,19 @@ def test_lab_bench_dark_variance_is_0_051_not_the_lines_0_148():
     assert expected == pytest.approx(0.051, abs=0.001)
     assert abs(variance - expected) < Z * se
     assert k * k * camera.read_noise_e ** 2 + 1 / 12 == pytest.approx(0.148, abs=0.001)
+
+
+@pytest.mark.parametrize("shot_noise", [True, False])
+def test_dark_electrons_are_poisson_with_or_without_photon_shot_noise(shot_noise):
+    """Dark current is thermal generation, a Poisson process of its own: its electrons keep
+    their Poisson noise (variance = mean) when photon shot noise is switched off."""
+    camera = _camera(read_noise_e=0.0, adc_bits=None, black_offset_dn=0.0, gain_dn_per_e=1.0,
+                     full_well_e=None, dark_current_e_per_s=30_000.0, shot_noise=shot_noise)
+    mean_e = camera.dark_current_e_per_s * camera.exposure_us * 1e-6          # 3 electrons
+    counts = np.asarray(camera(np.zeros((20, camera.n_sensor_pixels), np.float32),
+                               WAVELENGTH_NM), np.float64)
+    n = counts.size
+    assert abs(counts.mean() - mean_e) < Z * np.sqrt(mean_e / n)
+    # var of a Poisson sample variance: (mu + 2 mu^2 (n / (n - 1))) / n ~ (mu + 2 mu^2) / n
+    assert abs(counts.var(ddof=1) - mean_e) < Z * np.sqrt((mean_e + 2 * mean_e ** 2) / n)
+    np.testing.assert_allclose(counts, np.rint(counts), atol=1e-4)   # whole electrons
