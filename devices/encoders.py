@@ -214,8 +214,8 @@ class Encoder:
         if bounds is None:
             return X
         low, high = bounds
-        excess = xp.maximum(X - high, low - X)
-        if bool((excess > 0).any()):
+        if X.size and (float(X.max()) > high or float(X.min()) < low):
+            excess = xp.maximum(X - high, low - X)
             index = tuple(int(i) for i in np.unravel_index(int(xp.argmax(excess)), X.shape))
             warnings.warn(
                 f"{self._name}.encode: X: value {X[index].item()!r} at index {index} is "
@@ -420,7 +420,15 @@ class BitPlaneEncoder(_ScaledEncoder):
 
     def _fill(self, part, out, xp):
         top = 2 ** self.n_bits - 1
-        q = xp.clip(xp.floor(part / self.step + 0.5), 0, top).astype(xp.int32)
+        q = part / self.step
+        q += 0.5
+        xp.floor(q, out=q)
+        xp.clip(q, 0, top, out=q)
+        if self.n_bits <= 8 and xp is np:  # all the bits of a byte in one pass
+            bits = np.unpackbits(q.astype(np.uint8)[:, None, :], axis=1, bitorder="little")
+            out[...] = bits[:, :self.n_bits, :]
+            return
+        q = q.astype(xp.int32)
         for k in range(self.n_bits):
             out[:, k, :] = (q >> k) & 1
 

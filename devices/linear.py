@@ -13,8 +13,9 @@ Anchor, with ``a`` a fixed frame on inputs that ``x`` never uses::
     f(x) = (y(x + a) - y(x) - y(a) + y(0)) / 2 = g Re(conj(K a) K x)
 
 Both cost two device frames per input frame, plus two reference frames (``1`` and
-``0``, or ``a`` and ``0``) shared by a block of inputs taken right after them, so that
-slow drift cancels. The black offset ``c`` cancels in every difference.
+``0``, or ``a`` and ``0``) shared by a block of inputs and taken in the same acquisition
+(the identity frames of one more input in front, :func:`reference_input`), so that slow
+drift cancels. The black offset ``c`` cancels in every difference.
 
 Row normalization (:func:`row_norms`)
 -------------------------------------
@@ -40,9 +41,8 @@ import numpy as np
 
 from photon import array_module
 
-__all__ = ["REFERENCE_FRAMES", "complement_frames", "complement_references", "anchor_frames",
-           "anchor_references", "reference_response", "complement_projection",
-           "anchor_projection", "RowNorms", "row_norms", "WEAK_SNR", "MAX_ROW_GAIN"]
+__all__ = ["REFERENCE_FRAMES", "complement_frames", "anchor_frames", "reference_input",
+           "identity_halves", "RowNorms", "row_norms", "WEAK_SNR", "MAX_ROW_GAIN"]
 
 REFERENCE_FRAMES = 2  # per block of inputs, for either identity
 WEAK_SNR = 1.0        # a row whose signal rms on random inputs is below the noise's is weak
@@ -64,13 +64,6 @@ def complement_frames(frames, n_in: int):
     return out
 
 
-def complement_references(d: int, n_in: int, xp=np):
-    """Reference frames ``[1; 0]`` of the complement identity (``1`` on the ``d`` used inputs)."""
-    out = xp.zeros((2, n_in), np.uint8)
-    out[0, :d] = 1
-    return out
-
-
 def anchor_frames(frames, anchor_start: int, n_in: int):
     """Device frames ``[x + a; x]``; the anchor ``a`` lights inputs ``anchor_start ..``."""
     xp = array_module(frames)
@@ -82,37 +75,48 @@ def anchor_frames(frames, anchor_start: int, n_in: int):
     return out
 
 
-def anchor_references(anchor_start: int, n_in: int, xp=np):
-    """Reference frames ``[a; 0]`` of the anchor identity."""
-    out = xp.zeros((2, n_in), np.uint8)
-    out[0, anchor_start:] = 1
-    return out
+def reference_input(method: str, d: int, xp=np):
+    """The input frame ``(1, d)`` whose identity output is the reference response.
+
+    The complement identity of ``u`` (all ``d`` used inputs on) shows ``u`` and ``0``:
+    ``y(u) - y(0)``; the anchor identity of ``0`` shows ``a`` and ``0``: ``y(a) - y(0)``.
+    Put in front of a block's inputs, it takes the block's reference frames in the same
+    acquisition (:func:`identity_halves` splits them off).
+    """
+    frame = xp.zeros((1, d), np.uint8)
+    if method == "complement":
+        frame[:] = 1
+    return frame
 
 
-def reference_response(counts):
-    """``y(ref) - y(0)`` (float32) from the counts of the two reference frames."""
-    y = counts.astype(np.float32)
-    return y[0] - y[1]
+def identity_halves(counts, with_reference: bool):
+    """The identity frames' counts split into partners, and the reference response.
 
+    Parameters
+    ----------
+    counts : (2 b, n_out) array
+        Counts of :func:`complement_frames` or :func:`anchor_frames` (first the ``b``
+        frames ``x`` or ``x + a``, then their partners ``1 - x`` or ``x``).
+    with_reference
+        Whether the first input was :func:`reference_input` (its pair is split off).
 
-def complement_projection(counts, reference):
-    """``f(x) = (y(x) - y(1 - x) + y(1) - y(0)) / 2`` from :func:`complement_frames` counts."""
-    y = counts.astype(np.float32)
-    b = y.shape[0] // 2
-    f = y[:b] - y[b:]
-    f += reference
-    f *= np.float32(0.5)
-    return f
-
-
-def anchor_projection(counts, reference):
-    """``f(x) = (y(x + a) - y(x) - y(a) + y(0)) / 2`` from :func:`anchor_frames` counts."""
-    y = counts.astype(np.float32)
-    b = y.shape[0] // 2
-    f = y[:b] - y[b:]
-    f -= reference
-    f *= np.float32(0.5)
-    return f
+    Returns
+    -------
+    first, second : (b or b - 1, n_out) views of ``counts``
+        The counts of each input's two frames: ``f = (first - second + reference) / 2``
+        (complement) or ``(first - second - reference) / 2`` (anchor) is the identity of
+        the module notes.
+    reference : (n_out,) float32 or None
+        ``y(ref) - y(0)``.
+    """
+    b = counts.shape[0] // 2
+    first, second = counts[:b], counts[b:]
+    reference = None
+    if with_reference:
+        xp = array_module(counts)
+        reference = xp.subtract(first[0], second[0], dtype=np.float32)
+        first, second = first[1:], second[1:]
+    return first, second, reference
 
 
 @dataclass(frozen=True)

@@ -69,8 +69,25 @@ def test_effective_matrix_entries_are_iid_standard_gaussian(method):
     # Rows are independent: sample correlation of two rows ~ N(0, 1/d).
     corr = np.corrcoef(m[:200])[np.triu_indices(200, 1)]
     assert np.abs(corr).max() < 5.5 / math.sqrt(d)
-    if method == "complement":  # M acts on deviations from the mean: rows sum to zero
-        assert np.abs(m.sum(axis=1)).max() < 1e-3 * math.sqrt(d)
+    # No row-sum constraint (the complement's mean component is drawn): a row's sum is
+    # N(0, d), so the mean of sum^2 / d over the rows is 1 within its sampling error.
+    sums2 = m.sum(axis=1) ** 2 / d
+    assert abs(sums2.mean() - 1.0) < Z * math.sqrt(2 / n_out) + Z * scale_se
+    assert opu.linear_identity_ == method
+
+
+def test_complement_mean_zero_keeps_the_rows_summing_to_zero():
+    """complement_mean="zero": M acts on deviations from the mean (the device's own M_c)."""
+    d = 160
+    opu = _opu("complement", n_out=512, complement_mean="zero").fit(n_features=d)
+    m = opu.effective_matrix().astype(np.float64)
+    assert np.abs(m.sum(axis=1)).max() < 1e-3 * math.sqrt(d)
+    assert opu.linear_identity_ == "complement, rows summing to zero"
+    drawn = _opu("complement", n_out=512).fit(n_features=d).effective_matrix()
+    # Same device part: the two differ by a rank-one column along 1 / sqrt(d) only.
+    difference = drawn.astype(np.float64) - m
+    np.testing.assert_allclose(difference, difference[:, :1] * np.ones((1, d)),
+                               atol=1e-4 * np.abs(m).max())
 
 
 def test_pairwise_distances_are_preserved_within_johnson_lindenstrauss_bounds():
