@@ -34,10 +34,10 @@ def test_the_lightonml_script_runs_with_its_import_lines_changed():
     assert Y.shape == Y_lin.shape == (200, 1000)
     # transform: |R x|^2 with E|R_ij|^2 = 1/n_features (the toolkit's scale)
     assert Y.mean() == pytest.approx(X_bin.mean(), rel=0.05)
-    # linear_transform: M (x_q - mean x_q) / sqrt(n_features), M unit-variance
+    # linear_transform: M x_q / sqrt(n_features), M unit-variance and unbiased (the
+    # complement identity's mean column drawn: no zero-row-sum constraint)
     M = np.asarray(opu.operator.effective_matrix(), np.float64)
-    Xc = X - X.mean(axis=1, keepdims=True)
-    expected = Xc @ M.T / np.sqrt(100)
+    expected = X @ M.T / np.sqrt(100)
     step = np.abs(X).max() / (2 ** 6 - 1)
     assert np.abs(Y_lin - expected).max() < 3 * step * np.abs(M).sum(axis=1).max() / 10
     assert np.corrcoef(Y_lin.ravel(), expected.ravel())[0, 1] > 0.999
