@@ -82,6 +82,14 @@ COMPLEMENT_MEANS = ("drawn", "zero")
 _MEAN_COLUMN_STREAM = 0x4D43  # stream of the drawn mean column, spawned from ``seed``
 
 
+def _decode(weights, planes, samples: int, p: int, xp):
+    """``sum_q weights[q] planes[s p + q]`` per input ``s``, float32 ``(samples, n_out)``."""
+    planes = planes.reshape(samples, p, -1)
+    if xp is np:
+        return np.einsum("p,spo->so", weights, planes, dtype=np.float32, casting="unsafe")
+    return xp.einsum("p,spo->so", weights, planes.astype(np.float32, copy=False))
+
+
 class NotFittedError(ValueError, AttributeError):
     """An :class:`OPU` method that needs :meth:`OPU.fit` was called before it.
 
@@ -720,11 +728,10 @@ class OPU:
                         f *= half_weights[0] * row_scale
                         coefficients *= plane_weights[0]
                         on *= plane_weights[0]
-                    else:
-                        difference = xp.subtract(first, second, dtype=np.float32)
-                        samples = difference.shape[0] // p
-                        decoded = xp.einsum("p,spo->so", half_weights,
-                                            difference.reshape(samples, p, -1))
+                    else:  # decoded from each half: no per-plane difference formed
+                        samples = first.shape[0] // p
+                        decoded = _decode(half_weights, first, samples, p, xp)
+                        decoded -= _decode(half_weights, second, samples, p, xp)
                         xp.multiply(decoded, row_scale, out=f)
                         coefficients = coefficients.reshape(samples, p) @ plane_weights
                         on = on.reshape(samples, p) @ plane_weights

@@ -25,6 +25,8 @@ __all__ = ["complementary_inputs", "intensity_of_batch"]
 
 #: Smallest batch worth the check (two pairs).
 MIN_BATCH = 4
+#: The second half's field is formed in blocks of about this size (cache-resident).
+_SECOND_HALF_BLOCK_BYTES = 1 << 20
 
 
 def complementary_inputs(frames):
@@ -84,8 +86,14 @@ def intensity_of_batch(field, analyse, frames):
     head[h + 1] = 0
     first = field(head)
     fixed = first[h] + first[h + 1]          # F(u) + F(0)
-    second = xp.subtract(fixed[None], first[:h])
     out = xp.empty((n, first.shape[-1]), np.float32)  # fields end with the pixel axis
+    # The second half's field row by row block, each block small enough to stay in cache.
+    rows = max(1, _SECOND_HALF_BLOCK_BYTES // max(1, first[0].nbytes))
+    second = xp.empty((min(rows, h),) + first.shape[1:], np.float32)
+    for r0 in range(0, h, rows):
+        r1 = min(h, r0 + rows)
+        block = second[:r1 - r0]
+        xp.subtract(fixed[None], first[r0:r1], out=block)
+        analyse(block, out[h + r0:h + r1])
     analyse(first[:h], out[:h])
-    analyse(second, out[h:])
     return out
