@@ -571,6 +571,7 @@ class OPU:
         entry_std = math.sqrt(variance) if variance > 0 else 1.0
         self._linear_scale = 1.0 / entry_std if self.rescale == "standard" else 1.0
         self._mean_column = None
+        self._scaled_vectors = {}   # backend name -> (row scale, drawn column) of linear mode
         if self.linear_method == "anchor":
             self.linear_identity_ = "anchor"
         elif self.complement_mean == "zero":
@@ -673,6 +674,16 @@ class OPU:
             frames = anchor_frames(part, n_in - self.n_anchor_, n_in)
         return identity_halves(device.acquire(frames), with_reference)
 
+    def _scaled(self, xp):
+        """``(row scale, drawn column or None)`` of linear mode on backend ``xp``, float32."""
+        vectors = self._scaled_vectors.get(xp.__name__)
+        if vectors is None:
+            scale = np.float32(self._linear_scale)
+            column = None if self._mean_column is None else xp.asarray(self._mean_column * scale)
+            vectors = (xp.asarray(self._row_norm * scale), column)
+            self._scaled_vectors[xp.__name__] = vectors
+        return vectors
+
     def _linear_frames(self, frames, progress=None, normalized: bool = True, weights=None):
         """Normalized linear projection of binary frames (m, n_features) -> (m, n_out).
 
@@ -695,9 +706,7 @@ class OPU:
         plane_weights = xp.asarray(np.ones(1) if weights is None else weights, np.float32)
         out = xp.empty((rows // p, self.n_components), np.float32)
         if normalized:
-            row_scale = xp.asarray(self._row_norm * np.float32(self._linear_scale))
-            column = (None if self._mean_column is None
-                      else xp.asarray(self._mean_column * np.float32(self._linear_scale)))
+            row_scale, column = self._scaled(xp)
         else:
             row_scale = xp.ones(self.n_components, np.float32)
             column = None

@@ -353,15 +353,15 @@ class Camera:
         NumPy: :class:`photon.noise_samplers.FastNoise` (Box-Muller normals drawn in
         blocks, alias-table Poisson counts); CuPy: the device's generator.
         """
-        stream = self._generators.get(xp)
+        stream = self._generators.get(xp.__name__)   # keyed by name: a camera pickles
         if stream is None:
             stream = FastNoise(self.noise_seed) if xp is np else NoiseStream(xp, self.noise_seed)
-            self._generators[xp] = stream
+            self._generators[xp.__name__] = stream
         return stream
 
     def _fixed_patterns(self, xp):
         """PRNU gain map and DSNU offset map (electrons) on backend ``xp``, or None each."""
-        if xp not in self._patterns:
+        if xp.__name__ not in self._patterns:
             rng = np.random.Generator(np.random.PCG64(self.fixed_pattern_seed))
             prnu = dsnu = None
             if self.prnu_rms:
@@ -369,8 +369,8 @@ class Camera:
                 prnu = asarray_like(prnu.astype(np.float32), xp)
             if self.dsnu_e:
                 dsnu = asarray_like((self.dsnu_e * rng.standard_normal(self.n_out)).astype(np.float32), xp)
-            self._patterns[xp] = (prnu, dsnu)
-        return self._patterns[xp]
+            self._patterns[xp.__name__] = (prnu, dsnu)
+        return self._patterns[xp.__name__]
 
     def _bin(self, electrons):
         b = self.binning

@@ -101,7 +101,7 @@ class OpticalChain:
         self.config = config
         self.frames_acquired = 0
         self._laser_pending_s = 0.0  # device time the laser drift has not yet seen
-        self._intensity_tables = {}  # backend -> table of every frame's intensity (few inputs)
+        self._intensity_tables = {}  # backend name -> every frame's intensity (few inputs)
 
     # ------------------------------------------------------------------ building
     @classmethod
@@ -242,14 +242,14 @@ class OpticalChain:
         n_pixels = self.camera.n_sensor_pixels
         if 4 * n_pixels << self.n_in > _INTENSITY_TABLE_MAX_BYTES:
             return None
-        optics = (id(self.medium), self.medium.config, self.medium.simulation, self.dmd.config,
-                  self.polarizer.config)
-        table = self._intensity_tables.get(xp)
-        if table is None or table["optics"] != optics:
+        optics = (self.medium, self.medium.config, self.medium.simulation, self.dmd.config,
+                  self.polarizer.config)   # frozen settings: a change is a new object
+        table = self._intensity_tables.get(xp.__name__)
+        if table is None or any(a is not b for a, b in zip(table["optics"], optics)):
             table = {"optics": optics, "filled": xp.zeros(1 << self.n_in, bool),
                      "intensity": xp.empty((1 << self.n_in, n_pixels), np.float32),
                      "powers": xp.asarray(1 << np.arange(self.n_in), dtype=np.int64)}
-            self._intensity_tables[xp] = table
+            self._intensity_tables[xp.__name__] = table
         return table
 
     def _tabulated_intensity(self, frames, table):

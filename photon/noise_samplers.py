@@ -305,37 +305,42 @@ class FastNoise:
         limit
             The bound the caller guarantees (the tables' limit).
         """
-        lam = np.asarray(lam, np.float64)
+        lam = np.asarray(lam)
         if lam.size == 0:
             return np.zeros(0, np.float32)
         if limit > MAX_TABLE_LIMIT:
             return self._generator.poisson(lam).astype(np.float32)
         tables = poisson_alias_tables(float(limit))
         n = lam.size
-        grid = lam * (1.0 / tables.step)
-        np.floor(grid, out=grid)
-        remainder = grid * (-tables.step)
-        remainder += lam
-        pick = self._uniform(n) * tables.columns
-        column = pick.astype(np.int64)
+        # lam = g h + r, exactly: h is a power of two, the fraction of lam / h is exact.
+        scaled = lam * lam.dtype.type(1.0 / tables.step)
+        grid = np.floor(scaled)
+        scaled -= grid
+        scaled *= lam.dtype.type(tables.step)           # r, in [0, h)
+        uniforms = self._uniform(2 * n)
+        pick = uniforms[:n] * tables.columns
+        column = pick.astype(np.int32)
         pick -= column                                  # the fractional part: the keep test
-        cell = grid.astype(np.int64)
+        cell = grid.astype(np.int32)
         cell *= tables.columns
         cell += column
-        counts = np.where(pick < tables.keep[cell], column, tables.alias[cell]).astype(np.float32)
-        counts += _poisson_by_inversion(remainder, self._uniform(n))
-        return counts
+        counts = tables.alias.take(cell)
+        np.copyto(counts, column, where=pick < tables.keep.take(cell))
+        counts += _poisson_by_inversion(scaled.astype(np.float64), uniforms[n:])
+        return counts.astype(np.float32)
 
 
 def _poisson_by_inversion(lam: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """Poisson counts of small means ``lam`` by inversion of the CDF with uniforms ``u``.
+    """Poisson counts (int32) of small means ``lam`` by inversion of the CDF with uniforms ``u``.
 
     Count ``k`` is the number of CDF values ``P(X <= j)``, ``j = 0, 1, ...``, that ``u``
     reaches: 0 and 1 in closed form for all, then a loop over the few that reach 2.
     """
-    term = np.exp(-lam)                          # P(X = 0)
-    counts = (u >= term).astype(np.float32)
-    cdf = term * (1.0 + lam)                     # P(X <= 1)
+    term = np.negative(lam)
+    np.exp(term, out=term)                       # P(X = 0)
+    counts = (u >= term).view(np.uint8).astype(np.int32)
+    cdf = lam + 1.0
+    cdf *= term                                  # P(X <= 1)
     active = np.flatnonzero(u >= cdf)
     if not active.size:
         return counts

@@ -143,7 +143,7 @@ def test_the_poisson_test_fails_on_a_faulty_sampler(monkeypatch):
     stream = FastNoise(5)
     # The remainder below the grid dropped: Poisson(0.75) where Poisson(0.9) is due.
     monkeypatch.setattr(samplers, "_poisson_by_inversion",
-                        lambda lam, u: np.zeros(lam.size, np.float32))
+                        lambda lam, u: np.zeros(lam.size, np.int32))
     x = stream.poisson(np.full(1 << 16, 0.9, np.float32), 50.0)
     assert poisson_law_violations(x, 0.9, ALPHA) == ["chi2"]
     monkeypatch.undo()
