@@ -139,6 +139,7 @@ class DeviceFeedback(Feedback):
         self.opu = OPU(device, linear_method="complement", complement_mean="zero",
                        encoder=encoder, progress=False).fit(n_features=self.n_classes)
         self.rows = self._choose_rows()
+        self._first_rows = bool(np.array_equal(self.rows, np.arange(self.total_width)))
         self._rows_by_backend: dict[str, object] = {}
         self._scale_by_backend: dict[str, object] = {}
         self._matrix = None
@@ -175,7 +176,7 @@ class DeviceFeedback(Feedback):
             return xp.zeros((error.shape[0], self.total_width), np.float32)
         self.opu.encoder.fit(error)
         projection = self.opu.linear_transform(error)
-        if np.array_equal(self.rows, np.arange(self.total_width)):
+        if self._first_rows:
             projection = projection[:, :self.total_width]  # the first S outputs, as a view
         else:
             rows = self._rows_by_backend.get(xp.__name__)
