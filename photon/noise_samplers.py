@@ -41,20 +41,19 @@ Blocks
 ------
 Normal deviates and the Poisson sampler's uniforms are drawn in blocks
 (:data:`BLOCK_SIZE`, :data:`UNIFORM_BLOCK_SIZE`) and handed out in order as read-only
-views; each stream's next block is drawn ahead on a helper thread while the caller works,
-so on a machine with a spare core a small call (a DFA step's 60,000 deviates) pays for
-none of the draws. A call larger than half a block is drawn on its own (in two halves on
-two threads from :data:`PARALLEL_MIN_SIZE` on, each half from its own child generator).
-Each block comes from its stream's own generator, in order: the numbers depend on the
-seed and the sequence of calls only, never on timing. Every stream takes its own seed.
+views, so a small call (a DFA step's 60,000 deviates) costs a slice, not a dozen array
+operations. (Drawing the next block ahead on a helper thread was tried: on a busy
+machine the helper's blocks arrive cold in the caller's cache and the step got slower.)
+A call larger than half a block is drawn on its own (in two halves on two threads from
+:data:`PARALLEL_MIN_SIZE` on, each half from its own child generator). Each block comes
+from its stream's own generator, in order: the numbers depend on the seed and the
+sequence of calls only, never on timing. Every stream takes its own seed.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-import os
-from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 from scipy.special import gammaln, pdtrc
@@ -186,32 +185,18 @@ def poisson_alias_tables(limit: float, step: float = GRID_STEP) -> PoissonTables
     return PoissonTables(limit, step)
 
 
-def _helper():
-    """The process's one helper thread that draws noise blocks ahead (made after a fork too)."""
-    global _HELPER
-    if _HELPER is None or _HELPER[1] != os.getpid():
-        _HELPER = (ThreadPoolExecutor(1, thread_name_prefix="photon-noise"), os.getpid())
-    return _HELPER[0]
-
-
-_HELPER = None
-
-
-class _AheadStream:
-    """Blocks of one random stream, handed out in order; the next one is drawn ahead.
+class _BlockStream:
+    """Blocks of one random stream, handed out in order as read-only views.
 
     Block ``k`` is the ``k``-th draw of ``size`` numbers from the stream's own bit
-    generator, whichever thread draws it (only one does at a time): the numbers depend on
-    the seed and on the order of the requests, never on timing. Views handed out are
-    read-only and stay valid (a block is never written again).
+    generator: the numbers depend on the seed and on the order of the requests only.
+    Views handed out stay valid (a block is never written again).
     """
 
     def __init__(self, bit_generator, kind: str, size: int):
         self._bits, self._kind, self._size = bit_generator, kind, int(size)
         self._block = np.empty(0, np.float32 if kind == "normal" else np.float64)
         self._used = 0
-        self._ahead = None     # the next block, or a Future of it
-        self._owner = None     # process that submitted the Future
 
     def _draw(self):
         if self._kind == "normal":
@@ -221,39 +206,19 @@ class _AheadStream:
         block.flags.writeable = False
         return block
 
-    def _next_block(self):
-        ahead = self._ahead
-        if ahead is None:
-            return self._draw()
-        if isinstance(ahead, Future):
-            if self._owner != os.getpid():  # a forked copy: the helper is not here
-                return self._draw()
-            return ahead.result()
-        return ahead
-
     def take(self, n: int):
         """The next ``n`` numbers (``n <= size``), a read-only view."""
         if self._used + n > self._block.size:
-            self._block, self._used = self._next_block(), 0
-            self._ahead, self._owner = _helper().submit(self._draw), os.getpid()
+            self._block, self._used = self._draw(), 0
         start, self._used = self._used, self._used + n
         return self._block[start:self._used]
-
-    def __getstate__(self) -> dict:
-        state = dict(self.__dict__)
-        if isinstance(self._ahead, Future):
-            state["_ahead"] = self._next_block()
-        state["_owner"] = None
-        return state
 
 
 class FastNoise:
     """A seeded stream of normal deviates and small-mean Poisson counts (NumPy, float32).
 
     Normal deviates and the Poisson sampler's uniforms come in blocks
-    (:data:`BLOCK_SIZE` and :data:`UNIFORM_BLOCK_SIZE`), each stream's next block drawn
-    ahead on a helper thread while the caller works (a spare core hides the draws; the
-    numbers are the same either way). Picklable (pending blocks are completed first).
+    (:data:`BLOCK_SIZE` and :data:`UNIFORM_BLOCK_SIZE`), handed out in order; picklable.
 
     Parameters
     ----------
@@ -265,8 +230,8 @@ class FastNoise:
     def __init__(self, seed: int):
         children = np.random.SeedSequence(int(seed)).spawn(5)
         bits = [np.random.SFC64(child) for child in children]
-        self._normals = _AheadStream(bits[0], "normal", BLOCK_SIZE)
-        self._uniforms = _AheadStream(bits[1], "uniform", UNIFORM_BLOCK_SIZE)
+        self._normals = _BlockStream(bits[0], "normal", BLOCK_SIZE)
+        self._uniforms = _BlockStream(bits[1], "uniform", UNIFORM_BLOCK_SIZE)
         self._halves = bits[2:4]
         self._generator = np.random.Generator(bits[4])
 
