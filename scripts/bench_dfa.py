@@ -19,7 +19,9 @@ the digits MLP (64-256-256-10, batches of 32) through a small virtual device
 inputs onto 512 outputs, about 130 frames a step) against the same step with ideal
 feedback, in NumPy and in the PyTorch front, timed in interleaved blocks
 (:func:`studies.device_feedback_bench.time_device_feedback_steps`): ``device_over_ideal``
-is the median of the repeats' ratios (goal <= 2.0), with its range.
+is the median of the repeats' ratios (goal <= 2.0), with its range. ``--device-threads 1``
+limits BLAS and torch to one thread on both sides (a loaded machine's multi-threaded BLAS
+spends its time waiting for its threads).
 """
 
 from __future__ import annotations
@@ -58,7 +60,12 @@ def main(argv=None) -> int:
                         help="interleaved repeats of the device-vs-ideal blocks (>= 1)")
     parser.add_argument("--device-steps", type=int, default=40,
                         help="steps per block of the device-vs-ideal timing (>= 1)")
+    parser.add_argument("--device-threads", type=int, default=None,
+                        help="limit BLAS and torch threads in the device-vs-ideal timing "
+                             "(default: their own; 1 makes a loaded machine's figures stable)")
     args = parser.parse_args(argv)
+    if args.device_threads is not None and args.device_threads < 1:
+        parser.error(f"--device-threads = {args.device_threads}: expected >= 1")
     for name in ("device_repeats", "device_steps"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} = {getattr(args, name)}: expected >= 1")
@@ -75,7 +82,7 @@ def main(argv=None) -> int:
         try:
             result["device_feedback"] = time_device_feedback_steps(
                 args.device_feedback, repeats=args.device_repeats,
-                steps_per_repeat=args.device_steps)
+                steps_per_repeat=args.device_steps, threads=args.device_threads)
         except ValueError as error:
             parser.error(str(error))
     if args.json:

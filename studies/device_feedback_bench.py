@@ -18,7 +18,9 @@ machine's load hits both sides of a repeat alike).
 
 from __future__ import annotations
 
+import contextlib
 import statistics
+import sys
 import time
 
 import numpy as np
@@ -112,9 +114,30 @@ def _time_pair(steppers: dict, batches: list, repeats: int, warmup: int) -> dict
             "ratios": ratios}
 
 
+@contextlib.contextmanager
+def _threads(count: int | None):
+    """BLAS (and torch's intra-op) threads limited to ``count`` for the duration (None: as is)."""
+    if count is None:
+        yield
+        return
+    from threadpoolctl import threadpool_limits  # noqa: PLC0415  (scikit-learn's dependency)
+
+    torch = sys.modules.get("torch")
+    before = torch.get_num_threads() if torch is not None else None
+    try:
+        with threadpool_limits(limits=count):
+            if torch is not None:
+                torch.set_num_threads(count)
+            yield
+    finally:
+        if torch is not None:
+            torch.set_num_threads(before)
+
+
 def time_device_feedback_steps(device: str = "lab-bench", repeats: int = 7,
                                steps_per_repeat: int = 40, warmup: int = 5,
-                               seed: int = 0, torch_front: bool = True) -> dict:
+                               seed: int = 0, torch_front: bool = True,
+                               threads: int | None = None) -> dict:
     """Seconds per DFA step with ideal and with device feedback, side by side, and their ratio.
 
     Parameters
@@ -131,6 +154,10 @@ def time_device_feedback_steps(device: str = "lab-bench", repeats: int = 7,
         Seed of the models, the ideal feedback and the batch order.
     torch_front
         Also time the PyTorch front (skipped, with ``"torch": None``, without torch).
+    threads
+        Limit BLAS and torch to this many threads on both sides (None: their defaults).
+        On a machine whose cores other work keeps busy, multi-threaded BLAS waits for its
+        threads and a small step's time says more about the load than about the step.
 
     Returns
     -------
@@ -146,10 +173,12 @@ def time_device_feedback_steps(device: str = "lab-bench", repeats: int = 7,
               "model": f"MLP {dataset.n_features}-256-256-{dataset.n_classes} tanh, dropout "
                        f"0.1, batch {DIGITS_MLP['batch_size']}, Adam (digits)",
               "goal_device_over_ideal_max": 2.0}
+    result["threads"] = threads
     steppers, sources = _numpy_steppers(dataset, device, seed)
     device_source = sources["device"]
     before = device_source.device.frames_acquired
-    result["numpy"] = _time_pair(steppers, batches, repeats, warmup)
+    with _threads(threads):
+        result["numpy"] = _time_pair(steppers, batches, repeats, warmup)
     steps = repeats * steps_per_repeat + warmup
     result["frames_per_step"] = (device_source.device.frames_acquired - before) / steps
     result["device_outputs"] = [device_source.device.n_in, device_source.device.n_out]
@@ -159,7 +188,8 @@ def time_device_feedback_steps(device: str = "lab-bench", repeats: int = 7,
     if torch_front:
         steppers, sources = _torch_steppers(dataset, device, seed)
         if steppers is not None:
-            result["torch"] = _time_pair(steppers, batches, repeats, warmup)
+            with _threads(threads):
+                result["torch"] = _time_pair(steppers, batches, repeats, warmup)
             for source in sources.values():
                 source.close()
     return result
