@@ -14,7 +14,7 @@ Anchor, with ``a`` a fixed frame on inputs that ``x`` never uses::
 
 Both cost two device frames per input frame, plus two reference frames (``1`` and
 ``0``, or ``a`` and ``0``) shared by a block of inputs and taken in the same acquisition
-(the identity frames of one more input in front, :func:`reference_input`), so that slow
+(the identity frames of one more input in front: ``with_reference``), so that slow
 drift cancels. The black offset ``c`` cancels in every difference.
 
 Row normalization (:func:`row_norms`)
@@ -41,8 +41,7 @@ import numpy as np
 
 from photon import array_module
 
-__all__ = ["REFERENCE_FRAMES", "complement_frames", "anchor_frames", "reference_input",
-           "identity_halves", "RowNorms", "row_norms", "WEAK_SNR", "MAX_ROW_GAIN"]
+__all__ = ["REFERENCE_FRAMES", "complement_frames", "anchor_frames", "identity_halves", "RowNorms", "row_norms", "WEAK_SNR", "MAX_ROW_GAIN"]
 
 REFERENCE_FRAMES = 2  # per block of inputs, for either identity
 WEAK_SNR = 1.0        # a row whose signal rms on random inputs is below the noise's is weak
@@ -51,42 +50,40 @@ MODEL_AGREEMENT = 0.9  # fraction of rows the reference model must agree with to
 MODEL_TOLERANCE_Z = 3.0  # agreement: log ratio within this many standard errors
 
 
-def complement_frames(frames, n_in: int):
+def complement_frames(frames, n_in: int, with_reference: bool = False):
     """Device frames ``[x; 1 - x]`` for inputs ``frames`` (b, d) on the first ``d`` inputs.
 
-    The complement is taken within the ``d`` used inputs; inputs beyond stay off.
+    The complement is taken within the ``d`` used inputs; inputs beyond stay off. With
+    ``with_reference`` the all-on input ``u`` comes first, ``[u, x; 0, u - x]``: its pair
+    gives the reference response ``y(u) - y(0)`` in the same acquisition.
     """
     xp = array_module(frames)
     b, d = frames.shape
-    out = xp.zeros((2 * b, n_in), np.uint8)
-    out[:b, :d] = frames
-    out[b:, :d] = 1 - frames.astype(np.uint8)
+    lead = int(with_reference)
+    half = b + lead
+    out = xp.zeros((2 * half, n_in), np.uint8)
+    if lead:
+        out[0, :d] = 1
+    out[lead:half, :d] = frames
+    xp.subtract(1, frames, out=out[half + lead:, :d], casting="unsafe")
     return out
 
 
-def anchor_frames(frames, anchor_start: int, n_in: int):
-    """Device frames ``[x + a; x]``; the anchor ``a`` lights inputs ``anchor_start ..``."""
+def anchor_frames(frames, anchor_start: int, n_in: int, with_reference: bool = False):
+    """Device frames ``[x + a; x]``; the anchor ``a`` lights inputs ``anchor_start ..``.
+
+    With ``with_reference`` the input ``0`` comes first, ``[a, x + a; 0, x]``: its pair gives
+    the reference response ``y(a) - y(0)`` in the same acquisition.
+    """
     xp = array_module(frames)
     b, d = frames.shape
-    out = xp.zeros((2 * b, n_in), np.uint8)
-    out[:b, :d] = frames
-    out[:b, anchor_start:] = 1
-    out[b:, :d] = frames
+    lead = int(with_reference)
+    half = b + lead
+    out = xp.zeros((2 * half, n_in), np.uint8)
+    out[lead:half, :d] = frames
+    out[:half, anchor_start:] = 1
+    out[half + lead:, :d] = frames
     return out
-
-
-def reference_input(method: str, d: int, xp=np):
-    """The input frame ``(1, d)`` whose identity output is the reference response.
-
-    The complement identity of ``u`` (all ``d`` used inputs on) shows ``u`` and ``0``:
-    ``y(u) - y(0)``; the anchor identity of ``0`` shows ``a`` and ``0``: ``y(a) - y(0)``.
-    Put in front of a block's inputs, it takes the block's reference frames in the same
-    acquisition (:func:`identity_halves` splits them off).
-    """
-    frame = xp.zeros((1, d), np.uint8)
-    if method == "complement":
-        frame[:] = 1
-    return frame
 
 
 def identity_halves(counts, with_reference: bool):
@@ -98,7 +95,7 @@ def identity_halves(counts, with_reference: bool):
         Counts of :func:`complement_frames` or :func:`anchor_frames` (first the ``b``
         frames ``x`` or ``x + a``, then their partners ``1 - x`` or ``x``).
     with_reference
-        Whether the first input was :func:`reference_input` (its pair is split off).
+        Whether the frames were made ``with_reference`` (the first pair is split off).
 
     Returns
     -------

@@ -66,8 +66,7 @@ from photon.support.progress import Progress
 
 from .cost import JobCost, job_cost
 from .encoders import Encoder
-from .linear import (WEAK_SNR, anchor_frames, complement_frames, identity_halves,
-                     reference_input, row_norms)
+from .linear import WEAK_SNR, anchor_frames, complement_frames, identity_halves, row_norms
 from .protocol import OPUDevice
 from .registry import check_device_name, open_device
 
@@ -661,17 +660,14 @@ class OPU:
         """Counts of the identity frames of inputs ``part`` from one acquisition.
 
         With ``with_reference`` the acquisition also holds the reference input in front
-        (:func:`devices.linear.reference_input`). Returns :func:`identity_halves`'s
+        (the frames' ``with_reference``). Returns :func:`identity_halves`'s
         ``(first, second, reference)``.
         """
         device, n_in = self._device, self._device.n_in
-        xp = array_module(part)
-        if with_reference:
-            part = xp.concatenate([reference_input(self.linear_method, part.shape[1], xp), part])
         if self.linear_method == "complement":
-            frames = complement_frames(part, n_in)
+            frames = complement_frames(part, n_in, with_reference)
         else:
-            frames = anchor_frames(part, n_in - self.n_anchor_, n_in)
+            frames = anchor_frames(part, n_in - self.n_anchor_, n_in, with_reference)
         return identity_halves(device.acquire(frames), with_reference)
 
     def _scaled(self, xp):
@@ -765,8 +761,7 @@ class OPU:
         """
         self._check_fitted(X, "linear_transform")
         xp = array_module(X)
-        binary = X.dtype == bool or bool(xp.all((X == 0) | (X == 1)))
-        if binary and self.encoder is None:
+        if self.encoder is None and (X.dtype == bool or bool(xp.all((X == 0) | (X == 1)))):
             frames = check_binary_frames(X, self.n_features_in_, name="X")
             return self._linear_frames(frames)
         if self.encoder is None:

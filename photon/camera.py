@@ -258,6 +258,8 @@ class Camera:
     from_settings : build the configuration from keyword settings.
     """
 
+    _readout = (None, None)  # (config, Readout) of the last read-out timing asked
+
     def __init__(self, config: CameraConfig, n_out: int, *,
                  pixel_grid: tuple[int, int] | None = None, noise_seed: int = 0,
                  fixed_pattern_seed: int = 1):
@@ -273,7 +275,6 @@ class Camera:
         self.fixed_pattern_seed = int(fixed_pattern_seed)
         self._generators = {}
         self._patterns = {}
-        self._readout = (None, None)  # (config, Readout) of the last read-out timing asked
 
     @classmethod
     def from_settings(cls, n_out: int, *, pixel_grid: tuple[int, int] | None = None,
@@ -353,15 +354,15 @@ class Camera:
         NumPy: :class:`photon.noise_samplers.FastNoise` (Box-Muller normals drawn in
         blocks, alias-table Poisson counts); CuPy: the device's generator.
         """
-        stream = self._generators.get(xp.__name__)   # keyed by name: a camera pickles
+        stream = self._generators.get(xp)
         if stream is None:
             stream = FastNoise(self.noise_seed) if xp is np else NoiseStream(xp, self.noise_seed)
-            self._generators[xp.__name__] = stream
+            self._generators[xp] = stream
         return stream
 
     def _fixed_patterns(self, xp):
         """PRNU gain map and DSNU offset map (electrons) on backend ``xp``, or None each."""
-        if xp.__name__ not in self._patterns:
+        if xp not in self._patterns:
             rng = np.random.Generator(np.random.PCG64(self.fixed_pattern_seed))
             prnu = dsnu = None
             if self.prnu_rms:
@@ -369,8 +370,8 @@ class Camera:
                 prnu = asarray_like(prnu.astype(np.float32), xp)
             if self.dsnu_e:
                 dsnu = asarray_like((self.dsnu_e * rng.standard_normal(self.n_out)).astype(np.float32), xp)
-            self._patterns[xp.__name__] = (prnu, dsnu)
-        return self._patterns[xp.__name__]
+            self._patterns[xp] = (prnu, dsnu)
+        return self._patterns[xp]
 
     def _bin(self, electrons):
         b = self.binning

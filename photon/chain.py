@@ -256,11 +256,13 @@ class OpticalChain:
         """Intensities of ``frames`` from the table, computing the frames not seen yet."""
         frames = check_binary_frames(frames, self.n_in)
         xp = array_module(frames)
-        keys = frames.astype(np.int64) @ table["powers"]
+        if frames.dtype.kind == "f":
+            frames = frames.astype(np.uint8)
+        keys = frames @ table["powers"]          # each frame's bits as one integer
         filled = table["filled"]
-        missing = keys[~filled[keys]]
-        if missing.size:
-            fresh = xp.unique(missing)
+        seen = filled[keys]
+        if not bool(seen.all()):
+            fresh = xp.unique(keys[~seen])
             bits = ((fresh[:, None] >> xp.arange(self.n_in)) & 1).astype(np.uint8)
             table["intensity"][fresh] = self._computed_intensity(bits)
             filled[fresh] = True
