@@ -51,7 +51,8 @@ def _numpy_steppers(dataset, device: str, seed: int):
     hidden = DIGITS_MLP["hidden"]
     steppers, sources = {}, {}
     for name, feedback in (("ideal", "ideal"), ("device", device)):
-        source = make_feedback(feedback, hidden, dataset.n_classes, seed=seed)
+        source = make_feedback(feedback, hidden, dataset.n_classes,
+                               **({"seed": seed} if feedback == "ideal" else {}))
         model = MLP(dataset.n_features, dataset.n_classes, hidden, DIGITS_MLP["activation"],
                     DIGITS_MLP["dropout"], seed=seed)
         trainer = Trainer(model, "dfa", source, lr=DIGITS_MLP["lr"])
@@ -77,7 +78,9 @@ def _torch_steppers(dataset, device: str, seed: int):
                               nn.Linear(hidden[0], hidden[1]), nn.Tanh(),
                               nn.Dropout(DIGITS_MLP["dropout"]), FeedbackPoint(),
                               nn.Linear(hidden[1], dataset.n_classes))
-        dfa = DFA(model, "dfa", feedback, feedback_options={"seed": seed})
+        # A device's feedback matrix is its physics: only the ideal source takes a seed.
+        options = {"seed": seed} if feedback == "ideal" else {}
+        dfa = DFA(model, "dfa", feedback, feedback_options=options)
         optimizer = torch.optim.Adam(model.parameters(), lr=DIGITS_MLP["lr"])
         loss_fn = nn.functional.cross_entropy
 
