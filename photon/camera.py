@@ -385,24 +385,34 @@ class Camera:
         """Mean dark electrons per pixel and exposure, ``dark_current_e_per_s * t``."""
         return self.dark_current_e_per_s * self.exposure_us * 1e-6
 
-    def mean_electrons(self, pixel_power_w, wavelength_nm: float, overwrite: bool = False):
+    def mean_electrons(self, pixel_power_w, wavelength_nm: float, overwrite: bool = False,
+                       frame_watts=None):
         """Mean electrons (photo plus dark, PRNU applied) of each output pixel.
 
         Parameters
         ----------
         pixel_power_w : (batch, n_sensor_pixels) float32 array
-            Optical power on each sensor pixel, watts.
+            Optical power on each sensor pixel, watts (or in units of ``frame_watts``).
         wavelength_nm
             Wavelength of the light.
         overwrite
             Reuse ``pixel_power_w``'s memory (saves a copy on the hot path).
+        frame_watts : (batch,) array, optional
+            Watts per unit of ``pixel_power_w`` in each frame (the chain's intensity unit
+            times the laser's power that frame): applied in the same pass as the
+            electrons per watt.
         """
         xp = array_module(pixel_power_w)
         if pixel_power_w.ndim != 2 or pixel_power_w.shape[1] != self.n_sensor_pixels:
             raise ValueError(f"pixel_power_w: shape {tuple(pixel_power_w.shape)}: expected "
                              f"(batch, {self.n_sensor_pixels}) sensor pixels")
         mu = pixel_power_w if overwrite else pixel_power_w.copy()
-        mu *= np.float32(self.electrons_per_watt(wavelength_nm))
+        per_watt = self.electrons_per_watt(wavelength_nm)
+        if frame_watts is None:
+            mu *= np.float32(per_watt)
+        else:
+            scale = np.asarray(frame_watts, np.float64) * per_watt
+            mu *= asarray_like(scale.astype(np.float32), xp)[:, None]
         mu = self._bin(mu)
         prnu, _ = self._fixed_patterns(xp)
         if prnu is not None:
@@ -491,17 +501,21 @@ class Camera:
         return counts.astype(self.output_dtype)
 
     # ------------------------------------------------------------------ read-out
-    def __call__(self, pixel_power_w, wavelength_nm: float, overwrite: bool = False):
+    def __call__(self, pixel_power_w, wavelength_nm: float, overwrite: bool = False,
+                 frame_watts=None):
         """Expose and read out one batch of frames.
 
         Parameters
         ----------
         pixel_power_w : (batch, n_sensor_pixels) float32 array
-            Optical power on each sensor pixel, watts (NumPy or CuPy).
+            Optical power on each sensor pixel, watts (NumPy or CuPy), or in units of
+            ``frame_watts``.
         wavelength_nm
             Wavelength of the light.
         overwrite
             Reuse ``pixel_power_w``'s memory.
+        frame_watts : (batch,) array, optional
+            Watts per unit of ``pixel_power_w`` in each frame (see :meth:`mean_electrons`).
 
         Returns
         -------
@@ -509,5 +523,6 @@ class Camera:
             uint8/uint16 for an ADC, float32 for an analog read-out; same backend.
         """
         xp = array_module(pixel_power_w)
-        mu = self.mean_electrons(pixel_power_w, wavelength_nm, overwrite=overwrite)
+        mu = self.mean_electrons(pixel_power_w, wavelength_nm, overwrite=overwrite,
+                                 frame_watts=frame_watts)
         return self._adc_counts(self._noisy_electrons(mu, xp), xp)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .support.arrays import array_module, asarray_like
+from .support.arrays import array_module
 from .support.memory import map_rows, plan_chunk_rows
 from .budget import watts_per_unit_intensity
 from .camera import Camera, max_rows_for_frame_time, readout
@@ -304,13 +304,11 @@ class OpticalChain:
         if chunk < n:  # in order, as successive calls would
             return map_rows(self.acquire, check_binary_frames(frames, self.n_in), chunk)
         intensity = self.intensity(frames)
-        xp = array_module(intensity)
         batch = intensity.shape[0]
         factors = self.laser.frame_factors(batch, dt_s=self._laser_pending_s)
         self._laser_pending_s = 0.0
-        scale = (self.watts_per_unit_intensity * factors).astype(np.float32)
-        intensity *= asarray_like(scale, xp)[:, None]
-        counts = self.camera(intensity, self.laser.wavelength_nm, overwrite=True)
+        counts = self.camera(intensity, self.laser.wavelength_nm, overwrite=True,
+                             frame_watts=self.watts_per_unit_intensity * factors)
         self.frames_acquired += batch
         self.advance(batch * self.frame_time_s)
         return counts
