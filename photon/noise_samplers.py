@@ -75,6 +75,7 @@ MAX_TABLE_LIMIT = 256.0
 #: Spacing of the grid of tabulated Poisson means.
 GRID_STEP = 0.25
 
+_BOX_MULLER_CHUNK = 1 << 16   # deviates per pass of the transform (its arrays stay in cache)
 _TWO_POW_M32 = np.float32(2.0 ** -32)
 _TWO_PI_TWO_POW_M32 = np.float32(2.0 * math.pi * 2.0 ** -32)
 _TAIL_PROBABILITY = 2.0 ** -64
@@ -95,13 +96,19 @@ def box_muller_normals(bit_generator: np.random.BitGenerator, n: int, out=None) 
     Returns
     -------
     (n,) float32 array
-        The first half of the pairs' cosine deviates, then their sine deviates (every
-        entry is an independent N(0, 1) deviate; see the module notes for the tail cut).
+        Per chunk of up to 65536, the pairs' cosine deviates, then their sine deviates
+        (every entry an independent N(0, 1) deviate; see the module notes for the tail
+        cut).
     """
     n = int(n)
-    pairs = (n + 1) // 2
     if out is None:
         out = np.empty(n, np.float32)
+    if n > _BOX_MULLER_CHUNK:  # in cache-sized chunks: the temporaries stay in cache
+        for start in range(0, n, _BOX_MULLER_CHUNK):
+            stop = min(n, start + _BOX_MULLER_CHUNK)
+            box_muller_normals(bit_generator, stop - start, out[start:stop])
+        return out
+    pairs = (n + 1) // 2
     if n == 0:
         return out
     words = bit_generator.random_raw(pairs).view(np.uint32)
