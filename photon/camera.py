@@ -215,6 +215,11 @@ def rounded_gaussian_variance(mean_dn, sigma_dn, lo: float | None = None,
     return float(var) if var.ndim == 0 else var
 
 
+#: A Poisson count of a mean below the exact-shot-noise limit ``L`` exceeds ``4 L`` plus this
+#: many electrons with a probability below 1e-300: a full well beyond that never clips it.
+_POISSON_REACH_E = 2048.0
+
+
 def _poisson(noise, lam, limit: float, xp):
     """Poisson counts (float32) of the 1-D means ``lam`` (each below ``limit``)."""
     if xp is np:
@@ -443,8 +448,9 @@ class Camera:
         limit = np.float32(self.shot_noise_exact_below_e)
         special = mu < limit
         if full is not None:
-            near_full = (math.sqrt(9.0 + full) - 3.0) ** 2  # mu + 6 sqrt(mu) = full well
-            special |= mu > np.float32(near_full)
+            near_full = np.float32((math.sqrt(9.0 + full) - 3.0) ** 2)  # mu + 6 sqrt(mu) = well
+            if float(mu.max()) > near_full:   # one read of mu, where few frames come near
+                special |= mu > near_full
         where = xp.flatnonzero(special)
         # Bulk: one Gaussian of variance mu + sigma_r^2 carries shot and read noise.
         normals = _normals(noise, mu.shape, xp)
@@ -468,6 +474,8 @@ class Camera:
         n_low = int(xp.count_nonzero(low))
         if n_low == m.size:  # only small means (the usual case): no masks needed
             shot = _poisson(noise, m, limit, xp)
+            # Counts of means below the limit never reach a full well of many limits.
+            full = None if full is None or full >= 4 * limit + _POISSON_REACH_E else full
         else:
             shot = xp.empty_like(m)
             high = ~low      # near the full well: Gaussian shot noise, clipped to the well
@@ -489,10 +497,11 @@ class Camera:
         """
         _, dsnu = self._fixed_patterns(xp)
         counts = electrons
-        if dsnu is not None:
-            counts += dsnu
-        counts *= np.float32(self.gain_dn_per_e)
-        if self.black_offset_dn:
+        gain = np.float32(self.gain_dn_per_e)
+        counts *= gain
+        if dsnu is not None:      # K (e + dsnu) + offset, the per-pixel part formed once
+            counts += dsnu * gain + np.float32(self.black_offset_dn)
+        elif self.black_offset_dn:
             counts += np.float32(self.black_offset_dn)
         if self.adc_bits is None:
             return counts
