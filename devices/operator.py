@@ -738,8 +738,10 @@ class OPU:
                         decoded = _decode(half_weights, first, samples, p, xp)
                         decoded -= _decode(half_weights, second, samples, p, xp)
                         xp.multiply(decoded, row_scale, out=f)
-                        coefficients = coefficients.reshape(samples, p) @ plane_weights
-                        on = on.reshape(samples, p) @ plane_weights
+                        # Row by row (a matrix-vector product rounds a lone row otherwise).
+                        coefficients = xp.einsum("sp,p->s", coefficients.reshape(samples, p),
+                                                 plane_weights)
+                        on = xp.einsum("sp,p->s", on.reshape(samples, p), plane_weights)
                     f += coefficients[:, None] * scaled_reference[None, :]
                     if column is not None:
                         f += on[:, None] * column[None, :]

@@ -470,3 +470,16 @@ def test_fit_probes_the_device_on_the_data_backend():
 
     OPU(Recording(16, 32)).fit(np.zeros((3, 10)))
     assert seen and set(seen) == {np.ndarray}
+
+
+def test_linear_transform_of_a_row_does_not_depend_on_the_other_rows():
+    """Through a noise-free device each output row is computed alike in any batch."""
+    from devices import BitPlaneEncoder
+
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((24, 20))
+    opu = OPU(open_device("ideal", n_in=32, n_out=48, seed=2),
+              encoder=BitPlaneEncoder(n_bits=4)).fit(x)
+    full = opu.linear_transform(x)
+    for rows in (slice(0, 1), slice(5, 6), slice(3, 11)):
+        np.testing.assert_array_equal(opu.linear_transform(x[rows]), full[rows])
