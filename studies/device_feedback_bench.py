@@ -182,7 +182,7 @@ def time_device_feedback_steps(device: str = "lab-bench", repeats: int = 7,
     before = device_source.device.frames_acquired
     with _threads(threads):
         result["numpy"] = _time_pair(steppers, batches, repeats, warmup)
-    steps = repeats * steps_per_repeat + warmup
+    steps = repeats * len(batches) + min(warmup, len(batches))
     result["frames_per_step"] = (device_source.device.frames_acquired - before) / steps
     result["device_outputs"] = [device_source.device.n_in, device_source.device.n_out]
     for source in sources.values():
