@@ -198,8 +198,8 @@ class Encoder:
         if X.dtype.kind not in "biuf":
             raise ValueError(f"{where}: dtype {X.dtype}: expected real numbers")
         X = X.astype(xp.float64, copy=False)
-        bad = ~xp.isfinite(X)
-        if bool(bad.any()):
+        if not bool(xp.isfinite(X).all()):
+            bad = ~xp.isfinite(X)
             index = _index_of_first(bad, xp)
             raise ValueError(f"{where}: value {X[index].item()!r} at index {index}: expected "
                              "finite real values")
@@ -214,8 +214,8 @@ class Encoder:
         if bounds is None:
             return X
         low, high = bounds
-        excess = xp.maximum(X - high, low - X)
-        if bool((excess > 0).any()):
+        if X.size and (float(X.max()) > high or float(X.min()) < low):
+            excess = xp.maximum(X - high, low - X)
             index = tuple(int(i) for i in np.unravel_index(int(xp.argmax(excess)), X.shape))
             warnings.warn(
                 f"{self._name}.encode: X: value {X[index].item()!r} at index {index} is "
@@ -420,7 +420,15 @@ class BitPlaneEncoder(_ScaledEncoder):
 
     def _fill(self, part, out, xp):
         top = 2 ** self.n_bits - 1
-        q = xp.clip(xp.floor(part / self.step + 0.5), 0, top).astype(xp.int32)
+        q = part / self.step
+        q += 0.5
+        xp.floor(q, out=q)
+        xp.clip(q, 0, top, out=q)
+        if self.n_bits <= 8 and xp is np:  # all the bits of a byte in one pass
+            bits = np.unpackbits(q.astype(np.uint8)[:, None, :], axis=1, bitorder="little")
+            out[...] = bits[:, :self.n_bits, :]
+            return
+        q = q.astype(xp.int32)
         for k in range(self.n_bits):
             out[:, k, :] = (q >> k) & 1
 
@@ -473,15 +481,16 @@ class TernaryEncoder(Encoder):
         if self.threshold is None:
             self.threshold_ = self.threshold_factor * float(magnitude.mean())
         if self.scale is None:
-            support = magnitude > self.threshold_
-            count = int(support.sum())
-            self.scale_ = (float((magnitude * support).sum()) / count if count
-                           else self.threshold_)
+            beyond = magnitude[magnitude > self.threshold_]
+            self.scale_ = float(beyond.mean()) if beyond.size else self.threshold_
         self._weights_ = np.array([self.scale_, -self.scale_])
 
     def _encode(self, X, xp):
         t = self.threshold_
-        return xp.stack([X > t, X < -t], axis=1).astype(xp.uint8)
+        planes = xp.empty((X.shape[0], 2, X.shape[1]), xp.uint8)
+        xp.greater(X, t, out=planes[:, 0].view(bool))
+        xp.less(X, -t, out=planes[:, 1].view(bool))
+        return planes
 
     @property
     def quantization_step(self) -> float:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from photon import Polarizer, ScatteringMedium
+from photon.complement_pairs import intensity_of_batch
 from photon.support.arguments import check_int, check_number, check_seed
 
 from .protocol import OPUDevice
@@ -68,8 +69,9 @@ class IdealDevice(OPUDevice):
         return self.medium.transmission_matrix()
 
     def _acquire(self, frames):
-        field = self.medium.field(frames.astype("float32"))
-        return self._analyser(field, overwrite=True)
+        # Complementary halves (linear mode's frames) take one product for both.
+        return intensity_of_batch(lambda binary: self.medium.field(binary.astype(np.float32)),
+                                  lambda field, out: self._analyser(field, True, out), frames)
 
     def _acquire_dark(self, n_frames: int):
         """No light, no camera: zeros (n_frames, n_out), float32."""

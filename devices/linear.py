@@ -13,8 +13,9 @@ Anchor, with ``a`` a fixed frame on inputs that ``x`` never uses::
     f(x) = (y(x + a) - y(x) - y(a) + y(0)) / 2 = g Re(conj(K a) K x)
 
 Both cost two device frames per input frame, plus two reference frames (``1`` and
-``0``, or ``a`` and ``0``) shared by a block of inputs taken right after them, so that
-slow drift cancels. The black offset ``c`` cancels in every difference.
+``0``, or ``a`` and ``0``) shared by a block of inputs and taken in the same acquisition
+(the identity frames of one more input in front: ``with_reference``), so that slow
+drift cancels. The black offset ``c`` cancels in every difference.
 
 Row normalization (:func:`row_norms`)
 -------------------------------------
@@ -40,9 +41,7 @@ import numpy as np
 
 from photon import array_module
 
-__all__ = ["REFERENCE_FRAMES", "complement_frames", "complement_references", "anchor_frames",
-           "anchor_references", "reference_response", "complement_projection",
-           "anchor_projection", "RowNorms", "row_norms", "WEAK_SNR", "MAX_ROW_GAIN"]
+__all__ = ["REFERENCE_FRAMES", "complement_frames", "anchor_frames", "identity_halves", "RowNorms", "row_norms", "WEAK_SNR", "MAX_ROW_GAIN"]
 
 REFERENCE_FRAMES = 2  # per block of inputs, for either identity
 WEAK_SNR = 1.0        # a row whose signal rms on random inputs is below the noise's is weak
@@ -51,68 +50,70 @@ MODEL_AGREEMENT = 0.9  # fraction of rows the reference model must agree with to
 MODEL_TOLERANCE_Z = 3.0  # agreement: log ratio within this many standard errors
 
 
-def complement_frames(frames, n_in: int):
+def complement_frames(frames, n_in: int, with_reference: bool = False):
     """Device frames ``[x; 1 - x]`` for inputs ``frames`` (b, d) on the first ``d`` inputs.
 
-    The complement is taken within the ``d`` used inputs; inputs beyond stay off.
+    The complement is taken within the ``d`` used inputs; inputs beyond stay off. With
+    ``with_reference`` the all-on input ``u`` comes first, ``[u, x; 0, u - x]``: its pair
+    gives the reference response ``y(u) - y(0)`` in the same acquisition.
     """
     xp = array_module(frames)
     b, d = frames.shape
-    out = xp.zeros((2 * b, n_in), np.uint8)
-    out[:b, :d] = frames
-    out[b:, :d] = 1 - frames.astype(np.uint8)
+    lead = int(with_reference)
+    half = b + lead
+    out = xp.zeros((2 * half, n_in), np.uint8)
+    if lead:
+        out[0, :d] = 1
+    out[lead:half, :d] = frames
+    xp.subtract(1, frames, out=out[half + lead:, :d], casting="unsafe")
     return out
 
 
-def complement_references(d: int, n_in: int, xp=np):
-    """Reference frames ``[1; 0]`` of the complement identity (``1`` on the ``d`` used inputs)."""
-    out = xp.zeros((2, n_in), np.uint8)
-    out[0, :d] = 1
-    return out
+def anchor_frames(frames, anchor_start: int, n_in: int, with_reference: bool = False):
+    """Device frames ``[x + a; x]``; the anchor ``a`` lights inputs ``anchor_start ..``.
 
-
-def anchor_frames(frames, anchor_start: int, n_in: int):
-    """Device frames ``[x + a; x]``; the anchor ``a`` lights inputs ``anchor_start ..``."""
+    With ``with_reference`` the input ``0`` comes first, ``[a, x + a; 0, x]``: its pair gives
+    the reference response ``y(a) - y(0)`` in the same acquisition.
+    """
     xp = array_module(frames)
     b, d = frames.shape
-    out = xp.zeros((2 * b, n_in), np.uint8)
-    out[:b, :d] = frames
-    out[:b, anchor_start:] = 1
-    out[b:, :d] = frames
+    lead = int(with_reference)
+    half = b + lead
+    out = xp.zeros((2 * half, n_in), np.uint8)
+    out[lead:half, :d] = frames
+    out[:half, anchor_start:] = 1
+    out[half + lead:, :d] = frames
     return out
 
 
-def anchor_references(anchor_start: int, n_in: int, xp=np):
-    """Reference frames ``[a; 0]`` of the anchor identity."""
-    out = xp.zeros((2, n_in), np.uint8)
-    out[0, anchor_start:] = 1
-    return out
+def identity_halves(counts, with_reference: bool):
+    """The identity frames' counts split into partners, and the reference response.
 
+    Parameters
+    ----------
+    counts : (2 b, n_out) array
+        Counts of :func:`complement_frames` or :func:`anchor_frames` (first the ``b``
+        frames ``x`` or ``x + a``, then their partners ``1 - x`` or ``x``).
+    with_reference
+        Whether the frames were made ``with_reference`` (the first pair is split off).
 
-def reference_response(counts):
-    """``y(ref) - y(0)`` (float32) from the counts of the two reference frames."""
-    y = counts.astype(np.float32)
-    return y[0] - y[1]
-
-
-def complement_projection(counts, reference):
-    """``f(x) = (y(x) - y(1 - x) + y(1) - y(0)) / 2`` from :func:`complement_frames` counts."""
-    y = counts.astype(np.float32)
-    b = y.shape[0] // 2
-    f = y[:b] - y[b:]
-    f += reference
-    f *= np.float32(0.5)
-    return f
-
-
-def anchor_projection(counts, reference):
-    """``f(x) = (y(x + a) - y(x) - y(a) + y(0)) / 2`` from :func:`anchor_frames` counts."""
-    y = counts.astype(np.float32)
-    b = y.shape[0] // 2
-    f = y[:b] - y[b:]
-    f -= reference
-    f *= np.float32(0.5)
-    return f
+    Returns
+    -------
+    first, second : (b or b - 1, n_out) views of ``counts``
+        The counts of each input's two frames: ``f = (first - second + reference) / 2``
+        (complement) or ``(first - second - reference) / 2`` (anchor) is the identity of
+        the module notes.
+    reference : (n_out,) float32 or None
+        ``y(ref) - y(0)``.
+    """
+    b = counts.shape[0] // 2
+    first, second = counts[:b], counts[b:]
+    reference = None
+    if with_reference:
+        xp = array_module(counts)
+        reference = xp.subtract(first[0], second[0], dtype=np.float32)
+        first, second = first[1:], second[1:]
+    return first, second, reference
 
 
 @dataclass(frozen=True)

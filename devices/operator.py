@@ -31,9 +31,25 @@ negative for a strong row); the probes then size every row, with more probes
 it is never scaled up beyond a tenth of the typical row. Rows the device flags as
 untrusted (``untrusted_outputs``, e.g. rows a calibration could not fit) are left out:
 their linear outputs are zero. The complement identity leaves a component along the
-all-on frame (``m_j`` contains ``K_j 1``); :meth:`OPU.linear_transform` removes it, so
-``M`` acts on the inputs' deviation from their mean and its rows sum to zero. A global
-scale fitted on probe frames makes the entries of ``M`` unit-variance Gaussian.
+all-on frame (``m_j`` contains ``K_j 1``, a bias of every row along ``1``);
+:meth:`OPU.linear_transform` removes it, so the device's part ``M_c`` acts on the inputs'
+deviation from their mean and its rows sum to zero. That part alone would bias every
+estimate that needs ``E[M^T M] = k I`` (a randomized trace ``tr(M A M^T) / k`` loses
+``1^T A 1 / d``), so by default (``complement_mean="drawn"``) the component along the
+all-on frame, which the identity cannot measure, is drawn from the operator's seed:
+``M = M_c + w 1^T / sqrt(d)`` with ``w`` i.i.d. Gaussian on the rows' scale, and ``M`` is
+an i.i.d. Gaussian matrix (unbiased for any input). ``complement_mean="zero"`` keeps the
+zero-row-sum ``M_c`` (inputs whose mean carries nothing, such as DFA errors). The anchor
+identity's ``M`` has no such constraint: its rows are measured against an anchor field
+independent of them (``n_anchor`` inputs reserved). ``linear_identity_`` says which
+matrix a fitted operator applies. A global scale fitted on probe frames makes the
+entries of ``M`` unit-variance Gaussian.
+
+Cost: each block of ``batch_size`` inputs takes ONE acquisition of ``2 (b + 1)`` frames:
+the identity frames of the inputs with one more input in front whose identity output is
+the reference response (``u``, all used inputs on, for the complement; ``0`` for the
+anchor). A device that computes the field of complementary halves with one product
+(:mod:`photon.complement_pairs`) does half the work for the complement identity.
 """
 
 from __future__ import annotations
@@ -50,9 +66,7 @@ from photon.support.progress import Progress
 
 from .cost import JobCost, job_cost
 from .encoders import Encoder
-from .linear import (WEAK_SNR, anchor_frames, anchor_projection, anchor_references,
-                     complement_frames, complement_projection, complement_references,
-                     reference_response, row_norms)
+from .linear import WEAK_SNR, anchor_frames, complement_frames, identity_halves, row_norms
 from .protocol import OPUDevice
 from .registry import check_device_name, open_device
 
@@ -63,6 +77,16 @@ SATURATION_TARGET = 1e-3      # largest fraction of saturated outputs on the bri
 SATURATION_TRIES = 4          # brightest-frame measurements at most, at fit
 REFERENCE_REPEATS = 4         # repeats of each of the dark, all-on and anchor frames at fit
 NORM_PROBES = 128             # probes sizing the rows where no reference model holds
+COMPLEMENT_MEANS = ("drawn", "zero")
+_MEAN_COLUMN_STREAM = 0x4D43  # stream of the drawn mean column, spawned from ``seed``
+
+
+def _decode(weights, planes, samples: int, p: int, xp):
+    """``sum_q weights[q] planes[s p + q]`` per input ``s``, float32 ``(samples, n_out)``."""
+    planes = planes.reshape(samples, p, -1)
+    if xp is np:
+        return np.einsum("p,spo->so", weights, planes, dtype=np.float32, casting="unsafe")
+    return xp.einsum("p,spo->so", weights, planes.astype(np.float32, copy=False))
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -121,6 +145,11 @@ class OPU:
         Anchor size for ``linear_method="anchor"``, inputs (None: a quarter of the
         device's inputs, resolved at :meth:`fit` as ``n_anchor_``). Must be None with
         ``"complement"``.
+    complement_mean
+        The component of the complement identity's ``M`` along the all-on frame, which
+        the device cannot measure: ``"drawn"`` (from ``seed``: ``M`` is i.i.d. Gaussian,
+        unbiased for any input) or ``"zero"`` (rows sum to zero: ``M`` acts on ``x -
+        mean(x)``). Ignored by the anchor identity. See the module notes.
     encoder
         A :class:`~devices.encoders.Encoder` of real-valued inputs into binary planes,
         or None for binary inputs only. :meth:`fit` fits it in place when given data.
@@ -173,6 +202,9 @@ class OPU:
         Each row's signal rms over its noise rms on random inputs (inf without noise).
     fit_frames_ : int
         Device frames the last :meth:`fit` showed.
+    linear_identity_ : str
+        The matrix linear mode applies: ``"complement"`` (mean component drawn, no
+        constraint), ``"complement, rows summing to zero"`` or ``"anchor"``.
 
     Examples
     --------
@@ -185,6 +217,7 @@ class OPU:
 
     def __init__(self, device, *, device_options: Mapping | None = None,
                  linear_method: str = "complement", n_anchor: int | None = None,
+                 complement_mean: str = "drawn",
                  encoder: Encoder | None = None, batch_size: int = 1024,
                  rescale: str = "standard", progress: bool | None = None,
                  auto_exposure: bool = True, probe_frames: int = 32, seed: int = 0):
@@ -202,6 +235,7 @@ class OPU:
             raise TypeError(f"device_options = {device_options!r}: expected a dict of "
                             "open_device keyword arguments, or None")
         _check_choice("linear_method", linear_method, ("complement", "anchor"))
+        _check_choice("complement_mean", complement_mean, COMPLEMENT_MEANS)
         if n_anchor is not None:
             if linear_method != "anchor":
                 raise ValueError(f"n_anchor = {n_anchor!r}: expected None with "
@@ -221,6 +255,7 @@ class OPU:
         self.device_options = device_options
         self.linear_method = linear_method
         self.n_anchor = n_anchor
+        self.complement_mean = complement_mean
         self.encoder = encoder
         self.batch_size = int(batch_size)
         self.rescale = rescale
@@ -234,7 +269,7 @@ class OPU:
 
     def __repr__(self) -> str:
         defaults = dict(device_options=None, linear_method="complement", n_anchor=None,
-                        encoder=None, batch_size=1024, rescale="standard", progress=None,
+                        complement_mean="drawn", encoder=None, batch_size=1024, rescale="standard", progress=None,
                         auto_exposure=True, probe_frames=32, seed=0)
         changed = [f"{k}={getattr(self, k)!r}" for k, v in defaults.items()
                    if getattr(self, k) != v]
@@ -520,21 +555,37 @@ class OPU:
         row_norm = norms.scale
         row_norm[untrusted] = 0.0
         self._row_norm = row_norm
-        self._linear_scale = 1.0
-        if self.rescale == "standard":
-            # Entry variance of M from differences of probe pairs, M (x1 - x2): the
-            # random-sign difference keeps the realized row sums of M out of the estimate.
-            projected = raw * row_norm[None, :].astype(np.float64)
-            rows = ~untrusted
-            half = probes.shape[0] // 2
-            diff = (projected[:half] - projected[half:2 * half])[:, rows]
-            z = probes[:half].astype(np.float64) - probes[half:2 * half]
-            norm2 = (z ** 2).sum(axis=1)
-            if self.linear_method == "complement":  # M acts on the deviation from the mean
-                norm2 -= z.sum(axis=1) ** 2 / d
-            variance = (float((diff ** 2).mean(axis=1).sum() / norm2.sum())
-                        if norm2.sum() and diff.size else 0.0)
-            self._linear_scale = 1.0 / math.sqrt(variance) if variance > 0 else 1.0
+        # Entry variance of M from differences of probe pairs, M (x1 - x2): the
+        # random-sign difference keeps the realized row sums of M out of the estimate.
+        projected = raw * row_norm[None, :].astype(np.float64)
+        rows = ~untrusted
+        half = probes.shape[0] // 2
+        diff = (projected[:half] - projected[half:2 * half])[:, rows]
+        z = probes[:half].astype(np.float64) - probes[half:2 * half]
+        norm2 = (z ** 2).sum(axis=1)
+        if self.linear_method == "complement":  # M_c acts on the deviation from the mean
+            norm2 -= z.sum(axis=1) ** 2 / d
+        variance = (float((diff ** 2).mean(axis=1).sum() / norm2.sum())
+                    if norm2.sum() and diff.size else 0.0)
+        entry_std = math.sqrt(variance) if variance > 0 else 1.0
+        self._linear_scale = 1.0 / entry_std if self.rescale == "standard" else 1.0
+        self._mean_column = None
+        self._scaled_vectors = {}   # backend name -> (row scale, drawn column) of linear mode
+        if self.linear_method == "anchor":
+            self.linear_identity_ = "anchor"
+        elif self.complement_mean == "zero":
+            self.linear_identity_ = "complement, rows summing to zero"
+        else:
+            # The component along 1 / sqrt(d) of an i.i.d. matrix of the rows' entry scale,
+            # drawn once from the operator's own stream of ``seed``.
+            stream = np.random.default_rng(np.random.SeedSequence(
+                self.seed, spawn_key=(_MEAN_COLUMN_STREAM,)))
+            # A weak row is scaled as one of the floor's size: its drawn part shrinks alike.
+            fraction = np.sqrt(np.clip(norms.norm2 / np.maximum(norms.norm2, norms.floor), 0, 1))
+            column = stream.standard_normal(device.n_out) * fraction * (entry_std / math.sqrt(d))
+            column[untrusted] = 0.0
+            self._mean_column = column.astype(np.float32)
+            self.linear_identity_ = "complement"
 
     def _raw_outputs(self, xp, probes) -> np.ndarray:
         """Raw identity outputs (less the all-on component) of binary ``probes``, float64."""
@@ -605,52 +656,100 @@ class OPU:
         return self.fit(X).transform(X)
 
     # ------------------------------------------------------------------ linear mode
-    def _references(self, xp):
-        """Reference response ``y(1) - y(0)`` (complement) or ``y(a) - y(0)`` (anchor)."""
-        n_in = self._device.n_in
+    def _identity_counts(self, part, with_reference: bool):
+        """Counts of the identity frames of inputs ``part`` from one acquisition.
+
+        With ``with_reference`` the acquisition also holds the reference input in front
+        (the frames' ``with_reference``). Returns :func:`identity_halves`'s
+        ``(first, second, reference)``.
+        """
+        device, n_in = self._device, self._device.n_in
         if self.linear_method == "complement":
-            frames = complement_references(self.n_features_in_, n_in, xp)
+            frames = complement_frames(part, n_in, with_reference)
         else:
-            frames = anchor_references(n_in - self.n_anchor_, n_in, xp)
-        return reference_response(self._device.acquire(frames))
+            frames = anchor_frames(part, n_in - self.n_anchor_, n_in, with_reference)
+        return identity_halves(device.acquire(frames), with_reference)
 
-    def _raw_linear(self, frames, reference):
-        """Raw identity output ``f(x)`` of one acquisition's input frames."""
-        n_in = self._device.n_in
-        if self.linear_method == "complement":
-            return complement_projection(self._device.acquire(complement_frames(frames, n_in)),
-                                         reference)
-        counts = self._device.acquire(anchor_frames(frames, n_in - self.n_anchor_, n_in))
-        return anchor_projection(counts, reference)
+    def _scaled(self, xp):
+        """``(row scale, drawn column or None)`` of linear mode on backend ``xp``, float32."""
+        vectors = self._scaled_vectors.get(xp.__name__)
+        if vectors is None:
+            scale = np.float32(self._linear_scale)
+            column = None if self._mean_column is None else xp.asarray(self._mean_column * scale)
+            vectors = (xp.asarray(self._row_norm * scale), column)
+            self._scaled_vectors[xp.__name__] = vectors
+        return vectors
 
-    def _linear_frames(self, frames, progress=None, normalized: bool = True):
+    def _linear_frames(self, frames, progress=None, normalized: bool = True, weights=None):
         """Normalized linear projection of binary frames (m, n_features) -> (m, n_out).
 
         ``normalized=False``: the raw identity outputs (less the all-on component), as
-        :meth:`fit` measures them to size the rows.
+        :meth:`fit` measures them to size the rows. With ``weights`` (p,), every ``p``
+        consecutive frames are the planes of one input and the result is their weighted
+        sum, ``(m / p, n_out)`` (an encoder's decoding, done once per input rather than
+        once per plane).
+
+        Per frame ``x`` with ``s`` inputs on, and ``R = y(ref) - y(0)`` of its block, the
+        raw output is ``(first - second) / 2 + c R`` with ``c = 1/2 - s / d`` for the
+        complement (its identity plus the removal of the component along the all-on
+        frame, ``- (s / d) f(1)``) and ``c = -1/2`` for the anchor; each row is then
+        scaled, and the drawn mean column adds ``s w``. A block of ``batch_size`` frames
+        (rounded down to whole inputs) shares one reference.
         """
         xp = array_module(frames)
-        m, d = frames.shape
-        chunk = self._chunk(2)
-        out = xp.empty((m, self.n_components), np.float32)
-        row_norm = (xp.asarray(self._row_norm) * np.float32(self._linear_scale) if normalized
-                    else xp.ones(self.n_components, np.float32))
+        rows, d = frames.shape
+        p = 1 if weights is None else len(weights)
+        plane_weights = xp.asarray(np.ones(1) if weights is None else weights, np.float32)
+        out = xp.empty((rows // p, self.n_components), np.float32)
+        if normalized:
+            row_scale, column = self._scaled(xp)
+        else:
+            row_scale = xp.ones(self.n_components, np.float32)
+            column = None
+        half_weights = plane_weights * np.float32(0.5)
+        complement = self.linear_method == "complement"
+        block = max(p, self.batch_size // p * p)
+        chunk = max(p, self._chunk(2) // p * p)
         enabled = self.progress if progress is None else progress
-        with Progress(math.ceil(m / self.batch_size), "OPU linear_transform", enabled=enabled,
-                      unit="block") as bar:
-            for block_start in range(0, m, self.batch_size):
-                reference = self._references(xp)
-                block_stop = min(m, block_start + self.batch_size)
+        blocks = math.ceil(rows / block)
+        bar = (Progress(blocks, "OPU linear_transform", enabled=enabled, unit="block")
+               if enabled or (enabled is None and blocks >= 4) else None)
+        try:
+            for block_start in range(0, rows, block):
+                block_stop = min(rows, block_start + block)
+                scaled_reference = None
                 for start in range(block_start, block_stop, chunk):
                     part = frames[start:min(block_stop, start + chunk)]
-                    f = self._raw_linear(part, reference)
-                    if self.linear_method == "complement":
-                        # Remove the component along the all-on frame: f(x) - mean(x) f(1).
-                        on_fraction = part.sum(axis=1, dtype=np.float32) / np.float32(d)
-                        f -= on_fraction[:, None] * reference[None, :]
-                    f *= row_norm
-                    out[start:start + part.shape[0]] = f
-                bar.update()
+                    first, second, reference = self._identity_counts(part,
+                                                                     scaled_reference is None)
+                    if reference is not None:
+                        scaled_reference = reference * row_scale
+                    f = out[start // p:(start + part.shape[0]) // p]
+                    on = part.sum(axis=1, dtype=np.float32)
+                    coefficients = (np.float32(0.5) - on * np.float32(1.0 / d) if complement
+                                    else xp.full(on.shape, -0.5, np.float32))
+                    if p == 1:
+                        xp.subtract(first, second, out=f, dtype=np.float32)
+                        f *= half_weights[0] * row_scale
+                        coefficients *= plane_weights[0]
+                        on *= plane_weights[0]
+                    else:  # decoded from each half: no per-plane difference formed
+                        samples = first.shape[0] // p
+                        decoded = _decode(half_weights, first, samples, p, xp)
+                        decoded -= _decode(half_weights, second, samples, p, xp)
+                        xp.multiply(decoded, row_scale, out=f)
+                        # Row by row (a matrix-vector product rounds a lone row otherwise).
+                        coefficients = xp.einsum("sp,p->s", coefficients.reshape(samples, p),
+                                                 plane_weights)
+                        on = xp.einsum("sp,p->s", on.reshape(samples, p), plane_weights)
+                    f += coefficients[:, None] * scaled_reference[None, :]
+                    if column is not None:
+                        f += on[:, None] * column[None, :]
+                if bar is not None:
+                    bar.update()
+        finally:
+            if bar is not None:
+                bar.close()
         return out
 
     def linear_transform(self, X):
@@ -664,8 +763,7 @@ class OPU:
         """
         self._check_fitted(X, "linear_transform")
         xp = array_module(X)
-        binary = X.dtype == bool or bool(xp.all((X == 0) | (X == 1)))
-        if binary and self.encoder is None:
+        if self.encoder is None and (X.dtype == bool or bool(xp.all((X == 0) | (X == 1)))):
             frames = check_binary_frames(X, self.n_features_in_, name="X")
             return self._linear_frames(frames)
         if self.encoder is None:
@@ -677,8 +775,8 @@ class OPU:
                                  "fitted: call fit(X) with data, or fit the encoder first")
         planes = self.encoder.encode(X)  # (n, p, d)
         n, p, d = planes.shape
-        projected = self._linear_frames(planes.reshape(n * p, d))
-        return self.encoder.decode(projected.reshape(n, p, self.n_components)).astype(np.float32)
+        # Decoded as Encoder.decode does, sum_p weights[p] f(planes[:, p]), per block.
+        return self._linear_frames(planes.reshape(n * p, d), weights=self.encoder.weights)
 
     def effective_matrix(self):
         """Measure the real matrix ``M`` (n_out, n_features) that linear mode applies.

@@ -48,6 +48,7 @@ from scipy.special import ndtr
 
 from .config import CameraConfig
 from .constants import photons_per_joule
+from .noise_samplers import FastNoise
 from .support.arrays import NoiseStream, PerBackend, array_module, asarray_like
 from .support.schema import check_setting, from_mapping, settings_as_properties
 
@@ -216,6 +217,25 @@ def rounded_gaussian_variance(mean_dn, sigma_dn, lo: float | None = None,
     return float(var) if var.ndim == 0 else var
 
 
+#: A Poisson count of a mean below the exact-shot-noise limit ``L`` exceeds ``4 L`` plus this
+#: many electrons with a probability below 1e-300: a full well beyond that never clips it.
+_POISSON_REACH_E = 2048.0
+
+
+def _poisson(noise, lam, limit: float, xp):
+    """Poisson counts (float32) of the 1-D means ``lam`` (each below ``limit``)."""
+    if xp is np:
+        return noise.poisson(lam, limit)
+    return noise.poisson(lam).astype(np.float32)
+
+
+def _normals(noise, shape, xp):
+    """Standard normal deviates of ``shape`` (float32) from ``noise`` (read-only on NumPy)."""
+    if xp is np:
+        return noise.standard_normal(math.prod(shape)).reshape(shape)
+    return noise.standard_normal(shape)
+
+
 @settings_as_properties(CameraConfig)
 class Camera:
     """An EMVA 1288 camera reading ``n_out`` (binned) pixels.
@@ -244,6 +264,8 @@ class Camera:
     --------
     from_settings : build the configuration from keyword settings.
     """
+
+    _readout = (None, None)  # (config, Readout) of the last read-out timing asked
 
     def __init__(self, config: CameraConfig, n_out: int, *,
                  pixel_grid: tuple[int, int] | None = None, noise_seed: int = 0,
@@ -304,12 +326,16 @@ class Camera:
     @property
     def readout(self) -> Readout:
         """Read-out timing of this camera's ``n_out`` outputs (:func:`readout`)."""
-        return readout(self.config, self.n_out)
+        config, timing = self._readout
+        if config is not self.config:  # the settings are frozen: computed once per config
+            timing = readout(self.config, self.n_out)
+            self._readout = (self.config, timing)
+        return timing
 
     @property
     def frame_time_s(self) -> float:
         """Shortest time between frames, s: overhead plus the longer of exposure and read-out."""
-        return frame_time_s(self.config, self.n_out)
+        return self.readout.frame_time_s
 
     def electrons_per_watt(self, wavelength_nm: float) -> float:
         """Mean photo-electrons collected per watt on a sensor pixel during one exposure."""
@@ -330,9 +356,16 @@ class Camera:
 
     # ------------------------------------------------------------------ pieces
     def _generator(self, xp):
-        if xp not in self._generators:
-            self._generators[xp] = NoiseStream(xp, self.noise_seed)
-        return self._generators[xp]
+        """The temporal noise stream on backend ``xp``, seeded ``noise_seed``.
+
+        NumPy: :class:`photon.noise_samplers.FastNoise` (Box-Muller normals drawn in
+        blocks, alias-table Poisson counts); CuPy: the device's generator.
+        """
+        stream = self._generators.get(xp)
+        if stream is None:
+            stream = FastNoise(self.noise_seed) if xp is np else NoiseStream(xp, self.noise_seed)
+            self._generators[xp] = stream
+        return stream
 
     def _fixed_patterns(self, xp):
         """PRNU gain map and DSNU offset map (electrons) on backend ``xp``, or None each."""
@@ -355,86 +388,153 @@ class Camera:
         grid = electrons.reshape(electrons.shape[0], rows, b, cols, b)
         return grid.sum(axis=(2, 4)).reshape(electrons.shape[0], self.n_out)
 
-    def mean_electrons(self, pixel_power_w, wavelength_nm: float, overwrite: bool = False):
+    def dark_electrons(self) -> float:
+        """Mean dark electrons per pixel and exposure, ``dark_current_e_per_s * t``."""
+        return self.dark_current_e_per_s * self.exposure_us * 1e-6
+
+    def mean_electrons(self, pixel_power_w, wavelength_nm: float, overwrite: bool = False,
+                       frame_watts=None):
         """Mean electrons (photo plus dark, PRNU applied) of each output pixel.
 
         Parameters
         ----------
         pixel_power_w : (batch, n_sensor_pixels) float32 array
-            Optical power on each sensor pixel, watts.
+            Optical power on each sensor pixel, watts (or in units of ``frame_watts``).
         wavelength_nm
             Wavelength of the light.
         overwrite
             Reuse ``pixel_power_w``'s memory (saves a copy on the hot path).
+        frame_watts : (batch,) array, optional
+            Watts per unit of ``pixel_power_w`` in each frame (the chain's intensity unit
+            times the laser's power that frame): applied in the same pass as the
+            electrons per watt.
         """
         xp = array_module(pixel_power_w)
         if pixel_power_w.ndim != 2 or pixel_power_w.shape[1] != self.n_sensor_pixels:
             raise ValueError(f"pixel_power_w: shape {tuple(pixel_power_w.shape)}: expected "
                              f"(batch, {self.n_sensor_pixels}) sensor pixels")
         mu = pixel_power_w if overwrite else pixel_power_w.copy()
-        mu *= np.float32(self.electrons_per_watt(wavelength_nm))
+        per_watt = self.electrons_per_watt(wavelength_nm)
+        if frame_watts is None:
+            mu *= np.float32(per_watt)
+        else:
+            scale = np.asarray(frame_watts, np.float64) * per_watt
+            mu *= asarray_like(scale.astype(np.float32), xp)[:, None]
         mu = self._bin(mu)
         prnu, _ = self._fixed_patterns(xp)
         if prnu is not None:
             mu *= prnu
-        dark = self.dark_current_e_per_s * self.exposure_us * 1e-6
+        dark = self.dark_electrons()
         if dark:
             mu += np.float32(dark)
         return mu
 
     def _noisy_electrons(self, mu, xp):
-        """Collected charge plus read noise for mean electrons ``mu`` (float32)."""
+        """Collected charge plus read noise for mean electrons ``mu`` (float32): shot and read noise.
+
+        ``mu`` is not changed. Where the Gaussian shot model is exact enough (mean at or
+        above ``shot_noise_exact_below_e``, more than six standard deviations below the
+        full well) one Gaussian of variance ``mu + sigma_r^2`` carries both; below, the
+        shot noise is Poisson; near the full well it is Gaussian, clipped to the well,
+        then the read noise is added.
+        """
         noise = self._generator(xp)
         read2 = self.read_noise_e ** 2
         full = self.full_well_e
         if not self.shot_noise:
             # Photon shot noise off: the photo-electrons are their mean, but dark electrons
             # are a Poisson process of their own (thermal generation), kept either way.
-            dark = self.dark_current_e_per_s * self.exposure_us * 1e-6
-            electrons = mu
+            dark = self.dark_electrons()
+            electrons = mu.copy()
             if dark:
-                counts = noise.poisson(xp.full(mu.shape, dark, np.float64))
-                electrons = mu + (counts.astype(np.float32) - np.float32(dark))
+                counts = _poisson(noise, xp.full(mu.size, dark, np.float32), dark + 1.0, xp)
+                electrons += counts.reshape(mu.shape) - np.float32(dark)
             if full is not None:
-                electrons = xp.minimum(electrons, np.float32(full))
+                xp.minimum(electrons, np.float32(full), out=electrons)
             if read2:
-                electrons = electrons + np.float32(self.read_noise_e) * noise.standard_normal(mu.shape)
+                electrons += np.float32(self.read_noise_e) * _normals(noise, mu.shape, xp)
             return electrons
+        # Pixels the merged Gaussian does not describe exactly, found before the bulk draw.
+        limit = np.float32(self.shot_noise_exact_below_e)
+        special = mu < limit
+        if full is not None:
+            near_full = np.float32((math.sqrt(9.0 + full) - 3.0) ** 2)  # mu + 6 sqrt(mu) = well
+            if float(mu.max()) > near_full:   # one read of mu, where few frames come near
+                special |= mu > near_full
+        where = xp.flatnonzero(special)
         # Bulk: one Gaussian of variance mu + sigma_r^2 carries shot and read noise.
+        normals = _normals(noise, mu.shape, xp)
         electrons = mu + np.float32(read2)
         xp.sqrt(electrons, out=electrons)
-        electrons *= noise.standard_normal(mu.shape)
+        electrons *= normals
         electrons += mu
-        # Exact treatment where the Gaussian shot model or the merged draw is not exact.
-        special = mu < np.float32(self.shot_noise_exact_below_e)
-        if full is not None:
-            near_full = (math.sqrt(9.0 + full) - 3.0) ** 2  # mu + 6 sqrt(mu) = full well
-            special |= mu > np.float32(near_full)
-        m = mu[special]
-        if m.size:
-            low = m < np.float32(self.shot_noise_exact_below_e)
-            shot = m + xp.sqrt(m) * noise.standard_normal(m.shape)
-            if bool(low.any()):
-                shot[low] = noise.poisson(m[low]).astype(np.float32)
-            if full is not None:
-                xp.clip(shot, 0, np.float32(full), out=shot)
-            if read2:
-                shot += np.float32(self.read_noise_e) * noise.standard_normal(m.shape)
-            electrons[special] = shot
+        if where.size:
+            # The bulk deviate of a special pixel is not used by the bulk: it is the pixel's
+            # read noise (one independent N(0, 1) deviate either way).
+            electrons.reshape(-1)[where] = self._special_electrons(
+                mu.reshape(-1)[where], normals.reshape(-1)[where], noise, xp)
         return electrons
 
+    def _special_electrons(self, m, read_normals, noise, xp):
+        """Shot noise drawn exactly (Poisson below the limit, Gaussian clipped to the full
+        well near it) plus read noise ``sigma_r * read_normals``, for the 1-D means ``m``."""
+        full = self.full_well_e
+        limit = float(self.shot_noise_exact_below_e)
+        low = m < np.float32(limit)
+        n_low = int(xp.count_nonzero(low))
+        if n_low == m.size:  # only small means (the usual case): no masks needed
+            shot = _poisson(noise, m, limit, xp)
+            # Counts of means below the limit never reach a full well of many limits.
+            full = None if full is None or full >= 4 * limit + _POISSON_REACH_E else full
+        else:
+            shot = xp.empty_like(m)
+            high = ~low      # near the full well: Gaussian shot noise, clipped to the well
+            mh = m[high]
+            shot[high] = mh + xp.sqrt(mh) * _normals(noise, mh.shape, xp)
+            if n_low:
+                shot[low] = _poisson(noise, m[low], limit, xp)
+        if full is not None:
+            xp.clip(shot, 0, np.float32(full), out=shot)
+        if self.read_noise_e:
+            read = read_normals * np.float32(self.read_noise_e)
+            shot += read
+        return shot
+
+    def _adc_counts(self, electrons, xp):
+        """Read-out of the charge (overwritten): DSNU, gain, black offset, rounding, clipping.
+
+        Returns counts in :attr:`output_dtype` (float32 for an analog read-out).
+        """
+        _, dsnu = self._fixed_patterns(xp)
+        counts = electrons
+        gain = np.float32(self.gain_dn_per_e)
+        counts *= gain
+        if dsnu is not None:      # K (e + dsnu) + offset, the per-pixel part formed once
+            counts += dsnu * gain + np.float32(self.black_offset_dn)
+        elif self.black_offset_dn:
+            counts += np.float32(self.black_offset_dn)
+        if self.adc_bits is None:
+            return counts
+        xp.rint(counts, out=counts)
+        xp.clip(counts, 0, np.float32(self.full_scale_dn), out=counts)
+        return counts.astype(self.output_dtype)
+
     # ------------------------------------------------------------------ read-out
-    def __call__(self, pixel_power_w, wavelength_nm: float, overwrite: bool = False):
+    def __call__(self, pixel_power_w, wavelength_nm: float, overwrite: bool = False,
+                 frame_watts=None):
         """Expose and read out one batch of frames.
 
         Parameters
         ----------
         pixel_power_w : (batch, n_sensor_pixels) float32 array
-            Optical power on each sensor pixel, watts (NumPy or CuPy).
+            Optical power on each sensor pixel, watts (NumPy or CuPy), or in units of
+            ``frame_watts``.
         wavelength_nm
             Wavelength of the light.
         overwrite
             Reuse ``pixel_power_w``'s memory.
+        frame_watts : (batch,) array, optional
+            Watts per unit of ``pixel_power_w`` in each frame (see :meth:`mean_electrons`).
 
         Returns
         -------
@@ -442,17 +542,6 @@ class Camera:
             uint8/uint16 for an ADC, float32 for an analog read-out; same backend.
         """
         xp = array_module(pixel_power_w)
-        mu = self.mean_electrons(pixel_power_w, wavelength_nm, overwrite=overwrite)
-        electrons = self._noisy_electrons(mu, xp)
-        _, dsnu = self._fixed_patterns(xp)
-        if dsnu is not None:
-            electrons += dsnu
-        counts = electrons
-        counts *= np.float32(self.gain_dn_per_e)
-        if self.black_offset_dn:
-            counts += np.float32(self.black_offset_dn)
-        if self.adc_bits is None:
-            return counts
-        xp.rint(counts, out=counts)
-        xp.clip(counts, 0, np.float32(self.full_scale_dn), out=counts)
-        return counts.astype(self.output_dtype)
+        mu = self.mean_electrons(pixel_power_w, wavelength_nm, overwrite=overwrite,
+                                 frame_watts=frame_watts)
+        return self._adc_counts(self._noisy_electrons(mu, xp), xp)

@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .support.arrays import array_module, asarray_like
+from .support.arrays import array_module
 from .support.memory import map_rows, plan_chunk_rows
 from .budget import watts_per_unit_intensity
 from .camera import Camera, max_rows_for_frame_time, readout
+from .complement_pairs import intensity_of_batch
 from .config import DeviceConfig
 from .dmd import DMD, check_binary_frames
 from .laser import Laser
@@ -35,6 +36,11 @@ from .medium import ScatteringMedium, near_square_shape
 from .polarizer import Polarizer
 
 __all__ = ["OpticalChain", "device_frame_time_s"]
+
+#: A device of at most this many inputs with a static TM tabulates each frame's intensity,
+#: if the table of all ``2^n_in`` frames stays within _INTENSITY_TABLE_MAX_BYTES.
+_INTENSITY_TABLE_MAX_INPUTS = 14
+_INTENSITY_TABLE_MAX_BYTES = 32 * 2 ** 20
 
 
 def device_frame_time_s(config: DeviceConfig, n_out: int | None = None) -> float:
@@ -95,6 +101,7 @@ class OpticalChain:
         self.config = config
         self.frames_acquired = 0
         self._laser_pending_s = 0.0  # device time the laser drift has not yet seen
+        self._intensity_tables = {}  # backend name -> every frame's intensity (few inputs)
 
     # ------------------------------------------------------------------ building
     @classmethod
@@ -212,9 +219,65 @@ class OpticalChain:
 
         In field units: with an ideal polarizer, no leakage and no held-on mirrors this is
         exactly ``|R x|^2`` for the feature-level TM ``R`` of variance ``1 / n_in``. The
-        device clock does not move.
+        device clock does not move. A batch of complementary halves (linear mode's frames)
+        takes one product for both (:func:`photon.complement_pairs.intensity_of_batch`).
+        A device of few inputs with a static TM computes each distinct frame's intensity
+        once and looks it up afterwards (:meth:`_intensity_table`): the intensity is a
+        pure function of the frame while the optics stay as they are.
         """
-        return self.polarizer(self.field(frames), overwrite=True)
+        table = self._intensity_table(array_module(frames))
+        if table is not None:
+            return self._tabulated_intensity(frames, table)
+        return self._computed_intensity(frames)
+
+    def _intensity_table(self, xp):
+        """The table of every frame's intensity (filled as frames are seen), or None.
+
+        Kept for a static TM (no drift) when all ``2^n_in`` frames' intensities fit in
+        :data:`_INTENSITY_TABLE_MAX_BYTES`; keyed on the optics it depends on (the medium
+        and the DMD, polarizer and medium settings), so a change of any starts a new one.
+        """
+        if self.medium.drift_time_s is not None or self.n_in > _INTENSITY_TABLE_MAX_INPUTS:
+            return None
+        n_pixels = self.camera.n_sensor_pixels
+        if 4 * n_pixels << self.n_in > _INTENSITY_TABLE_MAX_BYTES:
+            return None
+        optics = (self.medium, self.medium.config, self.medium.simulation, self.dmd.config,
+                  self.polarizer.config)   # frozen settings: a change is a new object
+        table = self._intensity_tables.get(xp.__name__)
+        if table is None or any(a is not b for a, b in zip(table["optics"], optics)):
+            table = {"optics": optics, "filled": xp.zeros(1 << self.n_in, bool),
+                     "intensity": xp.empty((1 << self.n_in, n_pixels), np.float32),
+                     "powers": xp.asarray(1 << np.arange(self.n_in), dtype=np.int64)}
+            self._intensity_tables[xp.__name__] = table
+        return table
+
+    def _tabulated_intensity(self, frames, table):
+        """Intensities of ``frames`` from the table, computing the frames not seen yet."""
+        frames = check_binary_frames(frames, self.n_in)
+        xp = array_module(frames)
+        if frames.dtype.kind == "f":
+            frames = frames.astype(np.uint8)
+        keys = frames @ table["powers"]          # each frame's bits as one integer
+        filled = table["filled"]
+        seen = filled[keys]
+        if not bool(seen.all()):
+            fresh = xp.unique(keys[~seen])
+            bits = ((fresh[:, None] >> xp.arange(self.n_in)) & 1).astype(np.uint8)
+            table["intensity"][fresh] = self._computed_intensity(bits)
+            filled[fresh] = True
+        return table["intensity"][keys]
+
+    def _computed_intensity(self, frames):
+        """The intensity of ``frames`` through the DMD, the medium and the polarizer."""
+        frames = check_binary_frames(frames, self.n_in)
+
+        def field(binary):
+            amplitudes = self.dmd(binary)
+            return self.medium.field(amplitudes.binary, amplitudes.uniform,
+                                     amplitudes.on_amplitude)
+
+        return intensity_of_batch(field, lambda f, out: self.polarizer(f, True, out), frames)
 
     def acquire(self, frames):
         """Take one camera frame per DMD frame: the full noisy chain.
@@ -241,13 +304,11 @@ class OpticalChain:
         if chunk < n:  # in order, as successive calls would
             return map_rows(self.acquire, check_binary_frames(frames, self.n_in), chunk)
         intensity = self.intensity(frames)
-        xp = array_module(intensity)
         batch = intensity.shape[0]
         factors = self.laser.frame_factors(batch, dt_s=self._laser_pending_s)
         self._laser_pending_s = 0.0
-        scale = (self.watts_per_unit_intensity * factors).astype(np.float32)
-        intensity *= asarray_like(scale, xp)[:, None]
-        counts = self.camera(intensity, self.laser.wavelength_nm, overwrite=True)
+        counts = self.camera(intensity, self.laser.wavelength_nm, overwrite=True,
+                             frame_watts=self.watts_per_unit_intensity * factors)
         self.frames_acquired += batch
         self.advance(batch * self.frame_time_s)
         return counts

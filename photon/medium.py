@@ -62,6 +62,8 @@ _TM, _REFERENCE = 0, 1
 _PRODUCT_MIX_MAX_BATCH = 32
 # Row chunk of the keyframe mix: {on NumPy (cache-sized): bytes, on CuPy: bytes}.
 _MIX_CHUNK_BYTES = {True: 1 << 20, False: 1 << 28}
+# A static stored TM up to this size also keeps a copy with the speckle grain applied.
+_GRAINED_OPERAND_MAX_BYTES = 1 << 30
 
 
 def near_square_shape(n: int) -> tuple[int, int]:
@@ -453,6 +455,7 @@ class ScatteringMedium:
             ``modulated``.
         """
         xp = array_module(modulated)
+        grained = False  # whether the grain is already in the operand
         if on_amplitude != 1.0 and self.tm_precision == "float32":
             # Exact either way in float32; the input is half the size of the output.
             modulated = modulated * np.float32(on_amplitude)
@@ -465,9 +468,11 @@ class ScatteringMedium:
                                                                   bool(uniform), xp)
             else:
                 now = self._operand(xp)
-                out = precise_matmul(modulated, now["weights"], self.tm_precision)
-                reference = now["reference"]
-                ones_field = self._ones(now) if uniform else None
+                operand = self._grained_operand(now, xp) if self._grain_in_operand(xp) else now
+                out = precise_matmul(modulated, operand["weights"], self.tm_precision)
+                reference = operand["reference"]
+                ones_field = self._ones(operand) if uniform else None
+                grained = operand is not now
             if on_amplitude != 1.0:
                 out *= np.float32(on_amplitude)
             if uniform:
@@ -477,9 +482,41 @@ class ScatteringMedium:
         else:
             out = self._streamed_field(modulated, uniform, on_amplitude, xp)
         out = out.reshape(modulated.shape[0], self.n_polarizations, 2, self.n_pixels)
-        if self.speckle_grain_px > 0:
+        if self.speckle_grain_px > 0 and not grained:
             out = self._apply_grain(out, xp)
         return out
+
+    def _grain_in_operand(self, xp) -> bool:
+        """Whether a stored TM carries the grain in its operand (see :meth:`_grained_operand`).
+
+        For a TM that stays put (static or given), read in float32 (a reduced precision
+        on the GPU rounds the operand it reads, so it must read the rounded TM itself),
+        and small enough to hold twice.
+        """
+        return (self.speckle_grain_px > 0 and (self.drift_time_s is None or self._given)
+                and (self.tm_precision == "float32" or xp is np)
+                and self.dense_nbytes <= _GRAINED_OPERAND_MAX_BYTES)
+
+    def _grained_operand(self, now: dict, xp) -> dict:
+        """The operand ``now`` with the speckle grain applied to its rows, built once.
+
+        The grain is a linear smoothing of the field over the pixels, so the field of
+        ``x W + c`` smoothed equals ``x G(W) + G(c)``: smoothing the ``n_in`` rows of the
+        TM once replaces smoothing every frame's field (equal to float32 rounding).
+        """
+        grained = now.get("grained")
+        if grained is None:
+            p, n = self.n_polarizations, self.n_pixels
+
+            def smooth(rows):
+                rows = xp.asarray(rows, np.float32).reshape(-1, p, 2, n)
+                return self._apply_grain(rows, xp).reshape(rows.shape[0], p * 2 * n)
+
+            grained = {"weights": smooth(now["weights"]),
+                       "reference": smooth(now["reference"])[0],
+                       "ones": smooth(self._ones(now))[0]}
+            now["grained"] = grained
+        return grained
 
     def _mixed_products(self, modulated, m: int, a: float, need_ones: bool, xp):
         """The drifted field as ``sqrt(1 - a) (x K_m) + sqrt(a) (x K_(m+1))``: two products.

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from .config import PolarizerConfig
+from .support.arrays import array_module
 from .support.schema import from_mapping, settings_as_properties
 
 __all__ = ["Polarizer", "speckle_contrast_for_leak"]
@@ -77,7 +80,7 @@ class Polarizer:
         """Contrast of fully developed speckle seen through this polarizer."""
         return speckle_contrast_for_leak(self.leak)
 
-    def __call__(self, field, overwrite: bool = False):
+    def __call__(self, field, overwrite: bool = False, out=None):
         """Return the intensity ``|E_par|^2 + eps |E_perp|^2``, shape (batch, n_pixels).
 
         Parameters
@@ -85,20 +88,29 @@ class Polarizer:
         field : (batch, n_polarizations, 2, n_pixels) float32 array
             Real and imaginary parts per polarization (same backend out).
         overwrite
-            Square ``field`` in place and return a view into it (saves two passes
-            and an allocation on the hot path).
+            Whether ``field`` may be overwritten (kept for callers that offer it; the sums
+            of squares are formed without writing into it).
+        out : (batch, n_pixels) float32 array, optional
+            Where to write the intensity (returned); a new array without it.
         """
-        if overwrite:
-            squared = field
-            squared *= field
-        else:
-            squared = field * field
-        intensity = squared[:, 0, 0]
-        intensity += squared[:, 0, 1]
-        if squared.shape[1] == 2:
-            perp = squared[:, 1, 0]
-            perp += squared[:, 1, 1]
+        xp = array_module(field)
+        if out is None:
+            out = xp.empty((field.shape[0], field.shape[-1]), field.dtype)
+        _sum_of_squares(field[:, 0], out, xp)
+        if field.shape[1] == 2:
+            perp = _sum_of_squares(field[:, 1], None, xp)
             if self.leak != 1.0:
-                perp *= intensity.dtype.type(self.leak)
-            intensity += perp
-        return intensity
+                perp *= field.dtype.type(self.leak)
+            out += perp
+        return out
+
+
+def _sum_of_squares(parts, out, xp):
+    """``parts[:, 0]^2 + parts[:, 1]^2`` of ``(batch, 2, n)`` in one pass (into ``out``)."""
+    if xp is np:
+        return np.einsum("bcn,bcn->bn", parts, parts, out=out)
+    result = xp.einsum("bcn,bcn->bn", parts, parts)
+    if out is None:
+        return result
+    out[...] = result
+    return out

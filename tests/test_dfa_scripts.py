@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 
@@ -87,11 +88,24 @@ def test_train_help_names_shared_the_default_feedback_mode():
 
 def test_bench_dfa_prints_the_step_times_and_their_ratio():
     result = json.loads(_run("scripts/bench_dfa.py", "--json", "--features", "64", "--hidden",
-                             "128,128", "--batch", "32", "--repeats", "3").stdout)
+                             "128,128", "--batch", "32", "--repeats", "3", "--device-repeats",
+                             "2", "--device-steps", "2", "--device-threads", "1").stdout)
     for key in ("bp_s", "dfa_s", "bp_backward_s", "dfa_backward_s"):
         assert result[key] > 0
     assert result["dfa_over_bp"] == pytest.approx(result["dfa_s"] / result["bp_s"])
     assert result["hidden"] == [128, 128] and result["batch_size"] == 32
+    # Beside them: a DFA step through the small lab-bench device over ideal feedback.
+    device = result["device_feedback"]
+    assert device["device"] == "lab-bench" and device["device_outputs"] == [10, 512]
+    assert device["frames_per_step"] == 130        # 32 errors x 2 planes x 2 frames + 2
+    for front in ("numpy", "torch"):
+        if device[front] is None:                  # torch not installed
+            continue
+        ratios = device[front]["ratios"]
+        assert len(ratios) == 2 and device[front]["device_over_ideal"] == pytest.approx(
+            float(np.median(ratios)))
+    done = _run("scripts/bench_dfa.py", "--device-threads", "0", expect=2)
+    assert "--device-threads = 0: expected >= 1" in done.stderr
 
 
 def test_dfa_study_reports_accuracies_gaps_and_goals():

@@ -69,8 +69,25 @@ def test_effective_matrix_entries_are_iid_standard_gaussian(method):
     # Rows are independent: sample correlation of two rows ~ N(0, 1/d).
     corr = np.corrcoef(m[:200])[np.triu_indices(200, 1)]
     assert np.abs(corr).max() < 5.5 / math.sqrt(d)
-    if method == "complement":  # M acts on deviations from the mean: rows sum to zero
-        assert np.abs(m.sum(axis=1)).max() < 1e-3 * math.sqrt(d)
+    # No row-sum constraint (the complement's mean component is drawn): a row's sum is
+    # N(0, d), so the mean of sum^2 / d over the rows is 1 within its sampling error.
+    sums2 = m.sum(axis=1) ** 2 / d
+    assert abs(sums2.mean() - 1.0) < Z * math.sqrt(2 / n_out) + Z * scale_se
+    assert opu.linear_identity_ == method
+
+
+def test_complement_mean_zero_keeps_the_rows_summing_to_zero():
+    """complement_mean="zero": M acts on deviations from the mean (the device's own M_c)."""
+    d = 160
+    opu = _opu("complement", n_out=512, complement_mean="zero").fit(n_features=d)
+    m = opu.effective_matrix().astype(np.float64)
+    assert np.abs(m.sum(axis=1)).max() < 1e-3 * math.sqrt(d)
+    assert opu.linear_identity_ == "complement, rows summing to zero"
+    drawn = _opu("complement", n_out=512).fit(n_features=d).effective_matrix()
+    # Same device part: the two differ by a rank-one column along 1 / sqrt(d) only.
+    difference = drawn.astype(np.float64) - m
+    np.testing.assert_allclose(difference, difference[:, :1] * np.ones((1, d)),
+                               atol=1e-4 * np.abs(m).max())
 
 
 def test_pairwise_distances_are_preserved_within_johnson_lindenstrauss_bounds():
@@ -453,3 +470,16 @@ def test_fit_probes_the_device_on_the_data_backend():
 
     OPU(Recording(16, 32)).fit(np.zeros((3, 10)))
     assert seen and set(seen) == {np.ndarray}
+
+
+def test_linear_transform_of_a_row_does_not_depend_on_the_other_rows():
+    """Through a noise-free device each output row is computed alike in any batch."""
+    from devices import BitPlaneEncoder
+
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((24, 20))
+    opu = OPU(open_device("ideal", n_in=32, n_out=48, seed=2),
+              encoder=BitPlaneEncoder(n_bits=4)).fit(x)
+    full = opu.linear_transform(x)
+    for rows in (slice(0, 1), slice(5, 6), slice(3, 11)):
+        np.testing.assert_array_equal(opu.linear_transform(x[rows]), full[rows])

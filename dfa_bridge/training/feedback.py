@@ -95,7 +95,8 @@ class DeviceFeedback(Feedback):
 
     The :class:`devices.OPU` operator in complement linear mode is fitted once (dark
     level, per-row normalization, scale: ``M`` has i.i.d. N(0, 1)-like entries and its rows
-    sum to zero, which loses nothing since each error row sums to zero). At each
+    sum to zero, ``complement_mean="zero"``: the matrix the device measures, which loses
+    nothing since each error row sums to zero). At each
     projection only the encoder is refitted on the batch's error, so the threshold and
     scale follow the error's magnitude; the device, hence ``M``, is never re-measured.
 
@@ -135,9 +136,10 @@ class DeviceFeedback(Feedback):
         if not isinstance(encoder, Encoder):
             raise TypeError(f"encoder = {encoder!r}: expected {' or '.join(map(repr, ENCODERS))} "
                             "or a devices.Encoder")
-        self.opu = OPU(device, linear_method="complement", encoder=encoder,
-                       progress=False).fit(n_features=self.n_classes)
+        self.opu = OPU(device, linear_method="complement", complement_mean="zero",
+                       encoder=encoder, progress=False).fit(n_features=self.n_classes)
         self.rows = self._choose_rows()
+        self._first_rows = bool(np.array_equal(self.rows, np.arange(self.total_width)))
         self._rows_by_backend: dict[str, object] = {}
         self._scale_by_backend: dict[str, object] = {}
         self._matrix = None
@@ -174,7 +176,7 @@ class DeviceFeedback(Feedback):
             return xp.zeros((error.shape[0], self.total_width), np.float32)
         self.opu.encoder.fit(error)
         projection = self.opu.linear_transform(error)
-        if np.array_equal(self.rows, np.arange(self.total_width)):
+        if self._first_rows:
             projection = projection[:, :self.total_width]  # the first S outputs, as a view
         else:
             rows = self._rows_by_backend.get(xp.__name__)
