@@ -207,7 +207,9 @@ def test_camera_estimates_from_separate_frames_recover_the_configuration(device_
     static = VirtualDevice(budget_config("lab-bench", C, 64)).open()
     from calibration.decorrelation import estimate_decorrelation_time
 
-    assert math.isinf(estimate_decorrelation_time(static, longest_lag_s=600.0).tau_s)
+    # A static medium reads as static, or as a decay far slower than any lag measured (the
+    # laser's slow wander leaves ~1e-4 of correlation loss over 600 s): at least 100x.
+    assert estimate_decorrelation_time(static, longest_lag_s=600.0).tau_s > 100 * 600.0
 
 
 # ---------------------------------------------------------------------------- the budget
