@@ -224,7 +224,7 @@ def test_all_off_frames_are_not_dark_but_extrapolation_removes_the_fixed_field()
 
 
 def test_the_12_bit_well_is_found_below_the_adc_top():
-    device, result, _ = _check_family("12-bit-well")
+    device, result, _ = _check_family("12-bit-well", exposure="keep")
     well_dn = 10_000 * 0.305 + 50.0
     assert result.camera.saturation_dn == pytest.approx(well_dn, abs=5.0)
     assert result.camera.saturation_e == pytest.approx(10_000, rel=0.03)
@@ -249,14 +249,20 @@ def test_no_row_ends_with_one_half_conjugated_under_drift():
     assert result.tm.diagnostics["mixed_frames"] == max(32, math.ceil(4.0 * device.n_in / 8))
 
 
-@pytest.mark.parametrize("shutter", [True, False])
-def test_a_device_written_against_the_protocol_meets_the_targets(shutter):
+@pytest.mark.parametrize("shutter, exposure", [(True, "auto"), (False, "keep")])
+def test_a_device_written_against_the_protocol_meets_the_targets(shutter, exposure):
     device = ForeignOPU(shutter=shutter).open()
-    result, warned = _calibrate(device)
+    result, warned = _calibrate(device, exposure=exposure)
     assert result.camera.dark_method == ("shutter" if shutter else "extrapolated")
     # Its well fills at 0.33 x 9000 + 40 = 3010 DN, below the 4095 of its ADC.
     assert result.camera.saturation_dn == pytest.approx(device.saturation_dn, abs=5.0)
-    assert result.tm.saturated_fraction > 0.005
+    if exposure == "keep":  # about 1.5 % of the counts saturated, censored
+        assert result.tm.saturated_fraction > 0.005
+        assert result.exposure.frames == 0 and device.exposure_us == 100.0
+    else:  # lowered until at most 1 % of the rows saturate on 10 % of half-on frames
+        assert result.exposure.changed and device.exposure_us < 100.0
+        assert result.exposure.rows_saturating <= 0.01
+        assert result.tm.saturated_fraction < 0.005
     _assert_targets(device, result, device.tm, warned, gain=device.gain,
                     read_noise_e=device.read_e, offset_dn=float(np.mean(device.offsets)))
 
@@ -326,7 +332,8 @@ def test_untrusted_rows_stay_out_of_the_dfa_feedback():
 
 def test_a_calibration_with_untrusted_rows_flows_to_the_opu():
     device = ForeignOPU(n_in=64, n_out=96, seed=3).open()
-    result, _ = _calibrate(device)
+    result, _ = _calibrate(device, exposure="keep")
+    assert result.untrusted.size
     model = result.device()
     assert np.array_equal(model.untrusted_outputs, result.untrusted)
     with warnings.catch_warnings():  # its all-on frame saturates; not the point here
