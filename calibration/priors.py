@@ -45,7 +45,10 @@ import numpy as np
 
 from photon import to_numpy
 
-__all__ = ["InputCorrelation", "input_correlation", "map_functions", "RowNeighbours",
+from .refine import normal_equations
+
+__all__ = ["InputCorrelation", "column_noise", "input_correlation", "map_functions",
+           "RowNeighbours",
            "row_neighbours", "denoise_rows", "INPUT_Z", "OUTPUT_FALSE_RATE", "KAPPAS"]
 
 INPUT_Z = 5.0              # a lag product this many standard errors from zero is a correlation
@@ -104,22 +107,28 @@ def _lag_products(xp, w, weights):
     return xp.fft.irfft(power, n=2 * n)[:n] / (n - xp.arange(n))
 
 
-def _diagonal_means(matrix) -> np.ndarray:
-    """Mean of each upper diagonal ``d`` of a square matrix (host)."""
-    matrix = np.asarray(to_numpy(matrix))
-    n = matrix.shape[0]
-    i, j = np.triu_indices(n)
-    return np.bincount(j - i, weights=matrix[i, j], minlength=n) / (n - np.arange(n))
+def _noise_lags(xp, pinv) -> tuple[float, float]:
+    """Mean diagonal and mean off-diagonal entry of ``(P^T P)^-1 = pinv pinv^T``: the
+    least-squares noise's lag products per unit of noise variance (lag 0, lags > 0; the
+    off-diagonal entries differ from lag to lag only by chance)."""
+    n = pinv.shape[0]
+    trace = float((pinv ** 2).sum())
+    total = float((pinv.sum(axis=0) ** 2).sum())
+    return trace / n, (total - trace) / max(n * (n - 1), 1)
 
 
-def _column_noise(xp, probes, s, w):
-    """Residual variance per column of the least-squares fit ``s ~ probes w``."""
+def column_noise(xp, probes, s, w):
+    """Residual variance per column of the least-squares fit ``s ~ probes w``.
+
+    ``|s - P w|^2 = |s|^2 - w . (P^T P) w`` for the least-squares ``w``: one ``n x n``
+    product instead of ``m x n``.
+    """
     m, n = probes.shape
-    residual = s - probes @ w
-    return (residual ** 2).sum(axis=0) / max(m - n, 1)
+    rss = (s ** 2).sum(axis=0) - (w * ((probes.T @ probes) @ w)).sum(axis=0)
+    return xp.maximum(rss, 0.0) / max(m - n, 1)
 
 
-def input_correlation(xp, probes, pinv, s, w) -> InputCorrelation | None:
+def input_correlation(xp, probes, pinv, sigma2, w) -> InputCorrelation | None:
     """Estimate the correlation between inputs from least-squares anchor functions.
 
     Parameters
@@ -128,10 +137,10 @@ def input_correlation(xp, probes, pinv, s, w) -> InputCorrelation | None:
         The half's probe frames.
     pinv : (n, m)
         Their pseudo-inverse.
-    s : (m, columns)
-        Anchor values (censored ones filled by the fit).
+    sigma2 : (columns,)
+        Each column's noise variance (:func:`column_noise`).
     w : (n, columns)
-        ``pinv @ s``: one function per row and anchor.
+        The least-squares functions: one per row and anchor.
 
     Returns
     -------
@@ -141,11 +150,11 @@ def input_correlation(xp, probes, pinv, s, w) -> InputCorrelation | None:
     m, n = probes.shape
     if n < MIN_PRIOR_INPUTS or m <= n:
         return None
-    sigma2 = _column_noise(xp, probes, s, w)
     energy = (w ** 2).sum(axis=0)
     ok = energy > 0
     weights = xp.where(ok, 1.0 / xp.where(ok, energy, 1.0), 0.0)
-    noise = float((sigma2 * weights).sum()) * xp.asarray(_diagonal_means(pinv @ pinv.T))
+    diagonal, off = _noise_lags(xp, pinv)
+    noise = float((sigma2 * weights).sum()) * xp.where(xp.arange(n) == 0, diagonal, off)
     signal = _lag_products(xp, w, weights) - noise
     shuffle = xp.asarray(np.random.default_rng(SHUFFLE_SEED).permutation(n))
     null = _lag_products(xp, w[shuffle], weights) - noise
@@ -162,7 +171,7 @@ def input_correlation(xp, probes, pinv, s, w) -> InputCorrelation | None:
                             significant)
 
 
-def map_functions(xp, probes, pinv, s, w, prior):
+def map_functions(xp, probes, pinv, sigma2, w, prior):
     """Anchor functions re-estimated under the prior ``N(0, tau^2 C)``, ``C`` Toeplitz.
 
     Parameters
@@ -185,8 +194,7 @@ def map_functions(xp, probes, pinv, s, w, prior):
     gram = probes.T @ probes
     s2, rotation = xp.linalg.eigh(root.T @ gram @ root)
     s2 = xp.maximum(s2, 0.0)
-    sigma2 = _column_noise(xp, probes, s, w)
-    noise_energy = sigma2 * float(xp.trace(pinv @ pinv.T))
+    noise_energy = sigma2 * float((pinv ** 2).sum())
     energy = (w ** 2).sum(axis=0)
     tau2 = xp.maximum(energy - noise_energy, 1e-3 * energy) / float(gamma.sum())
     lam = sigma2 / xp.maximum(tau2, 1e-300)
@@ -255,16 +263,12 @@ def row_neighbours(xp, tm) -> RowNeighbours:
     return RowNeighbours(index, valid, conjugate, phase, per_row, null_mean, direct, product)
 
 
-def _validation_residual(xp, field_, counts, weights) -> float:
+def _validation_residual(xp, re, im, counts, weights) -> float:
     """Weighted residual of counts after a per-row fit of ``a |f|^2 + 2 Re(conj(b) f) + c``."""
-    phi = (field_.real ** 2 + field_.imag ** 2, 2 * field_.real, 2 * field_.imag,
-           xp.ones_like(field_.real))
-    normal = xp.stack([xp.stack([(weights * p * q).sum(0) for q in phi], -1) for p in phi], -2)
-    moment = xp.stack([(weights * p * counts).sum(0) for p in phi], -1)
+    normal, moment, total = normal_equations(xp, re ** 2 + im ** 2, re, im, weights, counts)
     diagonal = xp.diagonal(normal, axis1=1, axis2=2)
     normal = normal + (1e-10 * diagonal + 1e-300)[:, :, None] * xp.eye(4)
     theta = xp.linalg.solve(normal, moment[..., None])[..., 0]
-    total = (weights * counts ** 2).sum(0)
     return float(xp.sum(xp.maximum(total - (theta * moment).sum(-1), 0.0)))
 
 
@@ -315,13 +319,13 @@ def denoise_rows(xp, tm, noise_share, neighbours: RowNeighbours, validation):
         correction += (z[:, slot] * phase[:, slot])[:, None] * rows
     correction *= norms[:, None]
     frames, counts, weights = validation
-    field_now = frames @ tm.T
-    field_step = frames @ correction.T
+    now_re, now_im = frames @ tm.real.T, frames @ tm.imag.T
+    step_re, step_im = frames @ correction.real.T, frames @ correction.imag.T
     best_kappa, best_score = 0.0, None
     for kappa in KAPPAS:
         share = xp.clip(kappa * noise_share, 0.0, MAX_NOISE_SHARE)
-        score = _validation_residual(xp, field_now - share[None, :] * field_step, counts,
-                                     weights)
+        score = _validation_residual(xp, now_re - share[None, :] * step_re,
+                                     now_im - share[None, :] * step_im, counts, weights)
         if best_score is None or score < best_score:
             best_kappa, best_score = kappa, score
     share = xp.clip(best_kappa * noise_share, 0.0, MAX_NOISE_SHARE)

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["row_statistics", "refit_rows", "polish_rows", "POLISH_MAX_INPUTS"]
+__all__ = ["row_statistics", "normal_equations", "refit_rows", "polish_rows",
+           "POLISH_MAX_INPUTS"]
 
 POLISH_MAX_INPUTS = 32     # devices with at most this many inputs are polished
 POLISH_ITERATIONS = 6
@@ -29,13 +30,16 @@ POLISH_ROW_CHUNK = 64
 
 def _weights(xp, predicted, dark, counts, censor, noise, floor):
     """Inverse noise variance at the predicted level; 0 for censored (or nearly) counts."""
-    level = xp.maximum(predicted - dark[None, :], 0.0)
-    variance = noise[0] + noise[1] * level + noise[2] * level ** 2 + floor[None, :]
+    variance = xp.maximum(predicted - dark[None, :], 0.0)           # the level, then ...
+    variance *= noise[2]
+    variance += noise[1]
+    variance *= xp.maximum(predicted - dark[None, :], 0.0)
+    variance += noise[0] + floor[None, :]                           # ... its variance
     if censor is None:
         keep = xp.ones_like(predicted)
     else:
-        keep = ((counts < censor) & (predicted + 3.0 * xp.sqrt(variance) < censor)).astype(
-            predicted.dtype)
+        keep = (counts < censor) & (predicted + 3.0 * xp.sqrt(variance) < censor)
+        keep = keep.astype(predicted.dtype)
     return keep / variance, keep
 
 
@@ -49,15 +53,40 @@ def row_statistics(xp, tm, e0, dark, frames, counts, censor, noise, floor):
     ``(normal (n_out, 4, 4), moment (n_out, 4), sum w r^2, counts used)``, to be summed
     over blocks of frames and solved by :func:`refit_rows`.
     """
-    u = frames @ tm.T
-    full = u + e0[None, :]
-    predicted = full.real ** 2 + full.imag ** 2 + dark[None, :]
+    u_re, u_im = frames @ tm.real.T, frames @ tm.imag.T             # two real GEMMs
+    power = u_re ** 2
+    power += u_im ** 2
+    predicted = u_re + e0.real[None, :]                             # |u + e0|^2 + dark
+    predicted **= 2
+    shifted = u_im + e0.imag[None, :]
+    shifted **= 2
+    predicted += shifted
+    predicted += dark[None, :]
     weight, keep = _weights(xp, predicted, dark, counts, censor, noise, floor)
-    residual = counts - predicted
-    phi = (u.real ** 2 + u.imag ** 2, 2.0 * u.real, 2.0 * u.imag, xp.ones_like(u.real))
-    normal = xp.stack([xp.stack([(weight * p * q).sum(0) for q in phi], -1) for p in phi], -2)
-    moment = xp.stack([(weight * p * residual).sum(0) for p in phi], -1)
-    return normal, moment, (weight * residual ** 2).sum(0), keep.sum(0)
+    residual = xp.subtract(counts, predicted, out=predicted)
+    normal, moment, total = normal_equations(xp, power, u_re, u_im, weight, residual)
+    return normal, moment, total, keep.sum(0)
+
+
+def normal_equations(xp, power, re, im, weight, target):
+    """Per row, the weighted normal equations of ``target ~ (power, 2 re, 2 im, 1) theta``.
+
+    All arrays are (frames, rows). Returns ``(normal (rows, 4, 4), moment (rows, 4),
+    sum weight target^2)``; sums of products over the frames, without temporaries of
+    (frames, rows, 4).
+    """
+    features = (power, re, im, None)
+    weighted = [weight * f for f in features[:3]] + [weight]
+    factor = (1.0, 2.0, 2.0, 1.0)
+    normal = xp.empty((power.shape[1], 4, 4))
+    for a in range(4):
+        for b in range(a, 4):
+            value = (weighted[a].sum(0) if features[b] is None
+                     else xp.einsum("kj,kj->j", weighted[a], features[b]))
+            normal[:, a, b] = normal[:, b, a] = value * (factor[a] * factor[b])
+    moment = xp.stack([xp.einsum("kj,kj->j", weighted[a], target) * factor[a]
+                       for a in range(4)], axis=-1)
+    return normal, moment, xp.einsum("kj,kj->j", weighted[3] * target, target)
 
 
 def refit_rows(xp, tm, e0, dark, normal, moment, total):

@@ -65,8 +65,8 @@ from scipy.linalg import hadamard
 from photon import array_module, to_numpy
 
 from .acquisition import acquire_all
-from .priors import (MIN_NEIGHBOUR_PAIRS, denoise_rows, input_correlation, map_functions,
-                     row_neighbours)
+from .priors import (MIN_NEIGHBOUR_PAIRS, column_noise, denoise_rows, input_correlation,
+                     map_functions, row_neighbours)
 from .refine import POLISH_MAX_INPUTS, polish_rows, refit_rows, row_statistics
 
 __all__ = ["TMEstimate", "estimate_transmission_matrix", "min_frames", "mixed_frames",
@@ -76,7 +76,9 @@ __all__ = ["TMEstimate", "estimate_transmission_matrix", "min_frames", "mixed_fr
 N_ANCHORS = 6
 REFERENCE_REPEATS = 4
 MAX_METRIC_CONDITION = 1e4
-CENSOR_PASSES = 12           # passes filling censored anchor values in the shared solve
+CENSOR_PASSES = 12           # passes filling censored anchor values in the shared solve, at most
+CENSOR_TOLERANCE = 1e-7      # ... as many as bring the fill's error below this fraction
+CENSOR_FEW = 0.02            # columns missing at most this share are filled as one group
 MAX_ANCHOR_MISSING = 0.25    # an anchor missing more of a row's values is dropped there
 MIN_ANCHORS = 2              # a row needs this many usable anchors (a plane)
 MIXED_FRAMES_MIN = 32        # mixed frames: max(32, probes_per_input n_in / 8)
@@ -85,7 +87,7 @@ QUALITY_FACTOR = 3.0         # untrusted: row_quality > QUALITY_FACTOR x the med
 QUALITY_MIN = 3.0            # ... and > QUALITY_MIN (residual rms in noise units)
 MAX_CENSORED_FRACTION = 0.5  # untrusted: more than half of a row's counts censored
 HANDEDNESS_Z = 5.0           # rotation-or-reflection evidence needed, in noise units
-QUALITY_BLOCKS = 2           # anchored-probe blocks per half scored in row_quality
+QUALITY_BLOCKS = 1           # anchored-probe blocks per half scored in row_quality
 ANCHOR_BLOCKS = 8            # blocks of consecutive inputs the anchors light (Hadamard rows)
 INPUT_PROFILE_LAGS = 64      # lags of the estimated input correlation kept in the estimate
 
@@ -246,9 +248,13 @@ def _fit_half(xp, counts_x, counts_anchor, reference, probes, censor, reference_
     m, n_out = counts_x.shape
     censored_x = None
     # Anchor identity: s_i(x) = (y(x + a_i) - y(x) - y(a_i) + y(0)) / 2.
-    s = ((counts_anchor - counts_x[None] - anchor_gain) / 2.0).transpose(1, 0, 2)
-    s = s.reshape(m, N_ANCHORS * n_out)                             # (m, anchors * n_out)
-    pinv = xp.linalg.pinv(probes)                                   # (n_half, m)
+    s = counts_anchor - counts_x[None]                              # in place from here
+    s -= anchor_gain
+    s *= 0.5
+    s = s.transpose(1, 0, 2).reshape(m, N_ANCHORS * n_out)          # (m, anchors * n_out)
+    # Pseudo-inverse through the normal equations: random probes with m >= n + 8 have
+    # a well-conditioned Gram matrix, and one LU solve costs far less than an SVD.
+    pinv = xp.linalg.solve(probes.T @ probes, probes.T)             # (n_half, m)
     w3 = pinv @ s
     if censor is not None:
         censored_x = counts_x >= censor
@@ -261,19 +267,30 @@ def _fit_half(xp, counts_x, counts_anchor, reference, probes, censor, reference_
         columns = xp.flatnonzero(missing.any(axis=0) & (fraction.T.reshape(-1)
                                                         <= MAX_ANCHOR_MISSING))
         if columns.size:
-            # Fill the missing values with the fit of the others until it settles.
-            sub, sub_missing = s[:, columns], missing[:, columns]
-            w_sub = w3[:, columns]
-            for _ in range(CENSOR_PASSES):
-                fitted = probes @ w_sub
-                sub = xp.where(sub_missing, fitted, sub)
-                w_sub = pinv @ sub
-            w3[:, columns] = w_sub
+            # Fill the missing values with the fit of the others until it settles. The
+            # error contracts by about a column's missing fraction each pass: columns
+            # missing little need few passes (a group of them, then the rest).
+            share = missing[:, columns].mean(axis=0)
+            for group in (share <= CENSOR_FEW, share > CENSOR_FEW):
+                chosen = columns[group]
+                if not chosen.size:
+                    continue
+                worst = float(to_numpy(share[group].max()))
+                passes = min(CENSOR_PASSES, max(1, math.ceil(
+                    math.log(CENSOR_TOLERANCE) / math.log(max(worst, 1e-12)))))
+                sub, sub_missing = s[:, chosen], missing[:, chosen]
+                w_sub = w3[:, chosen]
+                for _ in range(passes):
+                    fitted = probes @ w_sub
+                    sub = xp.where(sub_missing, fitted, sub)
+                    w_sub = pinv @ sub
+                w3[:, chosen] = w_sub
         else:
             censored_x = None
-    correlation = input_correlation(xp, probes, pinv, s, w3)
+    sigma2 = column_noise(xp, probes, s, w3)
+    correlation = input_correlation(xp, probes, pinv, sigma2, w3)
     if correlation is not None and correlation.prior is not None:
-        w3 = map_functions(xp, probes, pinv, s, w3, correlation.prior)
+        w3 = map_functions(xp, probes, pinv, sigma2, w3, correlation.prior)
     w3 = w3.reshape(-1, N_ANCHORS, n_out).transpose(2, 1, 0)        # (n_out, anchors, n_half)
     w3 = w3 * usable[..., None]
     rows, e0, noise_share = _metric(xp, w3, probes, counts_x, y0, censored_x)
@@ -301,14 +318,14 @@ def _metric(xp, w3, probes, counts_x, y0, censored_x):
     unit = xp.sqrt((w ** 2).sum(-1).mean(-1))
     unit = xp.where(unit > 0, unit, 1.0)
     w2 = w2 / unit[:, None, None]
-    w = w / unit[:, None, None]
-    design = xp.stack([w[..., 0] ** 2, 2 * w[..., 0] * w[..., 1], w[..., 1] ** 2,
-                       w[..., 0], w[..., 1]], axis=-1)              # (n_out, m, 5)
+    w /= unit[:, None, None]
     target = (counts_x - y0[None, :]).T                             # (n_out, m)
     if censored_x is not None:                                      # censored counts: weight 0
-        keep = (~censored_x).T.astype(design.dtype)
-        design = design * keep[..., None]
-        target = target * keep
+        keep = (~censored_x).T
+        w *= keep[..., None]             # every feature below is then 0 there (keep^2 = keep)
+        target *= keep
+    design = xp.stack([w[..., 0] ** 2, 2 * w[..., 0] * w[..., 1], w[..., 1] ** 2,
+                       w[..., 0], w[..., 1]], axis=-1)              # (n_out, m, 5)
     normal = design.transpose(0, 2, 1) @ design
     # A row with (nearly) every count censored has no information: a tiny ridge keeps
     # the solve regular (the row is named untrusted later).
