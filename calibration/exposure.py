@@ -6,10 +6,12 @@ bright in every frame: their common field adds up over neighbouring mirrors). Wh
 device's exposure is settable, :func:`settle_exposure` shows ``PILOT_FRAMES`` random
 half-on frames (as bright as the anchored probes and the mixed frames of a calibration)
 and, while more than ``ROWS_SATURATING`` of the rows saturate on more than
-``ROW_SATURATION`` of them, lowers the exposure: a row of exponential speckle saturating
-on a share ``f`` of the frames has its mean at ``(S - dark) / ln(1 / f)``, so the exposure
-is scaled by ``0.9 ln(1 / f) / ln(1 / ROW_SATURATION)`` (by a quarter at most), ``f`` the
-``1 - ROWS_SATURATING`` quantile over rows, up to ``PILOT_TRIES`` times.
+``ROW_SATURATION`` of them, or any row on more than ``ROW_SATURATION_MAX`` (beyond which
+its anchors lose too many values to be used), lowers the exposure: a row of exponential
+speckle saturating on a share ``f`` of the frames has its mean at ``(S - dark) / ln(1 / f)``,
+so the exposure is scaled by ``0.9 ln(1 / f) / ln(1 / target)`` (by a quarter at most),
+``f`` the ``1 - ROWS_SATURATING`` quantile over rows against ``ROW_SATURATION`` or the
+largest against ``ROW_SATURATION_MAX``, whichever asks more, up to ``PILOT_TRIES`` times.
 """
 
 from __future__ import annotations
@@ -25,12 +27,13 @@ from .acquisition import acquire_all
 from .metrics import fresh_frames
 
 __all__ = ["ExposureSetting", "settle_exposure", "PILOT_FRAMES", "ROW_SATURATION",
-           "ROWS_SATURATING"]
+           "ROWS_SATURATING", "ROW_SATURATION_MAX"]
 
 PILOT_FRAMES = 64
 PILOT_TRIES = 3
 ROW_SATURATION = 0.10     # a row saturating on more of the frames than this ...
 ROWS_SATURATING = 0.01    # ... may be at most this share of the rows
+ROW_SATURATION_MAX = 0.25  # and no row saturates on more of the frames than this
 SMALLEST_STEP = 0.25
 
 
@@ -83,10 +86,21 @@ def settle_exposure(device, censor_dn: float | None, seed: int = 0) -> ExposureS
         shown += PILOT_FRAMES
         fraction = (counts >= censor_dn).mean(axis=0)
         share = float((fraction > ROW_SATURATION).mean())
-        worst = float(np.quantile(fraction, 1.0 - ROWS_SATURATING))
-        if worst <= ROW_SATURATION or attempt == PILOT_TRIES:
+        quantile = float(np.quantile(fraction, 1.0 - ROWS_SATURATING))
+        largest = float(fraction.max())
+        if (quantile <= ROW_SATURATION and largest <= ROW_SATURATION_MAX) \
+                or attempt == PILOT_TRIES:
             break
-        factor = (math.log(1.0 / worst) / math.log(1.0 / ROW_SATURATION) if worst < 1.0
-                  else SMALLEST_STEP)
+        factor = min(_factor(quantile, ROW_SATURATION), _factor(largest, ROW_SATURATION_MAX))
         device.exposure_us = device.exposure_us * 0.9 * max(factor, SMALLEST_STEP)
     return ExposureSetting(initial, device.exposure_us, shown, share)
+
+
+def _factor(fraction: float, target: float) -> float:
+    """Exposure factor bringing a row that saturates on ``fraction`` of the frames to
+    ``target`` (1 when it is there already)."""
+    if fraction <= target:
+        return 1.0
+    if fraction >= 1.0:
+        return SMALLEST_STEP
+    return math.log(1.0 / fraction) / math.log(1.0 / target)

@@ -87,9 +87,11 @@ class ScatteringMedium:
     ----------
     config
         The layer's settings, validated by :class:`~photon.config.MediumConfig`: the
-        decorrelation time ``drift_time_s`` of the TM (``None``: static) and the rms
-        radius ``speckle_grain_px`` of the speckle grain in pixels (0: independent
-        pixels); ``transmission`` and ``thickness_um`` are read by the chain. Each is
+        decorrelation time ``drift_time_s`` of the TM (``None``: static), the rms
+        radius ``speckle_grain_px`` of the speckle grain in sensor pixels (0: independent
+        pixels) and ``input_grain_mirrors`` of the blur that correlates neighbouring
+        mirrors (0: independent mirrors; :mod:`photon.grain`); ``transmission`` and
+        ``thickness_um`` are read by the chain. Each is
         readable as an attribute (``medium.drift_time_s``) that reads ``medium.config``.
     n_in
         Number of input features (DMD macropixels).
