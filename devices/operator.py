@@ -697,8 +697,8 @@ class OPU:
         frames = (rng.random((max(EFFECTIVE_FRAMES_PER_INPUT * d, d + 8), d)) < 0.5
                   ).astype(np.uint8)
         projected = np.asarray(to_numpy(self._linear_frames(frames)), np.float64)
-        solution = np.linalg.lstsq(frames.astype(np.float64), projected, rcond=None)[0]
-        return solution.T.astype(np.float32)
+        x = frames.astype(np.float64)  # random frames: a well-conditioned Gram matrix
+        return np.linalg.solve(x.T @ x, x.T @ projected).T.astype(np.float32)
 
     # ------------------------------------------------------------------ cost
     def cost(self, n_vectors: int, mode: str = "intensity",
