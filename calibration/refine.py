@@ -18,8 +18,6 @@ and those within three noise deviations of the censoring level are left out.
 
 from __future__ import annotations
 
-import numpy as np
-
 __all__ = ["row_statistics", "normal_equations", "refit_rows", "polish_rows",
            "POLISH_MAX_INPUTS"]
 
