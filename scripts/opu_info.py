@@ -19,7 +19,7 @@ tallest region that keeps up with the DMD.
 
 The ``calibration`` block prices calibrating the device (:mod:`calibration.cost`): the
 device time of a whole calibration next to the medium's drift time, the largest input
-count calibratable within a tenth of it, and the ways to fit (the fewest probes, the
+count calibratable within a tenth of it, and the ways to fit (fewer probes, the
 outputs read at the DMD's rate, only the job's ``--n-features`` inputs and
 ``--job-outputs`` outputs). Their quality, measured, is on the calibration page
 (``docs/calibration``).

@@ -222,7 +222,7 @@ def cost_at_scale(presets=None, job=(10, 512)) -> list[dict]:
 
     Each entry: ``preset``, ``size`` (``"configured"`` or ``"full DMD and sensor"``) and
     :meth:`calibration.cost.CalibrationCost.as_dict` (the whole device, then the ways to
-    fit: fewest probes, outputs at the DMD's rate, a job's ``job = (inputs, outputs)``).
+    fit: fewer probes, outputs at the DMD's rate, a job's ``job = (inputs, outputs)``).
     """
     from photon import load_preset, preset_names  # noqa: PLC0415
 
@@ -239,7 +239,7 @@ def cost_at_scale(presets=None, job=(10, 512)) -> list[dict]:
     return rows
 
 
-def budget_quality(preset: str, n_in: int, n_out: int, seeds=(0,), probes=(1.0, 4.0),
+def budget_quality(preset: str, n_in: int, n_out: int, seeds=(0,), probes=(1.0, 1.5, 4.0),
                    settings=None, label: str | None = None, verbose: bool = True) -> list[dict]:
     """Measured quality of the ways to fit a drift budget, at a size this machine runs.
 
@@ -346,7 +346,8 @@ def cost_markdown(cost_rows, budget_rows) -> list[str]:
         summary = summarize_budget(budget_rows)
         seeds = max(r["seeds"] for r in summary)
         lines += ["", "### The ways to fit, measured here", "",
-                  "Calibrations at the fewest probes and at the default, and one lasting a "
+                  "Calibrations at fewer probes (1.5 and the least, 1, per input) and at the "
+                  "default, and one lasting a "
                   "tenth of the drift time (the drift set so; its TM compared with the TM half "
                   f"way through). Mean over {seeds} seed(s), +- the 95 % half-width.", "",
                   "| device | plan | frames per input | intensity r | TM row corr, 5th "
