@@ -8,8 +8,11 @@
 * :func:`estimate_camera`: gain, read noise, black offset (from dark frames, or
   extrapolated to zero exposure without a shutter) and the saturation level where the
   response stops growing, by the EMVA 1288 photon-transfer method;
-* :func:`calibrate`: both, scored on fresh frames, giving a :class:`Calibration` whose
+* :func:`calibrate`: both, at an exposure where few rows saturate often (when settable,
+  :func:`settle_exposure`), scored on fresh frames, giving a :class:`Calibration` whose
   :meth:`~Calibration.device` is a ``calibrated`` device for the OPU operator;
+* correlated media: the correlation between inputs and between outputs is estimated from
+  the calibration's own counts and used as a prior (:mod:`calibration.priors`);
 * :class:`DriftMonitor`: says when a device has moved away from its calibration;
 * metrics invariant to the per-row phase: :func:`row_correlation`,
   :func:`intensity_correlation`, :func:`projection_error`.
@@ -17,6 +20,7 @@
 
 from .camera import CameraEstimate, estimate_camera, fit_rounded_gaussian
 from .drift import DriftCheck, DriftMonitor
+from .exposure import ExposureSetting, settle_exposure
 from .metrics import (fresh_frames, intensity_correlation, projection_error, row_correlation,
                       row_projection_errors)
 from .session import Calibration, calibrate
@@ -25,6 +29,7 @@ from .transmission import (TMEstimate, detect_saturation, estimate_transmission_
 
 __all__ = [
     "CameraEstimate", "estimate_camera", "fit_rounded_gaussian", "DriftCheck", "DriftMonitor",
+    "ExposureSetting", "settle_exposure",
     "fresh_frames", "intensity_correlation", "projection_error", "row_correlation",
     "row_projection_errors",
     "Calibration", "calibrate", "TMEstimate", "detect_saturation", "estimate_transmission_matrix",

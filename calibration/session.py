@@ -21,6 +21,7 @@ from photon.support.arguments import check_int, check_seed
 
 from .acquisition import acquire_all
 from .camera import CameraEstimate, NoiseFreeCamera, estimate_camera
+from .exposure import ExposureSetting, settle_exposure
 from .metrics import fresh_frames, intensity_correlation
 from .transmission import TMEstimate, estimate_transmission_matrix
 
@@ -29,6 +30,14 @@ __all__ = ["Calibration", "calibrate", "SATURATION_WARNING_FRACTION", "ROW_SATUR
 SATURATION_WARNING_FRACTION = 0.01  # pooled fraction of censored calibration counts
 ROW_SATURATION_WARNING = 0.10       # fraction of one row's counts censored
 POOR_FIT_R = 0.9                    # intensity_r below this is warned about
+EXPOSURE_CHOICES = ("auto", "keep")
+
+
+def _censor_level(device, camera) -> float | None:
+    """Counts at or above this level are saturated: the camera estimate's, else the ADC's."""
+    if camera is not None and math.isfinite(camera.saturation_dn):
+        return float(camera.censor_dn)
+    return None if device.full_scale is None else float(device.full_scale) - 0.5
 
 
 @dataclass
@@ -51,6 +60,9 @@ class Calibration:
         Fresh frames behind ``intensity_r``.
     intensity_r_trusted : float
         The same r on the trusted rows only (``intensity_r`` when every row is).
+    exposure : ExposureSetting or None
+        The exposure before and after calibration (``exposure="auto"`` may lower it) and
+        the pilot frames that decided it.
     """
 
     tm: TMEstimate
@@ -64,11 +76,13 @@ class Calibration:
 
     @property
     def frames(self) -> int:
-        """Device frames used, scoring frames included."""
-        return self.tm.frames + (self.camera.frames if self.camera else 0) + self.scoring_frames
+        """Device frames used: camera, exposure pilot, TM and scoring frames."""
+        return (self.tm.frames + (self.camera.frames if self.camera else 0)
+                + (self.exposure.frames if self.exposure else 0) + self.scoring_frames)
 
     scoring_frames: int = 0
     intensity_r_trusted: float = math.nan
+    exposure: ExposureSetting | None = None
 
     @property
     def untrusted(self) -> np.ndarray:
@@ -91,7 +105,8 @@ class Calibration:
 
 def calibrate(device, *, probes_per_input: float = 4.0, camera: bool | None = None,
               scoring_frames: int = 64, seed: int = 0, like=None,
-              progress: bool | None = None, dark: str = "auto") -> Calibration:
+              progress: bool | None = None, dark: str = "auto",
+              exposure: str = "auto") -> Calibration:
     """Calibrate ``device`` from its frames alone.
 
     Parameters
@@ -115,6 +130,12 @@ def calibrate(device, *, probes_per_input: float = 4.0, camera: bool | None = No
         Progress bars: True, False, or None for long acquisitions.
     dark
         How the camera's dark level is measured (:func:`calibration.estimate_camera`).
+    exposure
+        ``"auto"``: lower a settable exposure, before the TM is estimated, until at most
+        1 % of the rows saturate on more than 10 % of half-on frames
+        (:func:`calibration.exposure.settle_exposure`); **the exposure stays lowered**
+        and the calibration describes the device there (``Calibration.exposure``).
+        ``"keep"``: leave it.
 
     Raises
     ------
@@ -144,6 +165,8 @@ def calibrate(device, *, probes_per_input: float = 4.0, camera: bool | None = No
         raise DeviceClosedError(f"device = '{device.name}': closed: expected an open device "
                                 "(call open() or use it in a 'with' block)")
     scoring_frames = check_int("scoring_frames", scoring_frames, low=2)
+    if exposure not in EXPOSURE_CHOICES:
+        raise ValueError(f"exposure = {exposure!r}: expected one of {', '.join(EXPOSURE_CHOICES)}")
     seed = check_seed("seed", seed)
     camera_estimate = None
     if camera or (camera is None and device.exposure_us is not None):
@@ -152,6 +175,10 @@ def calibrate(device, *, probes_per_input: float = 4.0, camera: bool | None = No
         except NoiseFreeCamera:
             if camera:  # asked for explicitly: say why there is none
                 raise
+    if exposure == "auto":
+        setting = settle_exposure(device, _censor_level(device, camera_estimate), seed + 2)
+    else:
+        setting = ExposureSetting(device.exposure_us, device.exposure_us, 0, math.nan)
     estimate = estimate_transmission_matrix(device, probes_per_input=probes_per_input,
                                             seed=seed, like=like, progress=progress,
                                             camera=camera_estimate)
@@ -177,7 +204,7 @@ def calibrate(device, *, probes_per_input: float = 4.0, camera: bool | None = No
                       "the exposure", RuntimeWarning, stacklevel=2)
     return Calibration(estimate, camera_estimate, r, device.name, device.frame_time_s,
                        device.electrical_power_w, device.exposure_us, level,
-                       scoring_frames, r_trusted)
+                       scoring_frames, r_trusted, setting)
 
 
 def _warn_rows(device, estimate) -> None:

@@ -6,14 +6,18 @@ anchors ``a_i`` on the other half of the inputs, the anchor identity
 
     ``s_i(x) = (y(x + a_i) - y(x) - y(a_i) + y(0)) / 2 = Re(conj(K a_i) K x)``
 
-phases each intensity against six reference directions. For each output row the
-six linear functions ``s_i`` span a plane (the complex plane of ``K x`` seen through
-an unknown real-linear map): one least-squares solve, shared by all rows, gives
-``s = W x``; the top-2 principal directions of ``W`` per row give ``w = V x`` in R^2.
-Then ``y(x) - y(0) = w^T Q w + q^T w`` (five unknowns per row, linear least squares)
-fixes the metric: with ``P = Q^(1/2)`` the row is ``k = (P V)_0 + i (P V)_1`` and
-``e0 = P^-1 q / 2``. Each half comes out in its own frame (a rotation or reflection per
-row, ``G_A`` and ``G_B``).
+phases each intensity against six reference directions. The anchors are rows of a
+Hadamard matrix over eight blocks of consecutive inputs (:func:`_anchor_patterns`): as
+diverse as random half-on anchors on independent inputs, and still diverse where
+neighbouring inputs are correlated. For each output row the six linear functions
+``s_i`` span a plane (the complex plane of ``K x`` seen through an unknown real-linear
+map): one least-squares solve, shared by all rows, gives ``s = W x`` (re-estimated under
+the inputs' correlation where the functions show one, :mod:`calibration.priors`); the
+top-2 principal directions of ``W`` per row give ``w = V x`` in R^2. Then
+``y(x) - y(0) = w^T Q w + q^T w`` (five unknowns per row, linear least squares) fixes the
+metric: with ``P = Q^(1/2)`` the row is ``k = (P V)_0 + i (P V)_1`` and ``e0 = P^-1 q / 2``.
+Each half comes out in its own frame (a rotation or reflection per row, ``G_A`` and
+``G_B``).
 
 **Alignment of the halves.** The anchors of one half's calibration light the other half:
 each anchor function, written in its row's own frame, is ``c_i = G_A K_B a_i`` while the
@@ -24,6 +28,12 @@ rotation or a reflection. Mixed frames on both halves (their number grows with t
 budget) check the choice on fresh data: ``2 Re(conj(K_A x_A) K_B x_B) = 2 v_A^T C v_B``.
 A row whose two sources disagree, or whose choice is not clear, is named untrusted.
 
+**Correlated outputs, refit.** Where rows are correlated (a speckle grain), each row is
+re-estimated from its aligned neighbours, the strength chosen on the mixed frames
+(:mod:`calibration.priors`). A device of at most 32 inputs has every row polished on every
+count; then each row's scale, fixed field and dark level are refitted on its probes,
+anchored probes and mixed frames (:mod:`calibration.refine`).
+
 **Saturation.** Counts at or above the censoring level (the camera's measured saturation
 less its spread, :class:`calibration.camera.CameraEstimate`; the device's full scale
 without one) only bound the truth from below. They get no weight in the per-row fits and,
@@ -33,13 +43,13 @@ for that row.
 
 **Row quality.** Every row's prediction is compared with the calibration's own counts
 (probes, anchored probes, mixed frames; censored counts left out): ``row_quality`` is the
-rms residual in units of the noise the camera model predicts,
+rms residual of the refit in units of the noise the camera model predicts,
 ``var(y) = sigma_d^2 + K (y - dark) + c (y - dark)^2`` (``sigma_d`` and ``K`` from the
 camera estimate or, without one, with the common-mode term ``c`` fitted on the repeated
 reference frames). Near 1 a row is calibrated to the noise.
 
-All of it is a handful of GEMMs and batched 2 x 2 to 6 x 6 solves, on NumPy or CuPy
-(the backend of ``like``).
+All of it is a handful of GEMMs and batched small solves, on NumPy or CuPy (the backend
+of ``like``).
 """
 
 from __future__ import annotations
@@ -50,9 +60,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from scipy.linalg import hadamard
+
 from photon import array_module, to_numpy
 
 from .acquisition import acquire_all
+from .priors import (MIN_NEIGHBOUR_PAIRS, column_noise, denoise_rows, input_correlation,
+                     map_functions, row_neighbours)
+from .refine import POLISH_MAX_INPUTS, polish_rows, refit_rows, row_statistics
 
 __all__ = ["TMEstimate", "estimate_transmission_matrix", "min_frames", "mixed_frames",
            "detect_saturation",
@@ -61,7 +76,9 @@ __all__ = ["TMEstimate", "estimate_transmission_matrix", "min_frames", "mixed_fr
 N_ANCHORS = 6
 REFERENCE_REPEATS = 4
 MAX_METRIC_CONDITION = 1e4
-CENSOR_PASSES = 12           # passes filling censored anchor values in the shared solve
+CENSOR_PASSES = 12           # passes filling censored anchor values in the shared solve, at most
+CENSOR_TOLERANCE = 1e-7      # ... as many as bring the fill's error below this fraction
+CENSOR_FEW = 0.02            # columns missing at most this share are filled as one group
 MAX_ANCHOR_MISSING = 0.25    # an anchor missing more of a row's values is dropped there
 MIN_ANCHORS = 2              # a row needs this many usable anchors (a plane)
 MIXED_FRAMES_MIN = 32        # mixed frames: max(32, probes_per_input n_in / 8)
@@ -70,7 +87,20 @@ QUALITY_FACTOR = 3.0         # untrusted: row_quality > QUALITY_FACTOR x the med
 QUALITY_MIN = 3.0            # ... and > QUALITY_MIN (residual rms in noise units)
 MAX_CENSORED_FRACTION = 0.5  # untrusted: more than half of a row's counts censored
 HANDEDNESS_Z = 5.0           # rotation-or-reflection evidence needed, in noise units
-QUALITY_BLOCKS = 2           # anchored-probe blocks per half scored in row_quality
+QUALITY_BLOCKS = 1           # anchored-probe blocks per half scored in row_quality
+ANCHOR_BLOCKS = 8            # blocks of consecutive inputs the anchors light (Hadamard rows)
+INPUT_PROFILE_LAGS = 64      # lags of the estimated input correlation kept in the estimate
+
+
+@dataclass
+class _HalfFit:
+    """One half's rows, fixed field, anchor functions, noise share and input correlation."""
+
+    rows: object
+    e0: object
+    w3: object
+    noise_share: object
+    correlation: object
 
 
 @dataclass
@@ -115,6 +145,10 @@ class TMEstimate:
         ``"residual"``, ``"alignment"``).
     noise_model : tuple of float
         ``(a, b, c)`` of ``var(y) = a + b s + c s^2`` (DN^2) with ``s = y - dark``.
+    input_correlation : (k,) float64 or None
+        The correlation between inputs ``d = 0 .. k - 1`` apart in index order, estimated
+        from the first half's anchor functions (:func:`calibration.priors.input_correlation`;
+        None for a half too small to tell).
     """
 
     tm: np.ndarray
@@ -132,6 +166,7 @@ class TMEstimate:
     untrusted: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     untrusted_reasons: dict = field(default_factory=dict)
     noise_model: tuple = (0.0, 0.0, 0.0)
+    input_correlation: np.ndarray | None = None
 
     def predict(self, frames, clip: bool = True) -> np.ndarray:
         """Predicted counts of binary ``frames`` (batch, n_in), float64.
@@ -213,9 +248,13 @@ def _fit_half(xp, counts_x, counts_anchor, reference, probes, censor, reference_
     m, n_out = counts_x.shape
     censored_x = None
     # Anchor identity: s_i(x) = (y(x + a_i) - y(x) - y(a_i) + y(0)) / 2.
-    s = ((counts_anchor - counts_x[None] - anchor_gain) / 2.0).transpose(1, 0, 2)
-    s = s.reshape(m, N_ANCHORS * n_out)                             # (m, anchors * n_out)
-    pinv = xp.linalg.pinv(probes)                                   # (n_half, m)
+    s = counts_anchor - counts_x[None]                              # in place from here
+    s -= anchor_gain
+    s *= 0.5
+    s = s.transpose(1, 0, 2).reshape(m, N_ANCHORS * n_out)          # (m, anchors * n_out)
+    # Pseudo-inverse through the normal equations: random probes with m >= n + 8 have
+    # a well-conditioned Gram matrix, and one LU solve costs far less than an SVD.
+    pinv = xp.linalg.solve(probes.T @ probes, probes.T)             # (n_half, m)
     w3 = pinv @ s
     if censor is not None:
         censored_x = counts_x >= censor
@@ -228,37 +267,65 @@ def _fit_half(xp, counts_x, counts_anchor, reference, probes, censor, reference_
         columns = xp.flatnonzero(missing.any(axis=0) & (fraction.T.reshape(-1)
                                                         <= MAX_ANCHOR_MISSING))
         if columns.size:
-            # Fill the missing values with the fit of the others until it settles.
-            sub, sub_missing = s[:, columns], missing[:, columns]
-            w_sub = w3[:, columns]
-            for _ in range(CENSOR_PASSES):
-                fitted = probes @ w_sub
-                sub = xp.where(sub_missing, fitted, sub)
-                w_sub = pinv @ sub
-            w3[:, columns] = w_sub
+            # Fill the missing values with the fit of the others until it settles. The
+            # error contracts by about a column's missing fraction each pass: columns
+            # missing little need few passes (a group of them, then the rest).
+            share = missing[:, columns].mean(axis=0)
+            for group in (share <= CENSOR_FEW, share > CENSOR_FEW):
+                chosen = columns[group]
+                if not chosen.size:
+                    continue
+                worst = float(to_numpy(share[group].max()))
+                passes = min(CENSOR_PASSES, max(1, math.ceil(
+                    math.log(CENSOR_TOLERANCE) / math.log(max(worst, 1e-12)))))
+                sub, sub_missing = s[:, chosen], missing[:, chosen]
+                w_sub = w3[:, chosen]
+                for _ in range(passes):
+                    fitted = probes @ w_sub
+                    sub = xp.where(sub_missing, fitted, sub)
+                    w_sub = pinv @ sub
+                w3[:, chosen] = w_sub
         else:
             censored_x = None
+    sigma2 = column_noise(xp, probes, s, w3)
+    correlation = input_correlation(xp, probes, pinv, sigma2, w3)
+    if correlation is not None and correlation.prior is not None:
+        w3 = map_functions(xp, probes, pinv, sigma2, w3, correlation.prior)
     w3 = w3.reshape(-1, N_ANCHORS, n_out).transpose(2, 1, 0)        # (n_out, anchors, n_half)
     w3 = w3 * usable[..., None]
-    rows, e0, _ = _metric(xp, w3, probes, counts_x, y0, censored_x)
-    return rows, e0, w3
+    rows, e0, noise_share = _metric(xp, w3, probes, counts_x, y0, censored_x)
+    return _HalfFit(rows, e0, w3, noise_share, correlation)
 
 
 def _metric(xp, w3, probes, counts_x, y0, censored_x):
-    """Per-row plane and metric: ``y(x) - y(0) = w^T Q w + q^T w`` with ``w`` in the plane."""
+    """Per-row plane and metric: ``y(x) - y(0) = w^T Q w + q^T w`` with ``w`` in the plane.
+
+    Also each row's noise share: the anchor functions' energy outside their plane is
+    noise (the signal is rank 2), so ``2 mean(lambda_1 .. lambda_(A-2)) / (lambda_(A-1) +
+    lambda_A - 2 noise)`` estimates the noise over the signal energy of the plane.
+    """
     # Each row's anchor functions span a plane: keep its top-2 principal directions.
     gram = w3 @ w3.transpose(0, 2, 1)                               # (n_out, anchors, anchors)
-    _, vectors = xp.linalg.eigh(gram)
+    eigen, vectors = xp.linalg.eigh(gram)
+    used = ((w3 ** 2).sum(-1) > 0).sum(-1)
+    noise = xp.where(used > 2, eigen[:, :-2].sum(-1) / xp.maximum(used - 2, 1), 0.0)
+    noise_share = 2.0 * noise / xp.maximum(eigen[:, -2:].sum(-1) - 2.0 * noise, 1e-300)
     plane = vectors[:, :, -2:]                                      # (n_out, anchors, 2)
     w2 = plane.transpose(0, 2, 1) @ w3                              # (n_out, 2, n_half)
     w = _apply_rows(w2, probes).transpose(1, 0, 2)                  # (n_out, m, 2)
-    design = xp.stack([w[..., 0] ** 2, 2 * w[..., 0] * w[..., 1], w[..., 1] ** 2,
-                       w[..., 0], w[..., 1]], axis=-1)              # (n_out, m, 5)
+    # Plane coordinates of order one keep the normal equations well conditioned (the
+    # metric is fitted in these units; the row comes out the same).
+    unit = xp.sqrt((w ** 2).sum(-1).mean(-1))
+    unit = xp.where(unit > 0, unit, 1.0)
+    w2 = w2 / unit[:, None, None]
+    w /= unit[:, None, None]
     target = (counts_x - y0[None, :]).T                             # (n_out, m)
     if censored_x is not None:                                      # censored counts: weight 0
-        keep = (~censored_x).T.astype(design.dtype)
-        design = design * keep[..., None]
-        target = target * keep
+        keep = (~censored_x).T
+        w *= keep[..., None]             # every feature below is then 0 there (keep^2 = keep)
+        target *= keep
+    design = xp.stack([w[..., 0] ** 2, 2 * w[..., 0] * w[..., 1], w[..., 1] ** 2,
+                       w[..., 0], w[..., 1]], axis=-1)              # (n_out, m, 5)
     normal = design.transpose(0, 2, 1) @ design
     # A row with (nearly) every count censored has no information: a tiny ridge keeps
     # the solve regular (the row is named untrusted later).
@@ -282,16 +349,30 @@ def _metric(xp, w3, probes, counts_x, y0, censored_x):
     e0 = 0.5 * (inv_sqrt_q @ xp.nan_to_num(theta[:, 3:5, None]))[..., 0]  # (n_out, 2)
     rows = xp.where(broken[:, None, None], 0.0, rows)
     e0 = xp.where(broken[:, None], 0.0, e0)
-    dark = y0 - (e0 ** 2).sum(-1)
-    return rows, e0, dark
+    return rows, e0, noise_share
+
+
+def _anchor_patterns(n_in: int, anchor_region) -> np.ndarray:
+    """The ``N_ANCHORS`` anchors: rows 1-6 of the 8 x 8 Sylvester-Hadamard matrix over 8
+    blocks of consecutive inputs of ``anchor_region`` (a block lit where the row is +1).
+
+    Each anchor lights half of the region and any two share exactly a quarter of it, as
+    random half-on anchors do on average, so on independent inputs their fields are as
+    diverse. Neighbouring inputs of a correlated medium fall in the same block: the
+    anchors' fields then differ by whole blocks instead of sharing the region's common
+    (bright, low spatial frequency) field, which random anchors all carry.
+    """
+    rows = hadamard(ANCHOR_BLOCKS)[1:1 + N_ANCHORS] > 0
+    block = (np.arange(anchor_region.size) * ANCHOR_BLOCKS) // anchor_region.size
+    anchors = np.zeros((N_ANCHORS, n_in), np.uint8)
+    anchors[:, anchor_region] = rows[:, block]
+    return anchors
 
 
 def _half_frames(rng, n_in, signal, anchor_region, m):
     """Probe and anchor frames for calibrating the columns ``signal``."""
     probes = (rng.random((m, signal.size)) < 0.5).astype(np.uint8)
-    anchors = np.zeros((N_ANCHORS, n_in), np.uint8)
-    for i in range(N_ANCHORS):
-        anchors[i, anchor_region[rng.random(anchor_region.size) < 0.5]] = 1
+    anchors = _anchor_patterns(n_in, anchor_region)
     frames = np.zeros(((1 + N_ANCHORS) * m, n_in), np.uint8)
     frames[:m, signal] = probes
     for i in range(N_ANCHORS):
@@ -353,7 +434,7 @@ def _align(xp, halves_fit, anchors, half_columns, mixed, counts_mix, y0, censor,
     prefer the other handedness or where neither source decides; ``margin`` is the
     anchors' evidence for the chosen handedness in noise units.
     """
-    (rows_a, e0_a, w3_a), (rows_b, e0_b, w3_b) = halves_fit
+    (rows_a, e0_a, w3_a), (rows_b, e0_b, w3_b) = ((f.rows, f.e0, f.w3) for f in halves_fit)
     cols_a, cols_b = half_columns
     # Half A's anchors light half B: c_i = C v_i with v_i = rows_B a_i.
     c_a = _anchor_coordinates(xp, w3_a, rows_a)                     # (n_out, anchors, 2)
@@ -413,18 +494,11 @@ def _noise_model(xp, ref_means, ref_vars, ref_ok, dark, camera, digital):
     return tuple(coef)
 
 
-def _row_residuals(xp, tm, e0, dark, frames, counts, censor, noise, floor):
-    """Per row: sum of squared normalized residuals and the number of uncensored counts."""
-    field_ = frames @ tm.T + e0[None, :]
-    predicted = field_.real ** 2 + field_.imag ** 2 + dark[None, :]
-    level = xp.maximum(predicted - dark[None, :], 0.0)
-    variance = noise[0] + noise[1] * level + noise[2] * level ** 2 + floor[None, :]
-    if censor is None:
-        keep = xp.ones_like(predicted)
-    else:  # censored counts, and those whose noise reaches the saturation (compressed)
-        keep = ((counts < censor) & (predicted + 3.0 * xp.sqrt(variance) < censor)).astype(
-            predicted.dtype)
-    return (keep * (counts - predicted) ** 2 / variance).sum(0), keep.sum(0)
+def _mixed_weights(xp, counts, y0, censor, noise):
+    """Inverse noise variance of mixed-frame counts at their own level; 0 where censored."""
+    keep = xp.ones_like(counts) if censor is None else (counts < censor).astype(counts.dtype)
+    level = xp.maximum(counts - y0[None, :], 0.0)
+    return keep / (noise[0] + noise[1] * level + noise[2] * level ** 2 + 1e-12), keep
 
 
 # ---------------------------------------------------------------------- the estimator
@@ -515,7 +589,7 @@ def estimate_transmission_matrix(device, *, probes_per_input: float = 4.0, seed:
     start = time.perf_counter()
     if censor is not None:
         censored_counts += (counts_mix >= censor).sum(axis=0)
-    (rows_a, e0_a, _), (rows_b, e0_b, _) = fits
+    (rows_a, e0_a), (rows_b, e0_b) = ((fit.rows, fit.e0) for fit in fits)
     y0_a, y0_b = references[0][0][0], references[1][0][0]
     y0 = (y0_a + y0_b) / 2
     dark_a = y0_a - xp.minimum((e0_a ** 2).sum(-1), y0_a)
@@ -538,27 +612,47 @@ def estimate_transmission_matrix(device, *, probes_per_input: float = 4.0, seed:
     magnitude = xp.abs(reference_field)
     reference_field = reference_field * xp.minimum(1.0, bound / xp.maximum(magnitude, 1e-300))
     dark = y0 - xp.abs(reference_field) ** 2
-    # Row quality on the calibration's own counts: probes, anchored probes, mixed frames.
     floor = (1e-4 * xp.maximum(y0 - dark, 1.0)) ** 2 + (1e-4 * xp.abs(dark)) ** 2 + 1e-12
-    sum_sq = xp.zeros(n_out)
-    used = xp.zeros(n_out)
+    # Correlated outputs (a speckle grain): each row from its aligned neighbours, the
+    # strength chosen on the mixed frames (no row was fitted to them).
+    neighbours = row_neighbours(xp, tm)
+    kappa = None
+    if neighbours.per_row >= MIN_NEIGHBOUR_PAIRS:
+        energy = [(fit.rows ** 2).sum((1, 2)) for fit in fits]
+        share = (fits[0].noise_share * energy[0] + fits[1].noise_share * energy[1]) / \
+            xp.maximum(energy[0] + energy[1], 1e-300)
+        weight_mix, _ = _mixed_weights(xp, counts_mix, y0, censor, noise)
+        tm, kappa = denoise_rows(xp, tm, share, neighbours, (mixed_x, counts_mix, weight_mix))
+    if n_in <= POLISH_MAX_INPUTS:
+        every = [(xp.asarray(f, dtype=np.float64), c.reshape(-1, n_out)) for f, c in bodies]
+        tm, reference_field, dark = polish_rows(xp, tm, reference_field, dark,
+                                                every + [(mixed_x, counts_mix)], censor, noise,
+                                                floor)
+        # Each row is now fitted to every count, the mixed frames included: a half left
+        # conjugated would show in its residual, which decides alone.
+        conflict = xp.zeros_like(conflict)
+    # Each row rescaled and its fixed field and dark refitted on its probes, two blocks of
+    # anchored probes per half and the mixed frames; the residual is its quality.
     blocks = [(mixed_x, counts_mix)]
     for frames_body, body in bodies:
         m = body.shape[1]
         blocks += [(xp.asarray(frames_body[i * m:(i + 1) * m], dtype=np.float64), body[i])
                    for i in range(1 + QUALITY_BLOCKS)]
+    normal = moment = total = used = 0.0
     for frames_q, counts_q in blocks:
-        part, n = _row_residuals(xp, tm, reference_field, dark, frames_q, counts_q, censor,
-                                 noise, floor)
-        sum_sq += part
-        used += n
+        parts = row_statistics(xp, tm, reference_field, dark, frames_q, counts_q, censor,
+                               noise, floor)
+        normal, moment, total, used = (normal + parts[0], moment + parts[1],
+                                       total + parts[2], used + parts[3])
+    tm, reference_field, dark, sum_sq = refit_rows(xp, tm, reference_field, dark, normal,
+                                                   moment, total)
     row_quality = xp.sqrt(sum_sq / xp.maximum(used, 1.0))
     row_censored = censored_counts / acquired
     compute_s += time.perf_counter() - start
     row_quality, row_censored, conflict = (to_numpy(a) for a in (row_quality, row_censored,
                                                                  conflict))
     dark_saturated = to_numpy(references[0][2][0] | references[1][2][0])
-    anchors_left = [to_numpy(((fit[2] ** 2).sum(-1) > 0).sum(-1)) for fit in fits]
+    anchors_left = [to_numpy(((fit.w3 ** 2).sum(-1) > 0).sum(-1)) for fit in fits]
     few_anchors = (anchors_left[0] < MIN_ANCHORS) | (anchors_left[1] < MIN_ANCHORS)
     untrusted, reasons = _untrusted_rows(row_quality, row_censored, conflict,
                                          dark_saturated, to_numpy(used), few_anchors)
@@ -568,11 +662,18 @@ def estimate_transmission_matrix(device, *, probes_per_input: float = 4.0, seed:
                    "handedness_anchor_z_median": float(to_numpy(xp.median(anchor_z))),
                    "handedness_mixed_z_median": float(to_numpy(xp.median(mix_z))),
                    "row_quality_median": float(np.median(row_quality)),
-                   "mixed_frames": k}
+                   "mixed_frames": k,
+                   "input_correlation_lags": [fit.correlation.significant
+                                              if fit.correlation is not None else 0
+                                              for fit in fits],
+                   "output_neighbours_per_row": neighbours.per_row,
+                   "output_prior_kappa": kappa}
+    correlation = fits[0].correlation
     return TMEstimate(to_numpy(tm), to_numpy(reference_field), to_numpy(dark), acquired,
                       acquired * device.frame_time_s, compute_s,
                       float(row_censored.mean()), diagnostics, clip, censor,
-                      row_quality, row_censored, untrusted, reasons, noise)
+                      row_quality, row_censored, untrusted, reasons, noise,
+                      None if correlation is None else correlation.profile[:INPUT_PROFILE_LAGS])
 
 
 def detect_saturation(counts, full_scale=None, dark_variance: float = 0.0,

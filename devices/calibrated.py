@@ -8,7 +8,10 @@ device's frames; it can also be made from any known matrix.
 
 Its dark frames (:meth:`~devices.protocol.OPUDevice.acquire_dark`) are the offset, and
 the rows a calibration could not fit are its ``untrusted_outputs`` (the OPU operator
-leaves them out of linear mode).
+leaves them out of linear mode). A model made at an exposure has it settable: the
+light's counts scale with the exposure (``gain`` times ``exposure_us`` over the
+calibration's), the offset stays, predictions still clip at ``full_scale``; so the OPU
+operator can shorten it as it would the device's.
 """
 
 from __future__ import annotations
@@ -37,7 +40,8 @@ class CalibratedDevice(OPUDevice):
     offset : float or (n_out,) array
         Counts of a dark frame.
     frame_time_s, electrical_power_w, exposure_us
-        Timing and power of the device that was calibrated.
+        Timing and power of the device that was calibrated. With ``exposure_us`` given,
+        the exposure is settable and scales the light's counts.
     full_scale
         Clip predictions at this count (None: no clipping).
     name
@@ -67,7 +71,8 @@ class CalibratedDevice(OPUDevice):
             raise ValueError(f"frame_time_s = {frame_time_s!r}: expected > 0 seconds")
         self._frame_time_s = float(frame_time_s)
         self._power_w = float(electrical_power_w)
-        self._exposure_us = exposure_us
+        self._exposure_us = None if exposure_us is None else float(exposure_us)
+        self._calibrated_exposure_us = self._exposure_us
         self._full_scale = full_scale
         self._analyser = Polarizer.ideal()
         self._device_params = PerBackend()  # backend module -> (gain, offset)
@@ -105,7 +110,19 @@ class CalibratedDevice(OPUDevice):
     n_out = property(lambda self: self.medium.n_pixels, doc="Number of outputs.")
     frame_time_s = property(lambda self: self._frame_time_s, doc="Seconds per frame.")
     electrical_power_w = property(lambda self: self._power_w, doc="Wall-plug watts.")
-    exposure_us = property(lambda self: self._exposure_us, doc="Exposure of the calibration.")
+    exposure_us = property(lambda self: self._exposure_us, OPUDevice.exposure_us.fset,
+                           doc="Exposure, microseconds (that of the calibration unless set).")
+
+    @property
+    def exposure_settable(self) -> bool:
+        """Whether the exposure may be set: a model made at a known exposure."""
+        return self._calibrated_exposure_us is not None
+
+    def _set_exposure_us(self, value: float) -> None:
+        if not self.exposure_settable:
+            OPUDevice._set_exposure_us(self, value)
+        self._exposure_us = float(value)
+        self._device_params.clear()
     full_scale = property(lambda self: self._full_scale, doc="Clip level of predictions.")
 
     def transmission_matrix(self):
@@ -115,7 +132,10 @@ class CalibratedDevice(OPUDevice):
     def _acquire(self, frames):
         xp = array_module(frames)
         if xp not in self._device_params:
-            self._device_params[xp] = (asarray_like(self.gain, xp), asarray_like(self.offset, xp))
+            scale = (1.0 if self._calibrated_exposure_us is None
+                     else self._exposure_us / self._calibrated_exposure_us)
+            self._device_params[xp] = (asarray_like(self.gain * np.float32(scale), xp),
+                                       asarray_like(self.offset, xp))
         gain, offset = self._device_params[xp]
         intensity = self._analyser(self.medium.field(frames.astype(np.float32)), overwrite=True)
         predicted = intensity * gain

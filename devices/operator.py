@@ -79,6 +79,7 @@ REFERENCE_REPEATS = 4         # repeats of each of the dark, all-on and anchor f
 NORM_PROBES = 128             # probes sizing the rows where no reference model holds
 COMPLEMENT_MEANS = ("drawn", "zero")
 _MEAN_COLUMN_STREAM = 0x4D43  # stream of the drawn mean column, spawned from ``seed``
+EFFECTIVE_FRAMES_PER_INPUT = 2  # random frames per input behind effective_matrix
 
 
 def _decode(weights, planes, samples: int, p: int, xp):
@@ -781,12 +782,21 @@ class OPU:
     def effective_matrix(self):
         """Measure the real matrix ``M`` (n_out, n_features) that linear mode applies.
 
-        Projects the unit frames ``e_i``; ``linear_transform(x) = M x`` for binary ``x``.
-        Costs ``2 n_features`` frames plus references.
+        ``linear_transform(x) = M x`` for binary ``x``: ``M`` is the least-squares fit of
+        the projections of ``EFFECTIVE_FRAMES_PER_INPUT n_features`` random half-on frames
+        (seeded by ``seed``). Each entry then carries the noise of many frames, not of
+        one (a unit frame ``e_i`` measures one entry with a whole frame's noise: ``n / 8``
+        times the variance). Costs ``2 EFFECTIVE_FRAMES_PER_INPUT n_features`` frames
+        plus references.
         """
         self._require_fitted("effective_matrix")
-        eye = np.eye(self.n_features_in_, dtype=np.uint8)
-        return self._linear_frames(eye).T
+        d = self.n_features_in_
+        rng = np.random.default_rng(self.seed + 1)
+        frames = (rng.random((max(EFFECTIVE_FRAMES_PER_INPUT * d, d + 8), d)) < 0.5
+                  ).astype(np.uint8)
+        projected = np.asarray(to_numpy(self._linear_frames(frames)), np.float64)
+        x = frames.astype(np.float64)  # random frames: a well-conditioned Gram matrix
+        return np.linalg.solve(x.T @ x, x.T @ projected).T.astype(np.float32)
 
     # ------------------------------------------------------------------ cost
     def cost(self, n_vectors: int, mode: str = "intensity",

@@ -32,6 +32,7 @@ from .complement_pairs import intensity_of_batch
 from .config import DeviceConfig
 from .dmd import DMD, check_binary_frames
 from .laser import Laser
+from .grain import sensor_pixel_positions
 from .medium import ScatteringMedium, near_square_shape
 from .polarizer import Polarizer
 
@@ -115,13 +116,15 @@ class OpticalChain:
         polarizer = (Polarizer.absent() if config.polarizer is None
                      else Polarizer(config.polarizer))
         out_grid = near_square_shape(config.n_out)
-        sensor_grid = (out_grid[0] * binning, out_grid[1] * binning)
+        positions = sensor_pixel_positions(config.n_out, config.camera.sensor_cols, binning,
+                                           out_grid)
         laser = Laser(config.laser, rin_seed=seeds.laser, drift_seed=seeds.laser + 1)
         dmd = DMD(config.dmd, config.n_in)
         medium = ScatteringMedium(
             config.medium, config.n_in, config.n_out * binning ** 2, dmd=config.dmd,
             simulation=config.simulation, n_polarizations=polarizer.n_polarizations,
-            pixel_grid=sensor_grid, seed=seeds.tm, drift_seed=seeds.tm_drift)
+            pixel_positions=positions, sensor_cols=config.camera.sensor_cols, seed=seeds.tm,
+            drift_seed=seeds.tm_drift)
         camera = Camera(config.camera, config.n_out, pixel_grid=out_grid,
                         noise_seed=seeds.camera, fixed_pattern_seed=seeds.fixed_pattern)
         return cls(laser, dmd, medium, polarizer, camera, config=config)
@@ -358,5 +361,6 @@ class OpticalChain:
             "frames_per_s": 1.0 / self.frame_time_s,
             "readout": self.readout_summary(),
             "speckle_grain_px": self.medium.speckle_grain_px,
+            "input_grain_mirrors": self.medium.input_grain_mirrors,
             "watts_per_unit_intensity": self.watts_per_unit_intensity,
         }

@@ -96,7 +96,10 @@ class MediumConfig(Settings):
     imaging optics deliver onto the camera sensor. ``drift_time_s`` is the decorrelation
     time tau of the TM (null: static): over a step dt the TM becomes
     ``sqrt(1 - a) T + sqrt(a) G`` with ``a = dt / tau``. ``speckle_grain_px`` is the
-    rms radius, in camera pixels, of the speckle grain (0: independent pixels).
+    rms radius, in camera (sensor) pixels, of the speckle grain (0: independent pixels);
+    ``input_grain_mirrors`` the rms radius, in mirrors, of the blur with which the optics
+    image the DMD onto the layer, which correlates neighbouring mirrors' TM columns (0:
+    independent mirrors). See :mod:`photon.grain`.
     ``thickness_um`` documents the layer; the i.i.d. model holds for a layer many
     transport mean free paths thick.
     """
@@ -106,6 +109,7 @@ class MediumConfig(Settings):
     drift_time_s: Optional[float] = setting(None, lo=0.0, lo_open=True, unit="s",
                                             null_means="a static medium")
     speckle_grain_px: float = setting(0.0, lo=0.0, hi=64.0, unit="pixels")
+    input_grain_mirrors: float = setting(0.0, lo=0.0, hi=16.0, unit="mirrors")
 
 
 @dataclass(frozen=True)

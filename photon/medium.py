@@ -33,9 +33,12 @@ two products ``sqrt(1 - a) (x K_m) + sqrt(a) (x K_(m+1))``; a larger one (or a r
 that backend, once per clock position. Both are the same linear map, equal to float32
 rounding.
 The TM may be held in a reduced precision (``tm_precision``: TF32 or bf16, see
-:mod:`photon.precision`): the TM now is rounded to it, the frames stay exact. Speckle grain larger
-than a pixel is a Gaussian smoothing of the field across the 2-D pixel grid (periodic
-edges), renormalized so that the mean intensity is unchanged.
+:mod:`photon.precision`): the TM now is rounded to it, the frames stay exact. A speckle
+grain larger than a pixel (``speckle_grain_px``) and neighbouring mirrors that share
+their light (``input_grain_mirrors``) correlate the TM's rows and columns: each entry is
+a weighted sum of independent sources placed by the pixel's position on the sensor and
+the mirror's on the DMD (:mod:`photon.grain`), so it depends on the seed and the two
+positions alone, never on how many pixels are read, and nothing wraps around an edge.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ import numpy as np
 
 from .config import DMDConfig, MediumConfig, SimulationConfig
 from .gaussian_matrix import GaussianMatrix
+from .grain import GrainAxis, plane_positions
 from .precision import precise_matmul, round_to_precision
 from .support.arrays import array_module
 from .support.schema import ConfigError, check_setting, from_mapping, settings_as_properties
@@ -62,8 +66,6 @@ _TM, _REFERENCE = 0, 1
 _PRODUCT_MIX_MAX_BATCH = 32
 # Row chunk of the keyframe mix: {on NumPy (cache-sized): bytes, on CuPy: bytes}.
 _MIX_CHUNK_BYTES = {True: 1 << 20, False: 1 << 28}
-# A static stored TM up to this size also keeps a copy with the speckle grain applied.
-_GRAINED_OPERAND_MAX_BYTES = 1 << 30
 
 
 def near_square_shape(n: int) -> tuple[int, int]:
@@ -85,9 +87,11 @@ class ScatteringMedium:
     ----------
     config
         The layer's settings, validated by :class:`~photon.config.MediumConfig`: the
-        decorrelation time ``drift_time_s`` of the TM (``None``: static) and the rms
-        radius ``speckle_grain_px`` of the speckle grain in pixels (0: independent
-        pixels); ``transmission`` and ``thickness_um`` are read by the chain. Each is
+        decorrelation time ``drift_time_s`` of the TM (``None``: static), the rms
+        radius ``speckle_grain_px`` of the speckle grain in sensor pixels (0: independent
+        pixels) and ``input_grain_mirrors`` of the blur that correlates neighbouring
+        mirrors (0: independent mirrors; :mod:`photon.grain`); ``transmission`` and
+        ``thickness_um`` are read by the chain. Each is
         readable as an attribute (``medium.drift_time_s``) that reads ``medium.config``.
     n_in
         Number of input features (DMD macropixels).
@@ -109,8 +113,14 @@ class ScatteringMedium:
         (:class:`~photon.gaussian_matrix.GaussianMatrix`). Readable as attributes too.
     n_polarizations
         1 (an ideal polarizer: only one polarization matters) or 2.
-    pixel_grid
-        ``(rows, cols)`` layout of the pixels, used by the speckle grain.
+    pixel_positions : (n_pixels, 2) int array, optional
+        Row and column of each pixel on the camera sensor (the chain gives those of the
+        region of interest the camera reads, :func:`photon.grain.sensor_pixel_positions`),
+        and ``sensor_cols`` the sensor's width: a pixel's speckle is a function of its
+        position. Default: pixels row by row on a sensor ``sensor_cols`` wide (a
+        near-square grid of ``n_pixels`` when ``sensor_cols`` is None too).
+    sensor_cols
+        The sensor's width in pixels.
     seed, drift_seed
         Seeds of the TM and of its drift innovations.
 
@@ -126,8 +136,8 @@ class ScatteringMedium:
 
     def __init__(self, config: MediumConfig, n_in: int, n_pixels: int, *,
                  dmd: DMDConfig = DMDConfig(), simulation: SimulationConfig = SimulationConfig(),
-                 n_polarizations: int = 1, pixel_grid: tuple[int, int] | None = None,
-                 seed: int = 0, drift_seed: int = 1):
+                 n_polarizations: int = 1, pixel_positions=None,
+                 sensor_cols: int | None = None, seed: int = 0, drift_seed: int = 1):
         for name, value, cls in (("config", config, MediumConfig), ("dmd", dmd, DMDConfig),
                                  ("simulation", simulation, SimulationConfig)):
             if not isinstance(value, cls):
@@ -142,10 +152,7 @@ class ScatteringMedium:
                                       lo=1, unit="pixels")
         self.n_polarizations = n_polarizations
         self.n_mirrors = self.n_in * self.macropixel_mirrors
-        self.pixel_grid = tuple(pixel_grid) if pixel_grid else near_square_shape(self.n_pixels)
-        if self.pixel_grid[0] * self.pixel_grid[1] != self.n_pixels:
-            raise ValueError(f"pixel_grid = {pixel_grid!r}: expected rows * cols == n_pixels "
-                             f"= {self.n_pixels}")
+        self._pixel_grain, self._mirror_grain = self._grain_axes(pixel_positions, sensor_cols)
         self.seed, self.drift_seed = int(seed), int(drift_seed)
         storage = self.tm_storage
         if storage == "auto":
@@ -167,7 +174,7 @@ class ScatteringMedium:
 
     @classmethod
     def from_settings(cls, n_in: int, n_pixels: int, *, n_polarizations: int = 1,
-                      pixel_grid: tuple[int, int] | None = None, seed: int = 0,
+                      pixel_positions=None, sensor_cols: int | None = None, seed: int = 0,
                       drift_seed: int = 1, **settings) -> "ScatteringMedium":
         """A medium whose configurations are built from keyword ``settings``.
 
@@ -194,7 +201,8 @@ class ScatteringMedium:
         config, dmd, simulation = (from_mapping(cls_, values, "ScatteringMedium.from_settings")
                                    for cls_, values in sections.items())
         return cls(config, n_in, n_pixels, dmd=dmd, simulation=simulation,
-                   n_polarizations=n_polarizations, pixel_grid=pixel_grid, seed=seed,
+                   n_polarizations=n_polarizations, pixel_positions=pixel_positions,
+                   sensor_cols=sensor_cols, seed=seed,
                    drift_seed=drift_seed)
 
     @classmethod
@@ -238,17 +246,82 @@ class ScatteringMedium:
         """Bytes of the stored float32 TM (real and imaginary parts, all polarizations)."""
         return 4 * self.n_in * self.n_polarizations * 2 * self.n_pixels
 
+    def _grain_axes(self, pixel_positions, sensor_cols):
+        """The pixel and mirror sides of the TM (:class:`photon.grain.GrainAxis`)."""
+        if pixel_positions is None:
+            width = sensor_cols if sensor_cols else near_square_shape(self.n_pixels)[1]
+            pixel_positions = plane_positions(self.n_pixels, width)
+        positions = np.asarray(pixel_positions, np.int64)
+        if positions.shape != (self.n_pixels, 2) or (positions.size and positions.min() < 0):
+            raise ValueError(f"pixel_positions: shape {positions.shape}: expected ({self.n_pixels}"
+                             ", 2) non-negative sensor rows and columns")
+        width = int(sensor_cols) if sensor_cols else int(positions[:, 1].max()) + 1
+        if positions[:, 1].max() >= width:
+            raise ValueError(f"sensor_cols = {sensor_cols!r}: expected more than the largest "
+                             f"pixel column {int(positions[:, 1].max())}")
+        pixels = GrainAxis(positions, width, self.speckle_grain_px, keep="variance")
+        mirrors = GrainAxis(plane_positions(self.n_mirrors, self.dmd.cols), self.dmd.cols,
+                            self.input_grain_mirrors, keep="uniform")
+        return pixels, mirrors
+
+    @property
+    def grained(self) -> bool:
+        """Whether an entry is a sum of sources (a grain, or pixels off their own index)."""
+        return not (self._pixel_grain.identity and self._mirror_grain.identity)
+
     def _matrix(self, reference: bool, pol: int, keyframe: int) -> GaussianMatrix:
-        """Mirror-level TM (or reference row) of keyframe ``keyframe`` (0: time zero)."""
+        """Sources of the TM (or of the reference row) of keyframe ``keyframe`` (0: time
+        zero): mirror sites by pixel sites (:mod:`photon.grain`)."""
         seed = self.seed if keyframe == 0 else self.drift_seed
         if reference:
-            return GaussianMatrix(seed, (_REFERENCE, pol, keyframe), 1, self.n_pixels,
+            return GaussianMatrix(seed, (_REFERENCE, pol, keyframe), 1,
+                                  self._pixel_grain.n_sources,
                                   self.held_on_mirrors / self.n_mirrors)
-        return GaussianMatrix(seed, (_TM, pol, keyframe), self.n_mirrors, self.n_pixels,
-                              1.0 / self.n_mirrors)
+        return GaussianMatrix(seed, (_TM, pol, keyframe), self._mirror_grain.n_sources,
+                              self._pixel_grain.n_sources, 1.0 / self.n_mirrors)
 
     def _feature_chunk(self) -> int:
-        return max(1, self.tile_rows // self.macropixel_mirrors)
+        chunk = max(1, self.tile_rows // self.macropixel_mirrors)
+        if self.grained:  # sources of a chunk of rows: about 2^24 float32 at most
+            rows = self._mirror_grain.radius * 2 + 1
+            sources = self._pixel_grain.box(0, self.n_pixels)[1]
+            budget = (1 << 24) // max(1, 2 * sources[0] * sources[1] * rows * rows)
+            chunk = max(1, min(chunk, budget // self.macropixel_mirrors))
+        return chunk
+
+    def _source_block(self, pol: int, m0: int, m1: int, c0: int, c1: int, keyframe: int,
+                      xp=np, reference: bool = False):
+        """Mirrors ``m0:m1`` (or the reference row), pixels ``c0:c1``, grain applied, as
+        ``[real | imag]`` float32 rows on ``xp``."""
+        matrix = self._matrix(reference, pol, keyframe)
+        pixel_runs, pixel_box, pixel_gather = self._pixel_grain.box(c0, c1)
+        if reference:
+            mirror_runs, mirror_box, mirror_gather = [(0, 1)], (1, 1), np.arange(1)
+            mirror_axis = None
+        else:
+            mirror_runs, mirror_box, mirror_gather = self._mirror_grain.box(m0, m1)
+            mirror_axis = self._mirror_grain
+        n_rows = sum(b - a for a, b in mirror_runs)
+        n_cols = sum(b - a for a, b in pixel_runs)
+        parts = []
+        for real_part in (True, False):
+            parts.append(xp.empty((n_rows, n_cols), np.float32))
+        row = 0
+        for r0, r1 in mirror_runs:
+            col = 0
+            for s0, s1 in pixel_runs:
+                real, imag = matrix.block(r0, r1, s0, s1, xp)
+                parts[0][row:row + r1 - r0, col:col + s1 - s0] = real
+                parts[1][row:row + r1 - r0, col:col + s1 - s0] = imag
+                col += s1 - s0
+            row += r1 - r0
+        out = xp.empty((m1 - m0 if not reference else 1, 2 * (c1 - c0)), np.float32)
+        for k, part in enumerate(parts):
+            part = self._pixel_grain.apply(part, pixel_box, pixel_gather, 1, xp)
+            if mirror_axis is not None:
+                part = mirror_axis.apply(part, mirror_box, mirror_gather, 0, xp)
+            out[:, k * (c1 - c0):(k + 1) * (c1 - c0)] = part
+        return out
 
     def _rounded(self, weights, owned: bool = False):
         """``weights`` rounded to the TM precision (in place when ``owned``, else a copy)."""
@@ -266,8 +339,13 @@ class ScatteringMedium:
 
     def _keyframe_block(self, pol: int, f0: int, f1: int, c0: int, c1: int,
                         keyframe: int, xp=np):
-        return self._matrix(False, pol, keyframe).summed_rows(
-            self.macropixel_mirrors, f0, f1, c0, c1, xp)
+        group = self.macropixel_mirrors
+        if not self.grained:
+            return self._matrix(False, pol, keyframe).summed_rows(group, f0, f1, c0, c1, xp)
+        block = self._source_block(pol, f0 * group, f1 * group, c0, c1, keyframe, xp)
+        if group == 1:
+            return block
+        return block.reshape(f1 - f0, group, block.shape[1]).sum(axis=1)
 
     def _weight_block(self, pol: int, f0: int, f1: int, c0: int, c1: int, xp=np):
         """The TM now, features ``f0:f1``, pixels ``c0:c1``, as ``[real | imag]`` rows.
@@ -307,9 +385,14 @@ class ScatteringMedium:
         reference = xp.zeros(p * 2 * n, np.float32)
         if self.held_on_mirrors:
             for pol in range(p):
-                real, imag = self._matrix(True, pol, keyframe).block(0, 1, 0, n, xp)
-                reference[(2 * pol) * n:(2 * pol + 1) * n] = real[0]
-                reference[(2 * pol + 1) * n:(2 * pol + 2) * n] = imag[0]
+                if self.grained:
+                    row = self._source_block(pol, 0, 1, 0, n, keyframe, xp, reference=True)[0]
+                    real, imag = row[:n], row[n:]
+                else:
+                    real, imag = (part[0] for part in
+                                  self._matrix(True, pol, keyframe).block(0, 1, 0, n, xp))
+                reference[(2 * pol) * n:(2 * pol + 1) * n] = real
+                reference[(2 * pol + 1) * n:(2 * pol + 2) * n] = imag
         return reference
 
     def _keyframe(self, keyframe: int, xp) -> dict:
@@ -394,8 +477,9 @@ class ScatteringMedium:
 
         ``E = R a + b`` for a column vector ``a`` of feature amplitudes. Built from the
         same entries whether the TM is stored or streamed (a streamed one is generated
-        here, so mind its size). With a speckle grain (``speckle_grain_px > 0``) this is
-        the TM the camera sees, its columns smoothed over the pixel grid as the field is.
+        here, so mind its size). With a grain (``speckle_grain_px``,
+        ``input_grain_mirrors``) this is the TM the camera sees, rows and columns
+        correlated (:mod:`photon.grain`).
         """
         n = self.n_pixels
         if self.storage == "dense":
@@ -405,34 +489,31 @@ class ScatteringMedium:
         else:
             block = self._rounded(self._weight_block(polarization, 0, self.n_in, 0, n), owned=True)
             real, imag = block[:, :n], block[:, n:]
-        return self._grained(real, imag).T
+        return _complex(real, imag).T
 
     def mirror_transmission_matrix(self, polarization: int = 0) -> np.ndarray:
         """Return the mirror-level TM at time zero, shape ``(n_pixels, n_mirrors)``, complex64.
 
-        With a speckle grain, smoothed over the pixel grid as the field is.
+        With a grain, each mirror's row and column as the sources give them
+        (:mod:`photon.grain`).
         """
-        real, imag = self._matrix(False, polarization, 0).block(0, self.n_mirrors, 0, self.n_pixels)
-        return self._grained(real, imag).T
+        n = self.n_pixels
+        if not self.grained:
+            real, imag = self._matrix(False, polarization, 0).block(0, self.n_mirrors, 0, n)
+            return _complex(real, imag).T
+        block = self._source_block(polarization, 0, self.n_mirrors, 0, n, 0)
+        return _complex(block[:, :n], block[:, n:]).T
 
     def reference_field(self, polarization: int = 0) -> np.ndarray:
         """Return the held-on mirrors' field ``b`` on each pixel now, complex64.
 
-        With a speckle grain, smoothed over the pixel grid as the field is.
+        With a speckle grain, correlated over the sensor as the TM's rows are.
         """
         n = self.n_pixels
         ref = self._operand(np)["reference"] if self.storage == "dense" else self._reference_now()
         real = ref[(2 * polarization) * n:(2 * polarization + 1) * n]
         imag = ref[(2 * polarization + 1) * n:(2 * polarization + 2) * n]
-        return self._grained(real[None, :], imag[None, :])[0]
-
-    def _grained(self, real, imag) -> np.ndarray:
-        """``real + 1j imag`` (rows: inputs, columns: pixels) as complex64, grain applied."""
-        if self.speckle_grain_px > 0:
-            stacked = np.stack([real, imag], axis=1).astype(np.float32)[:, None]  # (k, 1, 2, n)
-            stacked = self._apply_grain(stacked, np)
-            real, imag = stacked[:, 0, 0], stacked[:, 0, 1]
-        return (real + 1j * imag).astype(np.complex64)
+        return _complex(real, imag)
 
     # ------------------------------------------------------------------ propagation
     def field(self, modulated, uniform: float = 0.0, on_amplitude: float = 1.0):
@@ -455,7 +536,6 @@ class ScatteringMedium:
             ``modulated``.
         """
         xp = array_module(modulated)
-        grained = False  # whether the grain is already in the operand
         if on_amplitude != 1.0 and self.tm_precision == "float32":
             # Exact either way in float32; the input is half the size of the output.
             modulated = modulated * np.float32(on_amplitude)
@@ -467,12 +547,10 @@ class ScatteringMedium:
                 out, reference, ones_field = self._mixed_products(modulated, m, a,
                                                                   bool(uniform), xp)
             else:
-                now = self._operand(xp)
-                operand = self._grained_operand(now, xp) if self._grain_in_operand(xp) else now
+                operand = self._operand(xp)
                 out = precise_matmul(modulated, operand["weights"], self.tm_precision)
                 reference = operand["reference"]
                 ones_field = self._ones(operand) if uniform else None
-                grained = operand is not now
             if on_amplitude != 1.0:
                 out *= np.float32(on_amplitude)
             if uniform:
@@ -481,42 +559,7 @@ class ScatteringMedium:
                 out += reference
         else:
             out = self._streamed_field(modulated, uniform, on_amplitude, xp)
-        out = out.reshape(modulated.shape[0], self.n_polarizations, 2, self.n_pixels)
-        if self.speckle_grain_px > 0 and not grained:
-            out = self._apply_grain(out, xp)
-        return out
-
-    def _grain_in_operand(self, xp) -> bool:
-        """Whether a stored TM carries the grain in its operand (see :meth:`_grained_operand`).
-
-        For a TM that stays put (static or given), read in float32 (a reduced precision
-        on the GPU rounds the operand it reads, so it must read the rounded TM itself),
-        and small enough to hold twice.
-        """
-        return (self.speckle_grain_px > 0 and (self.drift_time_s is None or self._given)
-                and (self.tm_precision == "float32" or xp is np)
-                and self.dense_nbytes <= _GRAINED_OPERAND_MAX_BYTES)
-
-    def _grained_operand(self, now: dict, xp) -> dict:
-        """The operand ``now`` with the speckle grain applied to its rows, built once.
-
-        The grain is a linear smoothing of the field over the pixels, so the field of
-        ``x W + c`` smoothed equals ``x G(W) + G(c)``: smoothing the ``n_in`` rows of the
-        TM once replaces smoothing every frame's field (equal to float32 rounding).
-        """
-        grained = now.get("grained")
-        if grained is None:
-            p, n = self.n_polarizations, self.n_pixels
-
-            def smooth(rows):
-                rows = xp.asarray(rows, np.float32).reshape(-1, p, 2, n)
-                return self._apply_grain(rows, xp).reshape(rows.shape[0], p * 2 * n)
-
-            grained = {"weights": smooth(now["weights"]),
-                       "reference": smooth(now["reference"])[0],
-                       "ones": smooth(self._ones(now))[0]}
-            now["grained"] = grained
-        return grained
+        return out.reshape(modulated.shape[0], self.n_polarizations, 2, self.n_pixels)
 
     def _mixed_products(self, modulated, m: int, a: float, need_ones: bool, xp):
         """The drifted field as ``sqrt(1 - a) (x K_m) + sqrt(a) (x K_(m+1))``: two products.
@@ -562,23 +605,6 @@ class ScatteringMedium:
             out += reference
         return out
 
-    def _apply_grain(self, field, xp):
-        """Smooth the field over the pixel grid (periodic), keeping the mean intensity."""
-        if xp is np:
-            from scipy.ndimage import gaussian_filter  # noqa: PLC0415
-        else:
-            from cupyx.scipy.ndimage import gaussian_filter  # noqa: PLC0415
-        rows, cols = self.pixel_grid
-        grid = field.reshape(field.shape[:3] + (rows, cols))
-        sigma = (0, 0, 0, self.speckle_grain_px, self.speckle_grain_px)
-        smooth = gaussian_filter(grid, sigma=sigma, mode="wrap")
-        # Variance of a filtered white field = sum of squared weights (1-D weights squared).
-        radius = int(4.0 * self.speckle_grain_px + 0.5)
-        taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / self.speckle_grain_px) ** 2)
-        taps /= taps.sum()
-        smooth *= np.float32(1.0 / float((taps ** 2).sum()))  # (sum w^2)^-1/2 per axis, two axes
-        return smooth.reshape(field.shape)
-
     # ------------------------------------------------------------------ pickling
     def __getstate__(self) -> dict:
         """State without the per-backend caches (keyed by array modules, which cannot be
@@ -609,7 +635,8 @@ class ScatteringMedium:
 
     def _tm_sample(self) -> np.ndarray:
         """The first mirror row's first (up to) 8 entries of the time-zero TM, float32."""
-        real, imag = self._matrix(False, 0, 0).block(0, 1, 0, min(8, self.n_pixels))
+        matrix = self._matrix(False, 0, 0)
+        real, imag = matrix.block(0, 1, 0, min(8, matrix.n_cols))
         return np.concatenate([real[0], imag[0]])
 
     # ------------------------------------------------------------------ drift
@@ -629,6 +656,11 @@ class ScatteringMedium:
         for frames in self._keyframes.values():
             for keyframe in [k for k in frames if k not in (m, m + 1)]:
                 del frames[keyframe]
+
+
+def _complex(real, imag) -> np.ndarray:
+    """``real + 1j imag`` as a complex64 host array."""
+    return (np.asarray(real, np.float32) + 1j * np.asarray(imag, np.float32)).astype(np.complex64)
 
 
 def _mix(first, second, a: float, out, xp):

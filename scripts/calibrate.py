@@ -16,7 +16,9 @@ estimates next to the truth. With ``--plot DIR`` it also draws calibration quali
 against the number of frames, for the noise-free preset and the chosen one (every
 shipped preset with ``--all-presets``), as PNG, each point the mean over ``--seeds``
 calibration seeds with its 95 % interval. ``--out DIR`` writes the results page
-(``index.md``, ``calibration.json``, then the figure).
+(``index.md``, ``calibration.json``, then the figure) with the calibration cost of every
+preset at scale next to its drift time, and the quality of the ways to fit that budget
+measured at ``--n-in x --n-out`` (``datacenter-opu`` and a correlated medium).
 """
 
 from __future__ import annotations
@@ -34,8 +36,9 @@ import numpy as np  # noqa: E402
 
 from calibration import (calibrate, projection_error, row_correlation,  # noqa: E402
                          row_projection_errors)
-from studies.calibration_quality import (PUBLISHED_R, calibration_page, plot_quality,  # noqa: E402
-                                 quality_against_frames)
+from studies.calibration_quality import (PUBLISHED_R, budget_quality,  # noqa: E402
+                                         calibration_page, correlated_settings,
+                                         cost_at_scale, plot_quality, quality_against_frames)
 from devices import OPU, VirtualDevice, open_device  # noqa: E402
 from photon import preset_names  # noqa: E402
 from photon.support.jsonio import dumps, write_json  # noqa: E402
@@ -121,19 +124,33 @@ def main(argv=None) -> int:
         directory = pathlib.Path(plot_dir)
         directory.mkdir(parents=True, exist_ok=True)
         report["quality_against_frames"] = rows
+        cost_rows, budget_rows = [], []
+        if args.out:
+            print("calibration cost at scale; the ways to fit, measured ...", file=sys.stderr)
+            cost_rows = cost_at_scale()
+            seeds = range(args.seed, args.seed + args.seeds)
+            budget_rows = budget_quality("datacenter-opu", args.n_in, args.n_out, seeds=seeds)
+            budget_rows += budget_quality("lab-bench", args.n_in, args.n_out, seeds=seeds,
+                                          settings=correlated_settings(),
+                                          label="lab-bench, correlated medium")
+            report["cost_at_scale"] = cost_rows
+            report["ways_to_fit_measured"] = budget_rows
         report["plot"] = str(directory / "calibration_quality.png")
         if args.out:  # the results first, then the figure
             command = "python scripts/calibrate.py " + shlex.join(
                 sys.argv[1:] if argv is None else list(argv))
             write_json(directory / "calibration.json", report)
-            (directory / "index.md").write_text(calibration_page(report, rows, command),
-                                                encoding="utf-8")
+            (directory / "index.md").write_text(
+                calibration_page(report, rows, command, cost_rows, budget_rows),
+                encoding="utf-8")
         plot_quality(rows, directory / "calibration_quality.png")
     if args.json:
         print(dumps(report, indent=2))
         return 0
     for key, value in report.items():
-        if key == "quality_against_frames":
+        if key in ("cost_at_scale", "ways_to_fit_measured"):
+            print(f"{key:<20} (see calibration.json)")
+        elif key == "quality_against_frames":
             print(f"{'preset':<14} {'frames/input':>12} {'intensity r':>12} {'tm corr':>10}")
             for row in value:
                 print(f"{row['preset']:<14} {row['frames_per_input']:>12.1f} "

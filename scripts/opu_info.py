@@ -16,6 +16,13 @@ them. ``--n-out`` builds the device with that many outputs (a smaller region of
 interest, a higher frame rate down to the DMD's period); for a virtual device the
 ``readout`` block gives the rows read, the line time, the full-frame rate and the
 tallest region that keeps up with the DMD.
+
+The ``calibration`` block prices calibrating the device (:mod:`calibration.cost`): the
+device time of a whole calibration next to the medium's drift time, the largest input
+count calibratable within a tenth of it, and the ways to fit (fewer probes, the
+outputs read at the DMD's rate, only the job's ``--n-features`` inputs and
+``--job-outputs`` outputs). Their quality, measured, is on the calibration page
+(``docs/calibration``).
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ import sys
 if importlib.util.find_spec("devices") is None:  # run from a checkout without installing
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
+from calibration.cost import device_calibration_cost  # noqa: E402
 from devices import OPU, open_device  # noqa: E402
 from photon import ConfigError  # noqa: E402
 from photon.support.cli import run_main  # noqa: E402
@@ -47,10 +55,15 @@ def main(argv=None) -> int:
     parser.add_argument("--n-out", type=int, default=None,
                         help="outputs read (default: the device's); sets the camera's region "
                              "of interest and so the frame rate")
+    parser.add_argument("--job-outputs", type=int, default=None,
+                        help="outputs the job reads, for its calibration plan (default: all)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     if args.n_out is not None and args.n_out < 1:
         parser.error(f"--n-out = {args.n_out}: expected a positive number of outputs")
+    if args.job_outputs is not None and args.job_outputs < 1:
+        parser.error(f"--job-outputs = {args.job_outputs}: expected a positive number of "
+                     "outputs")
 
     overrides = {} if args.n_out is None else {"n_out": args.n_out}
     try:
@@ -76,6 +89,8 @@ def main(argv=None) -> int:
         if readout is not None:
             result["readout"] = {"n_out": device.n_out, "frames_per_s": meta["frames_per_s"],
                                  **readout}
+        job = (args.n_features, min(device.n_out, args.job_outputs or device.n_out))
+        result["calibration"] = device_calibration_cost(device, job=job).as_dict()
     if args.json:
         print(dumps(result, indent=2))
         return 0
@@ -94,6 +109,17 @@ def main(argv=None) -> int:
         else:
             print(f"  never the DMD's {readout['dmd_rate_hz']:g} Hz: one row reads at "
                   f"{readout['one_row_rate_hz']:.1f} frames/s at most")
+    calib = result["calibration"]
+    drift = calib["drift_time_s"]
+    print("calibration (4 probes per input): "
+          + ("static medium" if drift is None else f"drift time {drift:g} s, budget "
+             f"{calib['budget_s']:g} s"))
+    for plan in [calib["whole"]] + calib["ways_to_fit"]:
+        fits = "" if plan["fits"] is None else (" fits" if plan["fits"] else " does not fit")
+        largest = ("" if plan["largest_n_in"] is None
+                   else f"; at most {plan['largest_n_in']} inputs fit")
+        print(f"  {plan['label']:<42} {plan['n_in']} x {plan['n_out']}: {plan['frames']} "
+              f"frames, {plan['device_s']:.4g} s{fits}{largest}")
     print(f"projecting {args.n_vectors} vectors of {args.n_features} features:")
     print(f"  {'job':<22} {'frames':>10} {'seconds':>10} {'joules':>10}")
     for name, job in jobs.items():

@@ -107,7 +107,7 @@ def test_too_few_probes_and_tiny_devices_are_refused():
 def test_a_saturating_device_is_warned_about():
     device = VirtualDevice("lab-bench", n_in=64, n_out=64, camera__exposure_us=600.0).open()
     with pytest.warns(RuntimeWarning) as caught:
-        result = calibrate(device, camera=False, probes_per_input=2.0)
+        result = calibrate(device, camera=False, probes_per_input=2.0, exposure="keep")
     messages = [str(w.message) for w in caught]
     assert any(re.search(r"saturated at 255.0: expected at most 1%", m) for m in messages)
     assert result.tm.saturated_fraction > 0.01

@@ -1,12 +1,13 @@
 """Calibration and linear mode on devices unlike the shipped presets.
 
 A family of devices, each differing from the presets in one way a real device may:
-a fixed reference field comparable to the signal, a correlated TM (speckle grain of
-2 pixels), 10-, 12- and 16-bit cameras, a full well that fills below the ADC's top,
-saturation concentrated on bright pixels, slow drift, 64 inputs onto 512 outputs; and
-one device written here straight against the ``OPUDevice`` protocol (its own TM, light
-and camera, nothing shared with ``photon``), so that the estimator is not only tuned to
-the project's own simulator.
+a fixed reference field comparable to the signal, a correlated medium (speckle grain of
+2 pixels and neighbouring mirrors blurred together on a 2-D DMD region), 10-, 12- and
+16-bit cameras, a full well that fills below the ADC's top, saturation concentrated on
+bright pixels, slow drift, 64 inputs onto 512 outputs; and devices written here straight
+against the ``OPUDevice`` protocol (their own TM, light and camera, nothing shared with
+``photon``; one of them correlated in its own way), so that the estimator is not only
+tuned to the project's own simulator.
 
 Targets (each device, at most 40 frames per input): intensity r >= 0.98 on fresh frames,
 TM row correlation 5th percentile >= 0.98 (over the rows the calibration trusts; the
@@ -24,6 +25,7 @@ import pytest
 from calibration import calibrate, estimate_camera, row_correlation
 from devices import OPU, OPUDevice, VirtualDevice
 from photon import resolve_config
+from tests.stats import Z
 
 BASE_EXPOSURE_US = resolve_config("lab-bench").camera.exposure_us
 #: Exposure giving about 1.5 % saturated calibration counts on the lab-bench optics.
@@ -33,7 +35,12 @@ FAMILY = {
     # Mirrors held on outside the used region: |b|^2 = 64/256 of the all-on intensity,
     # half a half-on frame's.
     "reference-field": dict(dmd__held_on_mirrors=64),
-    "correlated-tm": dict(medium__speckle_grain_px=2.0),
+    # Grain of 2 pixels; mirrors blurred together (rms 0.9 mirror) on a DMD region 16
+    # mirrors wide, so that neighbours are correlated across rows too. The blur passes
+    # (1 + sum h^2) / 4 = 0.27 of the light on a half-on frame where independent mirrors
+    # pass 0.5: the exposure doubles to keep the preset's counts.
+    "correlated-tm": dict(medium__speckle_grain_px=2.0, medium__input_grain_mirrors=0.9,
+                          dmd__cols=16, camera__exposure_us=2.0 * BASE_EXPOSURE_US),
     # 10 bits, the ADC's top reached before the well; about 1.5 % of counts saturated.
     "10-bit": dict(camera__adc_bits=10, camera__gain_dn_per_e=0.11,
                    camera__exposure_us=SATURATING),
@@ -49,7 +56,7 @@ FAMILY = {
     "slow-drift": dict(medium__drift_time_s=600.0),
     "64-onto-512": dict(n_in=64, n_out=512),
 }
-FAST = ("reference-field", "12-bit-well", "slow-drift")
+FAST = ("reference-field", "correlated-tm", "12-bit-well", "slow-drift")
 
 
 # ---------------------------------------------------------------------- an outside device
@@ -117,6 +124,63 @@ class ForeignOPU(OPUDevice):
         return self._read_out(np.zeros((n_frames, self.n_out)))
 
 
+def _blur(n: int, width: int, sigma: float) -> np.ndarray:
+    """``(n, sources)`` weights of a Gaussian blur (``sum h^2 = 1`` per item) of items laid
+    ``width`` per row, over sources padded ``3 sigma`` beyond every edge (no wrap)."""
+    pad = int(math.ceil(3 * sigma))
+    rows = -(-n // width) + 2 * pad
+    cols = width + 2 * pad
+    t = np.arange(-pad, pad + 1)
+    g = np.exp(-0.5 * (t / sigma) ** 2)
+    g /= np.linalg.norm(g)
+    weights = np.zeros((n, rows * cols))
+    for i in range(n):
+        r, c = divmod(i, width)
+        patch = np.zeros((rows, cols))
+        patch[r:r + 2 * pad + 1, c:c + 2 * pad + 1] = np.outer(g, g)
+        weights[i] = patch.ravel()
+    return weights
+
+
+class CorrelatedForeignOPU(ForeignOPU):
+    """:class:`ForeignOPU` on a correlated medium, written without ``photon``.
+
+    Its TM is ``H_pixels G H_mirrors^T``: independent sources blurred over a 16-wide
+    grid of pixels (rms ``grain_px``) and a 16-wide grid of mirrors (rms
+    ``grain_mirrors``), each item keeping its variance; the fixed field is blurred over
+    the pixels too. Everything is then scaled so that a half-on frame has the mean
+    intensity of the uncorrelated device (the common field of correlated mirrors makes
+    it brighter): an experimenter's exposure.
+    """
+
+    def __init__(self, n_in=256, n_out=256, *, grain_px=2.0, grain_mirrors=0.7, width=16,
+                 seed=7, **options):
+        super().__init__(n_in, n_out, seed=seed, **options)
+        rng = np.random.default_rng(seed + 100)
+        pixels, mirrors = _blur(n_out, width, grain_px), _blur(n_in, width, grain_mirrors)
+        sources = (rng.standard_normal((pixels.shape[1], mirrors.shape[1]))
+                   + 1j * rng.standard_normal((pixels.shape[1], mirrors.shape[1])))
+        self.tm = pixels @ (sources / math.sqrt(2 * n_in)) @ mirrors.T
+        reference = options.get("reference", 0.35)
+        leak = options.get("leak", 0.03)
+        fixed = pixels @ ((rng.standard_normal(pixels.shape[1])
+                           + 1j * rng.standard_normal(pixels.shape[1])) / math.sqrt(2))
+        self.field0 = reference * fixed + leak * self.tm.sum(axis=1)
+        half_on = (np.random.default_rng(0).random((256, n_in)) < 0.5).astype(float)
+        mean = np.mean(np.abs(half_on @ self.tm.T + self.field0) ** 2)
+        scale = math.sqrt((0.5 + reference ** 2) / mean)
+        self.tm *= scale
+        self.field0 *= scale
+
+
+def _lag_correlation(tm, lag: int) -> np.ndarray:
+    """Per row: the correlation of TM entries ``lag`` inputs apart, the first half's inputs."""
+    half = tm[:, :tm.shape[1] // 2]
+    a, b = half[:, :-lag], half[:, lag:]
+    return np.real((np.conj(a) * b).sum(1)) / np.sqrt((np.abs(a) ** 2).sum(1)
+                                                      * (np.abs(b) ** 2).sum(1))
+
+
 # ---------------------------------------------------------------------- helpers
 def _family_device(name, **extra):
     options = dict(n_in=256, n_out=256)
@@ -147,6 +211,7 @@ def _assert_targets(device, result, truth, warned, *, gain, read_noise_e, offset
     corr = row_correlation(result.tm.tm, truth)
     trusted = result.tm.trusted
     assert np.percentile(corr[trusted], 5) >= 0.98
+    assert result.intensity_r >= 0.98  # every row, the untrusted ones' predictions too
     # Either every row meets the targets, or the rows the calibration could not fit are
     # few, named in one warning, and the others meet them.
     untrusted = result.tm.untrusted
@@ -224,7 +289,7 @@ def test_all_off_frames_are_not_dark_but_extrapolation_removes_the_fixed_field()
 
 
 def test_the_12_bit_well_is_found_below_the_adc_top():
-    device, result, _ = _check_family("12-bit-well")
+    device, result, _ = _check_family("12-bit-well", exposure="keep")
     well_dn = 10_000 * 0.305 + 50.0
     assert result.camera.saturation_dn == pytest.approx(well_dn, abs=5.0)
     assert result.camera.saturation_e == pytest.approx(10_000, rel=0.03)
@@ -249,16 +314,57 @@ def test_no_row_ends_with_one_half_conjugated_under_drift():
     assert result.tm.diagnostics["mixed_frames"] == max(32, math.ceil(4.0 * device.n_in / 8))
 
 
-@pytest.mark.parametrize("shutter", [True, False])
-def test_a_device_written_against_the_protocol_meets_the_targets(shutter):
+@pytest.mark.parametrize("shutter, exposure", [(True, "auto"), (False, "keep")])
+def test_a_device_written_against_the_protocol_meets_the_targets(shutter, exposure):
     device = ForeignOPU(shutter=shutter).open()
-    result, warned = _calibrate(device)
+    result, warned = _calibrate(device, exposure=exposure)
     assert result.camera.dark_method == ("shutter" if shutter else "extrapolated")
     # Its well fills at 0.33 x 9000 + 40 = 3010 DN, below the 4095 of its ADC.
     assert result.camera.saturation_dn == pytest.approx(device.saturation_dn, abs=5.0)
-    assert result.tm.saturated_fraction > 0.005
+    if exposure == "keep":  # about 1.5 % of the counts saturated, censored
+        assert result.tm.saturated_fraction > 0.005
+        assert result.exposure.frames == 0 and device.exposure_us == 100.0
+    else:  # lowered until at most 1 % of the rows saturate on 10 % of half-on frames
+        assert result.exposure.changed and device.exposure_us < 100.0
+        assert result.exposure.rows_saturating <= 0.01
+        assert result.tm.saturated_fraction < 0.005
     _assert_targets(device, result, device.tm, warned, gain=device.gain,
                     read_noise_e=device.read_e, offset_dn=float(np.mean(device.offsets)))
+
+
+def test_a_correlated_device_written_against_the_protocol_meets_the_targets():
+    """Speckle grain of 2 pixels, neighbouring mirrors correlated (rms 0.7 mirror) on 2-D
+    grids: the correlations are estimated from the frames, and the estimate is right."""
+    device = CorrelatedForeignOPU().open()
+    result, warned = _calibrate(device)
+    _assert_targets(device, result, device.tm, warned, gain=device.gain,
+                    read_noise_e=device.read_e, offset_dn=float(np.mean(device.offsets)))
+    diagnostics = result.tm.diagnostics
+    assert min(diagnostics["input_correlation_lags"]) > 0
+    assert diagnostics["output_neighbours_per_row"] >= 1 and diagnostics["output_prior_kappa"]
+    # The estimated correlation of neighbouring inputs against the device's own, per row
+    # averaged; its standard error from the rows' spread over the rows' independent
+    # groups (a grain of sigma pixels correlates about 4 pi sigma^2 of them).
+    for lag in (1, 16):   # the next mirror, the mirror one row below
+        truth = _lag_correlation(device.tm, lag)
+        se = truth.std(ddof=1) / math.sqrt(device.n_out / (4 * math.pi * 2.0 ** 2))
+        assert result.tm.input_correlation[lag] == pytest.approx(truth.mean(), abs=Z * se)
+
+
+def test_correlations_are_estimated_not_assumed():
+    """The same medium with its inputs shuffled has no correlation between neighbouring
+    inputs (index order no longer follows the DMD): none is found, and none is used; a
+    device with independent pixels gets no output prior."""
+    device = CorrelatedForeignOPU(n_in=128, n_out=128).open()
+    shuffled = np.random.default_rng(1).permutation(device.n_in)
+    device.tm = device.tm[:, shuffled]
+    result, _ = _calibrate(device)
+    assert result.tm.diagnostics["input_correlation_lags"] == [0, 0]
+    assert abs(result.tm.input_correlation[1]) < 0.1
+    plain = ForeignOPU(n_in=128, n_out=128).open()
+    result, _ = _calibrate(plain)
+    assert result.tm.diagnostics["output_prior_kappa"] is None
+    assert result.tm.diagnostics["input_correlation_lags"] == [0, 0]
 
 
 def test_the_well_is_found_in_the_counts_without_a_camera_estimate():
@@ -276,17 +382,28 @@ def _row_correlations(a, b):
     return (a * b).sum(axis=0) / np.sqrt((a * a).sum(axis=0) * (b * b).sum(axis=0))
 
 
-def test_linear_mode_with_a_reference_field_comparable_to_the_signal():
-    device = _family_device("reference-field")
-    opu = OPU(device).fit(n_features=256)
+@pytest.mark.parametrize("medium", ["independent", "correlated"])
+def test_linear_mode_with_a_reference_field_comparable_to_the_signal(medium):
+    # The correlated medium at 128 inputs (8 rows of its 16-wide DMD region), 32 held on.
+    n = 256 if medium == "independent" else 128
+    extra = {} if medium == "independent" else dict(FAMILY["correlated-tm"], n_in=n, n_out=n,
+                                                    dmd__held_on_mirrors=32)
+    device = _family_device("reference-field", **extra)
+    opu = OPU(device).fit(n_features=n)
     twin = device.noise_free_twin()
     twin.exposure_us = device.exposure_us
-    truth = OPU(twin).fit(n_features=256)
-    x = (np.random.default_rng(3).random((256, 256)) < 0.5).astype(np.uint8)
+    truth = OPU(twin).fit(n_features=n)
+    x = (np.random.default_rng(3).random((256, n)) < 0.5).astype(np.uint8)
     corr = _row_correlations(np.asarray(opu.linear_transform(x), np.float64),
                              np.asarray(truth.linear_transform(x), np.float64))
     assert np.percentile(corr, 5) >= 0.95
     assert opu.weak_outputs_ <= 0.05 * device.n_out
+    # The matrix itself, row by row (effective_matrix: least squares on random frames).
+    direct = _row_correlations(np.asarray(opu.effective_matrix(), np.float64).T,
+                               np.asarray(truth.effective_matrix(), np.float64).T)
+    assert np.percentile(direct, 5) >= 0.95
+    if medium == "correlated":
+        return
     # Sized by what the field does to each row: the true rows, as normalized, have
     # nearly equal norms (the old f(1) normalization spread them over 30x).
     eye = np.eye(256, dtype=np.uint8)
@@ -296,6 +413,20 @@ def test_linear_mode_with_a_reference_field_comparable_to_the_signal():
     spread = np.percentile(norms[usable], 95) / np.percentile(norms[usable], 5)
     assert spread < 1.6
     assert not opu._row_sizes.from_reference.any()
+
+
+@pytest.mark.parametrize("correlated", [False, True])
+def test_linear_mode_on_devices_written_against_the_protocol(correlated):
+    """Reference field 0.35 of the signal's amplitude, 12 bits; the row of the complement
+    identity is ``Re(conj(m_j) K_j)`` with ``m = e0 + K 1 / 2``, less its mean."""
+    device = (CorrelatedForeignOPU(n_in=128, n_out=128) if correlated
+              else ForeignOPU(n_in=128, n_out=128)).open()
+    opu = OPU(device).fit(n_features=128)
+    m = device.field0 + device.tm.sum(axis=1) / 2
+    rows = np.real(np.conj(m)[:, None] * device.tm)
+    direct = _row_correlations(np.asarray(opu.effective_matrix(), np.float64).T, rows.T)
+    assert np.percentile(direct, 5) >= 0.95
+    assert opu.weak_outputs_ <= 0.05 * device.n_out
 
 
 # ---------------------------------------------------------------------- downstream
@@ -326,7 +457,8 @@ def test_untrusted_rows_stay_out_of_the_dfa_feedback():
 
 def test_a_calibration_with_untrusted_rows_flows_to_the_opu():
     device = ForeignOPU(n_in=64, n_out=96, seed=3).open()
-    result, _ = _calibrate(device)
+    result, _ = _calibrate(device, exposure="keep")
+    assert result.untrusted.size
     model = result.device()
     assert np.array_equal(model.untrusted_outputs, result.untrusted)
     with warnings.catch_warnings():  # its all-on frame saturates; not the point here

@@ -1,10 +1,9 @@
 """The chain's shortcuts compute what the chain computes without them.
 
-One product for complementary halves (photon.complement_pairs), the intensity table of a
-device with few inputs (OpticalChain._intensity_table) and the speckle grain carried by a
-static TM's operand (ScatteringMedium._grained_operand) each equal the direct computation
+One product for complementary halves (photon.complement_pairs) and the intensity table of
+a device with few inputs (OpticalChain._intensity_table) each equal the direct computation
 to float32 rounding, on a chain with DMD leakage, a leaky polarizer (two polarizations)
-and a speckle grain.
+and a speckle grain (carried by the TM's entries, photon.grain).
 """
 
 from __future__ import annotations
@@ -12,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-import pytest
 
 import photon.complement_pairs as pairs
 from devices import open_device
@@ -84,17 +82,3 @@ def test_the_intensity_table_returns_each_frames_intensity(monkeypatch):
     expected = _direct(monkeypatch, chain, frames)
     np.testing.assert_allclose(chain.intensity(frames), expected, rtol=0,
                                atol=RTOL * expected.max())
-
-
-@pytest.mark.parametrize("drift_time_s", [None, 3600.0])
-def test_the_grain_in_the_operand_equals_the_grain_of_the_field(drift_time_s):
-    chain = build_chain("lab-bench", n_in=24, n_out=256, medium__drift_time_s=drift_time_s)
-    medium = chain.medium
-    assert medium._grain_in_operand(np) is (drift_time_s is None)
-    frames = (np.random.default_rng(4).random((30, 24)) < 0.5).astype(np.float32)
-    now = medium._operand(np)
-    raw = frames @ now["weights"] + np.float32(0.03) * now["weights"].sum(axis=0)
-    raw = raw.reshape(30, medium.n_polarizations, 2, medium.n_pixels)
-    expected = medium._apply_grain(raw, np)
-    field = medium.field(frames, uniform=0.03)
-    np.testing.assert_allclose(field, expected, rtol=0, atol=RTOL * np.abs(expected).max())
