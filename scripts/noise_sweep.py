@@ -39,7 +39,9 @@ import importlib.util
 import os
 import pathlib
 import shlex
+import signal
 import sys
+import threading
 
 if importlib.util.find_spec("dfa_bridge") is None:  # run from a checkout without installing
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
@@ -176,6 +178,8 @@ def _tasks(parser, args) -> list[StudyTask]:
 
 def main(argv=None) -> int:
     """Command-line entry point."""
+    if threading.current_thread() is threading.main_thread():  # a kill ends cleanly: claims dropped
+        signal.signal(signal.SIGTERM, lambda number, frame: sys.exit(128 + number))
     parser = build_parser()
     args = parser.parse_args(argv)
     argv = sys.argv[1:] if argv is None else list(argv)

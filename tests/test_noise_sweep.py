@@ -200,8 +200,9 @@ def test_dask_releases_each_result_once_the_caller_has_it():
 
     jobs = make_jobs(CORA, [({"adc_bits": 4}, i) for i in range(3)], base="lab-bench", seed=0,
                      encoding=None, fidelity_errors=0)
-    with distributed.LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster:
-        engine = _dask(jobs, fake_job, cluster.scheduler_address, 1, lambda message: None)
+    with distributed.LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        engine = _dask(jobs, fake_job, client, cluster.scheduler_address, lambda message: None)
         first, _ = next(engine)
         assert first.name in cluster.scheduler.tasks  # held until the caller has stored it
         second, _ = next(engine)
@@ -228,6 +229,26 @@ def test_local_workers_and_a_dask_cluster_write_the_same_runs_with_named_keys(tm
     assert strip == [{k: v for k, v in r.items() if k != "written"} for r in pooled]
     assert strip == [{k: v for k, v in r.items() if k != "written"} for r in dasked]
     assert any("dashboard http" in line and "scheduler tcp://" in line for line in said)
+
+
+def test_with_no_dask_worker_the_client_says_it_waits_and_for_how_long(tmp_path, monkeypatch):
+    distributed = pytest.importorskip("dask.distributed")
+    import threading
+
+    from studies.sweep import run as engines
+
+    monkeypatch.setattr(engines, "DASK_WAIT_REPORT_S", 0.3)
+    said = []
+    with distributed.LocalCluster(n_workers=0, processes=False, dashboard_address=None) as cluster:
+        timer = threading.Timer(1.0, cluster.scale, args=(1,))
+        timer.start()
+        records = run_sweep(tmp_path / "runs.jsonl", [{"adc_bits": 1}], task=CORA,
+                            rule=DecisionRule(cap=3), runner=fake_job,
+                            dask=cluster.scheduler_address, say=said.append)
+        timer.join()
+    waiting = [line for line in said if "no Dask worker at" in line]
+    assert waiting and "waiting for one (0 s so far)" in waiting[0]
+    assert len(records) == 3 * 4  # the point and three references, three seeds each
 
 
 def test_dask_task_keys_name_the_point_and_the_seed():
@@ -316,3 +337,79 @@ def test_a_sweep_runs_on_a_users_own_graph_object(tmp_path):
         task.fingerprint()}
     assert all(r["result"]["fidelity"] is None for r in records)  # a user's data: in training only
     assert any(r["result"]["feedback"] for r in records)
+
+
+def _script(*args, timeout=120):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "scripts/noise_sweep.py", *args], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def _main(*args):
+    """The script's main in this process, as run_main ends it: (exit status, stderr)."""
+    import contextlib
+    import importlib.util
+    import io
+
+    spec = importlib.util.spec_from_file_location("noise_sweep_script", "scripts/noise_sweep.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    from photon.support.cli import run_main
+
+    errors = io.StringIO()
+    with contextlib.redirect_stderr(errors):
+        try:
+            status = run_main(script.main, list(args), prog="noise_sweep.py")
+        except SystemExit as stop:  # argparse's usage errors
+            status = stop.code
+    return status, errors.getvalue()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--values", "adc_bits=7"], "'7' is not a value of adc_bits"),
+    (["--values", "bits=1"], "--values 'bits=1': expected AXIS=V,V"),
+    (["--pairs", "adc_bits"], "expected two axis names joined by ':'"),
+    (["--task", "gcn-cora", "--model", "gcn", "--data", "cora"], "expected either named tasks"),
+    (["--model", "gcn"], "expected both for a task of your own"),
+    (["--encoding", "quaternary"], "encoding = 'quaternary'"),
+    (["--steps", "5"], "--steps 5: expected --epochs for task(s) gcn-cora"),
+    (["--max-seeds", "2"], "--max-seeds 2: expected an integer >= 3"),
+])
+def test_the_script_names_a_bad_argument_in_one_line(tmp_path, args, message):
+    status, errors = _main("--out", str(tmp_path), *args)
+    assert status == 2 and message in errors and "Traceback" not in errors
+
+
+def test_an_unreachable_dask_scheduler_ends_the_script_in_one_line_naming_it(tmp_path):
+    pytest.importorskip("dask.distributed")
+    status, errors = _main("--out", str(tmp_path), "--values", "encoding=ternary",
+                           "--dask", "tcp://127.0.0.1:9")
+    assert status == 2 and errors.count("\n") == 1
+    assert "error: dask = 'tcp://127.0.0.1:9': no Dask scheduler answered" in errors
+
+
+@pytest.mark.slow
+def test_the_script_sweeps_a_users_planetoid_files_and_reruns_nothing(tmp_path):
+    """--model gcn --data cora --data-path DIR: a user's copy of the files, keyed on content."""
+    import shutil
+
+    from dfa_bridge.data import PLANETOID_DIRECTORY
+
+    files = tmp_path / "mine"
+    shutil.copytree(PLANETOID_DIRECTORY, files)
+    out = tmp_path / "out"
+    args = ["--out", str(out), "--model", "gcn", "--data", "cora", "--data-path", str(files),
+            "--epochs", "3", "--values", "encoding=ternary", "--max-seeds", "3",
+            "--reference-seeds", "1", "--fidelity-errors", "0", "--workers", "1", "--json"]
+    first = _script(*args, timeout=900)
+    assert first.returncode == 0, first.stderr
+    summary = json.loads(first.stdout)["gcn-cora (own files)"]["summary"]
+    assert summary["data"]["fingerprint"] == CORA.fingerprint()  # the same content as embedded
+    lines = (out / "noise_sweep.jsonl").read_text().splitlines()
+    again = _script(*args, timeout=900)
+    assert again.returncode == 0 and (out / "noise_sweep.jsonl").read_text().splitlines() == lines
+    page = (out / "noise_sweep_gcn-cora_own_files.md").read_text()
+    assert "Written by `python scripts/noise_sweep.py --out" in page and "--data-path" in page
+    assert "[gcn-cora_own_files](noise_sweep_gcn-cora_own_files.md)" in (out / "index.md").read_text()

@@ -186,33 +186,32 @@ def _wait_for_workers(client, address: str, say) -> None:
             client.wait_for_workers(1, timeout=DASK_WAIT_REPORT_S)
 
 
-def _dask(jobs, runner, address: str, workers: int, say):
+def _dask(jobs, runner, client, address: str, say):
     from dask.distributed import wait  # noqa: PLC0415  (optional extra)
 
-    with dask_client(address, workers, say) as client:
-        _wait_for_workers(client, address, say)
-        pending = {client.submit(runner, job.payload(), key=job.name, pure=False): job
-                   for job in jobs}
-        waiting_since = None
-        try:
-            while pending:
-                done, _ = wait(list(pending), timeout=DASK_WAIT_REPORT_S,
-                               return_when="FIRST_COMPLETED")
-                if not done:
-                    if _worker_count(client) == 0:
-                        waiting_since = waiting_since or time.monotonic()
-                        say(f"no Dask worker at {address}: {len(pending)} run(s) waiting "
-                            f"({time.monotonic() - waiting_since:.0f} s so far)")
-                    continue
-                waiting_since = None
-                for future in done:
-                    job = pending.pop(future)
-                    record = future.result()
-                    yield job, record      # the caller stores it ...
-                    future.release()       # ... then the cluster forgets it
-        finally:
-            for future in pending:
-                future.cancel()
+    _wait_for_workers(client, address, say)
+    pending = {client.submit(runner, job.payload(), key=job.name, pure=False): job
+               for job in jobs}
+    waiting_since = None
+    try:
+        while pending:
+            done, _ = wait(list(pending), timeout=DASK_WAIT_REPORT_S,
+                           return_when="FIRST_COMPLETED")
+            if not done:
+                if _worker_count(client) == 0:
+                    waiting_since = waiting_since or time.monotonic()
+                    say(f"no Dask worker at {address}: {len(pending)} run(s) waiting "
+                        f"({time.monotonic() - waiting_since:.0f} s so far)")
+                continue
+            waiting_since = None
+            for future in done:
+                job = pending.pop(future)
+                record = future.result()
+                yield job, record      # the caller stores it ...
+                future.release()       # ... then the cluster forgets it
+    finally:
+        for future in pending:
+            future.cancel()
 
 
 def _stderr(message: str) -> None:
@@ -222,7 +221,7 @@ def _stderr(message: str) -> None:
 def execute(store: ResultStore, jobs: Sequence[Job], *, runner: Callable = run_job,
             workers: int = 1, dask: str | None = None, progress: bool | None = None,
             description: str = "runs", say: Callable[[str], None] | None = None,
-            poll_s: float = 2.0) -> dict:
+            poll_s: float = 2.0, client=None) -> dict:
     """Run the jobs ``store`` lacks and append each finished run; returns ``key -> record``.
 
     Every job is claimed in the store before it runs (a job claimed by another live
@@ -250,9 +249,16 @@ def execute(store: ResultStore, jobs: Sequence[Job], *, runner: Callable = run_j
         Where messages go (stderr).
     poll_s
         Seconds between two reads of the store while waiting for another writer.
+    client
+        An open Dask client on ``dask`` (None: one is opened for these jobs).
     """
     check_int("workers", workers)
     say = say or _stderr
+    if dask is not None and client is None:
+        with dask_client(dask, workers, say) as opened:
+            return execute(store, jobs, runner=runner, workers=workers, dask=dask,
+                           progress=progress, description=description, say=say,
+                           poll_s=poll_s, client=opened)
     unique = list({job.key: job for job in jobs}.values())
     done = {k: r for k, r in store.read().by_key().items()}
     todo = [job for job in unique if job.key not in done]
@@ -261,8 +267,8 @@ def execute(store: ResultStore, jobs: Sequence[Job], *, runner: Callable = run_j
         theirs = [job for job in todo if job not in mine]
         try:
             if mine:
-                _run_claimed(store, mine, runner, workers, dask, progress, description, say,
-                             done)
+                _run_claimed(store, mine, runner, workers, dask, client, progress, description,
+                             say, done)
         finally:
             for job in mine:
                 store.release(job.key)
@@ -274,9 +280,9 @@ def execute(store: ResultStore, jobs: Sequence[Job], *, runner: Callable = run_j
     return done
 
 
-def _run_claimed(store, jobs, runner, workers, dask, progress, description, say, done):
+def _run_claimed(store, jobs, runner, workers, dask, client, progress, description, say, done):
     if dask is not None:
-        engine = _dask(jobs, runner, dask, workers, say)
+        engine = _dask(jobs, runner, client, dask, say)
     elif workers > 1 and len(jobs) > 1:
         engine = _local_pool(jobs, runner, min(workers, len(jobs)), say)
     else:
@@ -373,6 +379,16 @@ def run_sweep(store, points: Sequence[dict], *, task: StudyTask | str = "gcn-cor
         task = TASKS[task]
     check_int("reference_seeds", reference_seeds)
     store = store if isinstance(store, ResultStore) else ResultStore(store)
+    if dask is None:
+        return _sweep(store, points, task, base, seed, encoding, rule, reference_seeds,
+                      fidelity_errors, workers, None, None, progress, runner, say)
+    with dask_client(dask, workers, say or _stderr) as client:  # one client for every look
+        return _sweep(store, points, task, base, seed, encoding, rule, reference_seeds,
+                      fidelity_errors, workers, dask, client, progress, runner, say)
+
+
+def _sweep(store, points, task, base, seed, encoding, rule, reference_seeds, fidelity_errors,
+           workers, dask, client, progress, runner, say) -> list[dict]:
     looks = rule.looks()
     needs = {point_key(p): looks[0] for p in points}
     by_key = {point_key(p): p for p in points}
@@ -391,7 +407,7 @@ def run_sweep(store, points: Sequence[dict], *, task: StudyTask | str = "gcn-cor
         missing = list({job.key: job for job in jobs if job.key not in records}.values())
         if missing:
             found = execute(store, missing, runner=runner, workers=workers, dask=dask,
-                            progress=progress, say=say,
+                            client=client, progress=progress, say=say,
                             description=f"sweep {task.label} ({max(needs.values(), default=shown)} "
                                         "seeds)")
             records.update({job.key: found[job.key] for job in missing})
