@@ -42,7 +42,7 @@ def _num(value, digits=1, suffix="") -> str:
     return "-" if value is None else f"{value:.{digits}f}{suffix}"
 
 
-def failure_section(summary: dict) -> list[str]:
+def failure_section(summary: dict, heading: str = "###") -> list[str]:
     """Why the encodings that are not equivalent fail, seed by seed, against the default.
 
     Empty when the sweep has no encoding axis.
@@ -59,7 +59,7 @@ def failure_section(summary: dict) -> list[str]:
     ideal_angles = (summary["references"].get("ideal") or {}).get("angles") or []
     ideal_angle = float(np.mean([a["mean"] for a in ideal_angles if a])) if ideal_angles else None
     unit = "points" if summary["higher_is_better"] else "% of log perplexity"
-    lines = ["### What makes a run fail, seed by seed", "",
+    lines = [f"{heading} What makes a run fail, seed by seed", "",
              "Per seed: the run's score and its difference to ideal DFA at the same seed; "
              "the update's angle to the backprop gradient (mean over layers); the feedback's "
              "SNR in training (median and lowest point over the steps); the SNR the error "

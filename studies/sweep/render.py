@@ -148,9 +148,9 @@ _POINT_HEADER = ("| decision vs ideal DFA (seeds): mean [interval] | {name} | up
                  "output |")
 
 
-def _answer_lines(summary: dict, prefix: str) -> list[str]:
+def _answer_lines(summary: dict, prefix: str, sub: str = "###") -> list[str]:
     answer = design_answer(summary)
-    lines = ["### The design answer: the cheapest setting within the margin", ""]
+    lines = [f"{sub} The design answer: the cheapest setting within the margin", ""]
     best = answer["answer"]
     if best is None:
         lines.append("No setting was decided equivalent to ideal-feedback DFA.")
@@ -197,11 +197,11 @@ def seed_table(entry: dict, summary: dict) -> str:
     return "\n".join(lines)
 
 
-def _snr_lines(summary: dict, prefix: str) -> list[str]:
+def _snr_lines(summary: dict, prefix: str, sub: str = "###") -> list[str]:
     bins = snr_bins(summary)
     if not bins:
         return []
-    lines = ["### How a run's feedback predicts its loss", "",
+    lines = [f"{sub} How a run's feedback predicts its loss", "",
              "Every device run of this sweep, binned by the median SNR of its feedback in "
              "training (the device's `B_hat e` against the exact `B e` of its noise-free "
              "twin, measured at every step; `result['feedback_fidelity']` of "
@@ -226,25 +226,26 @@ def markdown(summary: dict, prefix: str = "noise_sweep", heading: str = "##",
     """The sweep's Markdown: method, references, design answer, SNR, axes and grids."""
     scale, name = _scale(summary)
     base = summary["base"]
+    sub = heading + "#"
     lines = [f"{heading} {summary['task']}", "",
-             (description + " " if description else "")
+             (description.rstrip(".") + ". " if description else "")
              + f"{summary['budget']} {summary['unit']} per run; data `{summary['data']['name']}` "
              f"(content SHA-256 `{summary['data']['fingerprint'][:16]}`)"
              + (f"; base device `{base}`." if base else "."), "",
              method_text(summary), "", code_text(summary), "", references_table(summary), ""]
     if summary["points"]:
-        lines += _answer_lines(summary, prefix) + [""] + _snr_lines(summary, prefix)
+        lines += _answer_lines(summary, prefix, sub) + [""] + _snr_lines(summary, prefix, sub)
     for axis_name, axis in AXES.items():
         rows = axis_entries(summary, axis_name)
         if not rows:
             continue
-        lines += ["", f"### {axis.label}", "", f"| {axis_name} " + _POINT_HEADER.format(
+        lines += ["", f"{sub} {axis.label}", "", f"| {axis_name} " + _POINT_HEADER.format(
             name=name), "|---" * 8 + "|"]
         lines += [_point_row(e, summary, f"`{e['point'][axis_name]}`") for e in rows]
     if any(axis_entries(summary, n) for n in AXES):
         lines += ["", f"![every axis]({prefix}_axes.png)"]
     for first, second, a_values, b_values, grid in pair_grids(summary):
-        lines += ["", f"### {AXES[first].label} x {AXES[second].label}", "",
+        lines += ["", f"{sub} {AXES[first].label} x {AXES[second].label}", "",
                   "Each cell: the decision against ideal DFA, the mean paired difference "
                   f"({_unit(summary)}) and the seeds it took.", "",
                   f"| {first} \\ {second} | " + " | ".join(f"`{v}`" for v in b_values) + " |",
