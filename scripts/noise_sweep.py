@@ -50,44 +50,14 @@ from dfa_bridge.data import DATASET_NAMES  # noqa: E402
 from dfa_bridge.data.text import TEXT_DATASETS  # noqa: E402
 from dfa_bridge.training.experiment import MODELS  # noqa: E402
 from photon.support import jsonio  # noqa: E402
-from photon.support.cli import positive_int, run_main  # noqa: E402
+from photon.support.cli import (non_negative_int, positive_float, positive_int,  # noqa: E402
+                                run_main, widths)
 from studies.sweep import (AXES, TASKS, DecisionRule, StudyTask, design_answer,  # noqa: E402
                            parse_encoding, run_sweep, summarize, sweep_points)
 from studies.sweep.pages import index_page, sweep_page  # noqa: E402
 from studies.sweep.render import plot_sweep  # noqa: E402
 
 __all__ = ["main", "build_parser"]
-
-
-def _widths(text: str) -> tuple[int, ...]:
-    try:
-        widths = tuple(int(part) for part in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r}: expected comma-separated widths, e.g. 256,256") from None
-    if not widths or min(widths) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected positive widths, e.g. 256,256")
-    return widths
-
-
-def _non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a non-negative integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value}: expected a non-negative integer")
-    return value
-
-
-def _positive_real(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a positive number") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a positive finite number")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -104,9 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="data set of --model (cora, citeseer, digits, ...)")
     what.add_argument("--data-path", help="directory of your own files for --data (Planetoid "
                       "files for cora/citeseer/pubmed, MNIST files) or a UTF-8 text file")
-    what.add_argument("--data-seed", type=_non_negative, default=0,
+    what.add_argument("--data-seed", type=non_negative_int, default=0,
                       help="seed of generated data and splits")
-    what.add_argument("--hidden", type=_widths, help="hidden widths of --model, e.g. 256,256")
+    what.add_argument("--hidden", type=widths, help="hidden widths of --model, e.g. 256,256")
     what.add_argument("--max-train", type=positive_int, help="training samples kept (tabular)")
     parser.add_argument("--epochs", type=positive_int, default=None,
                         help="epochs per run of an MLP or GCN task (default: the task's)")
@@ -124,10 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="encoding of points without one: ternary or bitplanes-N "
                              "(default: the family's)")
     decide = parser.add_argument_group("decisions")
-    decide.add_argument("--margin", type=_positive_real, default=None,
+    decide.add_argument("--margin", type=positive_float, default=None,
                         help="equivalence margin: accuracy points (default 1) or fraction of "
                              "perplexity (default 0.05)")
-    decide.add_argument("--alpha", type=_positive_real, default=0.05,
+    decide.add_argument("--alpha", type=positive_float, default=0.05,
                         help="error rate of each decision (default 0.05)")
     decide.add_argument("--first-seeds", type=positive_int, default=3,
                         help="seeds of the first look (default 3)")
@@ -136,12 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
                              "27 ...)")
     decide.add_argument("--reference-seeds", type=positive_int, default=5,
                         help="seeds of the backpropagation and shallow references (default 5)")
-    parser.add_argument("--seed", type=_non_negative, default=0, help="first training seed")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="first training seed")
     parser.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1,
                         help="processes running runs at once (default: the cores)")
     parser.add_argument("--dask", default=None, metavar="ADDRESS",
                         help="a Dask scheduler's address, or 'local' for a LocalCluster here")
-    parser.add_argument("--fidelity-errors", type=_non_negative, default=512,
+    parser.add_argument("--fidelity-errors", type=non_negative_int, default=512,
                         help="error vectors of each run's fidelity measurement (0: none)")
     parser.add_argument("--json", action="store_true", help="print the summaries as strict JSON")
     return parser

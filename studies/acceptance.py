@@ -36,6 +36,8 @@ from photon.support.stats import describe, paired_margin_tests
 from dfa_bridge.training.experiment import run_experiment
 from dfa_bridge.training.trainer import History
 
+from .sweep.spec import FAMILIES
+
 __all__ = ["STUDIES", "STUDY_NAMES", "LM_STUDY", "GAP_MARGIN_POINTS", "GAP_ALPHA", "task_study",
            "gap_closed_pct", "run_study", "run_study_seeds", "study_markdown"]
 
@@ -151,9 +153,10 @@ def task_study(model: str, data, data_path=None, device: str = "lab-bench") -> d
         A study in the form of :data:`STUDIES` (runs, gaps, no goals): give it to
         :func:`run_study` or :func:`run_study_seeds` in place of a name.
     """
-    if model not in ("mlp", "gcn"):
-        raise ValueError(f"model = {model!r}: expected 'mlp' or 'gcn' (the transformer study is "
-                         "named 'transformer')")
+    if model not in FAMILIES or not FAMILIES[model]["higher_is_better"]:
+        raise ValueError(f"model = {model!r}: expected a classifier family, "
+                         f"{' or '.join(repr(m) for m, f in FAMILIES.items() if f['higher_is_better'])} "
+                         "(the transformer study is named 'transformer')")
     common = {"model": model, "data": data}
     if data_path is not None:
         common["data_path"] = data_path

@@ -26,5 +26,5 @@ def test_the_cora_study_checks_the_default_against_ideal_feedback():
     assert "encoder" not in cora["runs"]["dfa-lab-bench"]           # the default encoding
     assert cora["runs"]["dfa-lab-bench-ternary"]["encoder"] == "ternary"
     assert "dfa (lab-bench, default encoding) within 1.5 points of dfa (ideal)" in cora["goals"]
-    with pytest.raises(ValueError, match="model = 'transformer': expected 'mlp' or 'gcn'"):
+    with pytest.raises(ValueError, match="model = 'transformer': expected a classifier family, 'mlp' or 'gcn'"):
         task_study("transformer", "pydoc")

@@ -103,6 +103,11 @@ def failure_section(summary: dict, heading: str = "###") -> list[str]:
                          f"`{reference['point']['encoding']}`")
             if ref_swing is not None and swing > 1.5 * ref_swing:
                 text += ", and the final epoch lands anywhere in that band"
+        fixed = (entry.get("fidelity_snr_db") or {}).get("mean")
+        if fixed is not None and snr is not None and fixed - snr > 3.0:
+            text += (f". A fixed error set (an MLP's errors after two epochs of backprop) puts "
+                     f"this code at {fixed:.1f} dB and misses the failure: it shows on the "
+                     "errors of the run itself")
         spread = _spread(entry)
         text += (f". Across seeds its difference to ideal DFA spreads by {_num(spread, 2)} {unit} "
                  f"(std; worst seed {_num(worst, 1)})")

@@ -87,14 +87,19 @@ def _rows_per_fit(settings: dict, data) -> int:
 
 #: What a study needs to know of each model family, in one place: the metric it is scored
 #: on (and whether higher is better), the errors of its fidelity measurement, the feedback
-#: width ``S`` (from the resolved hyper-parameters) and the rows per encoder fit.
+#: width ``S`` (from the resolved hyper-parameters), the rows per encoder fit, its default
+#: data set, whether its data are a text corpus, and whether it reads a graph's node
+#: features alone.
 FAMILIES = {
     "mlp": {"metric": "test_accuracy", "higher_is_better": True, "errors": "classification",
-            "feedback_width": _mlp_width, "rows_per_fit": _rows_per_fit},
+            "feedback_width": _mlp_width, "rows_per_fit": _rows_per_fit,
+            "default_data": "digits", "text": False, "node_features": True},
     "gcn": {"metric": "test_accuracy", "higher_is_better": True, "errors": "classification",
-            "feedback_width": _mlp_width, "rows_per_fit": _rows_per_fit},
+            "feedback_width": _mlp_width, "rows_per_fit": _rows_per_fit,
+            "default_data": "digits", "text": False, "node_features": False},
     "transformer": {"metric": "val_perplexity", "higher_is_better": False, "errors": "language",
-                    "feedback_width": _lm_width, "rows_per_fit": lambda settings, data: 1024},
+                    "feedback_width": _lm_width, "rows_per_fit": lambda settings, data: 1024,
+                    "default_data": "pydoc", "text": True, "node_features": False},
 }
 
 
@@ -151,10 +156,10 @@ def code_version() -> dict:
 # ---------------------------------------------------------------------------- tasks
 @functools.lru_cache(maxsize=8)
 def _load_named(model: str, data: str, data_path: str | None, data_seed: int):
-    if model == "transformer":
+    if FAMILIES[model]["text"]:
         return load_text_dataset(data, data_path)
     dataset = load_dataset(data, data_path, seed=data_seed)
-    if model == "mlp" and hasattr(dataset, "feature_dataset"):
+    if FAMILIES[model]["node_features"] and hasattr(dataset, "feature_dataset"):
         dataset = dataset.feature_dataset()
     return dataset
 
@@ -205,7 +210,7 @@ class StudyTask:
         if self.model not in MODELS:
             raise ValueError(f"model = {self.model!r}: expected one of {', '.join(MODELS)}")
         if self.data is None:
-            object.__setattr__(self, "data", "pydoc" if self.model == "transformer" else "digits")
+            object.__setattr__(self, "data", FAMILIES[self.model]["default_data"])
         if self.budget is not None:
             object.__setattr__(self, "budget", check_int(self.unit, self.budget))
         check_seed("data_seed", self.data_seed)
@@ -380,14 +385,14 @@ AXES = {axis.name: axis for axis in (
     Axis("encoding", "error encoding", ("bitplanes-1", "ternary", "bitplanes-2", "bitplanes-3",
                                         "bitplanes-4", "bitplanes-6", "bitplanes-8"),
          lambda value, config: _encoding(value),
-         grid=("bitplanes-1", "ternary", "bitplanes-2", "bitplanes-4")),
+         grid=("ternary", "bitplanes-2", "bitplanes-4")),
     Axis("adc_bits", "camera bit depth", (1, 2, 3, 4, 5, 6, 8, 12), _adc_bits,
-         grid=(2, 3, 4, 8)),
+         grid=(2, 4, 8)),
     Axis("photon_budget", "photo-electrons per output (all inputs on)",
-         (1, 3, 10, 30, 100, 300, 1000, 3000), _photon_budget, grid=(3, 10, 30, 100)),
+         (1, 3, 10, 30, 100, 300, 1000, 3000), _photon_budget, grid=(3, 10, 100)),
     Axis("read_noise_e", "read noise (e- rms)", (1000.0, 300.0, 100.0, 30.0, 10.0, 3.0, 0.0),
          lambda value, config: ({"camera__read_noise_e": float(value)}, None),
-         grid=(300.0, 100.0, 30.0, 0.0)),
+         grid=(300.0, 30.0, 0.0)),
     Axis("tm_drift_time_s", "TM decorrelation time (device s)",
          (3.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 10000.0, "static"),
          lambda value, config: ({"medium__drift_time_s": None if value == "static"
