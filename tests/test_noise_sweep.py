@@ -413,3 +413,21 @@ def test_the_script_sweeps_a_users_planetoid_files_and_reruns_nothing(tmp_path):
     page = (out / "noise_sweep_gcn-cora_own_files.md").read_text()
     assert "Written by `python scripts/noise_sweep.py --out" in page and "--data-path" in page
     assert "[gcn-cora_own_files](noise_sweep_gcn-cora_own_files.md)" in (out / "index.md").read_text()
+
+
+@pytest.mark.slow
+def test_serial_workers_and_dask_give_identical_numbers_for_real_runs(tmp_path):
+    """Real training and fidelity: the same numbers from the three engines (one BLAS thread)."""
+    pytest.importorskip("dask.distributed")
+    task = dataclasses.replace(CORA, budget=3)
+    common = dict(task=task, rule=DecisionRule(first=2, cap=2), reference_seeds=1,
+                  fidelity_errors=64)
+    points = [{"encoding": "ternary"}, {"photon_budget": 30}]
+    serial = run_sweep(tmp_path / "a.jsonl", points, **common)
+    pooled = run_sweep(tmp_path / "b.jsonl", points, workers=2, **common)
+    dasked = run_sweep(tmp_path / "c.jsonl", points, workers=2, dask="local", **common)
+
+    def numbers(records):
+        return [{k: v for k, v in r["result"].items() if k != "seconds"} for r in records]
+
+    assert numbers(serial) == numbers(pooled) == numbers(dasked)

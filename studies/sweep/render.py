@@ -55,8 +55,9 @@ def decision_text(entry: dict, summary: dict) -> str:
     if test is None:
         return f"{mark} (waiting for seeds)"
     low, high = test["interval"]
-    return (f"{mark} ({decision['n']} seeds): {test['mean']:+.2f} [{low:+.2f}, {high:+.2f}] "
-            f"{_unit(summary)}")
+    pending = "" if decision["need"] is None else f", {decision['need']} seeds pending"
+    return (f"{mark} ({decision['n']} seeds{pending}): {test['mean']:+.2f} [{low:+.2f}, "
+            f"{high:+.2f}] {_unit(summary)}")
 
 
 def method_text(summary: dict) -> str:
@@ -69,6 +70,10 @@ def method_text(summary: dict) -> str:
     counts = design_answer(summary)["counts"]
     told = ", ".join(f"{counts.get(d, 0)} {d}" for d in ("equivalent", "worse", "better",
                                                             "undecided") if counts.get(d))
+    pending = sum(e["decision"]["need"] is not None for e in summary["points"])
+    if pending:
+        told += (f" ({pending} of the undecided are not finished: they wait for seeds; "
+                 "rerunning the command goes on from the stored runs)")
     difference = ("the paired difference in accuracy points (the setting's test accuracy "
                   "minus ideal DFA's at the same seed)" if summary["higher_is_better"] else
                   "the paired difference in percent of log perplexity, 100 ln(ideal / "
