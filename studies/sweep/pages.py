@@ -64,8 +64,8 @@ def failure_section(summary: dict, heading: str = "###") -> list[str]:
              "the update's angle to the backprop gradient (mean over layers); the feedback's "
              "SNR in training (median and lowest point over the steps); the SNR the error "
              "encoding alone allows (the code's own error projected exactly); and the test "
-             "score's range over the last 50 evaluations: how far the run still swings when "
-             "it stops." + (f" Ideal DFA's update angle: {ideal_angle:.0f} deg." if ideal_angle
+             "score's range over the last quarter of its evaluations (the last 50 epochs of "
+             "200): how far the run still swings when it stops." + (f" Ideal DFA's update angle: {ideal_angle:.0f} deg." if ideal_angle
                            else ""), ""]
     for entry in chosen + failing:
         tag = " (the default)" if entry in chosen else ""
@@ -97,7 +97,7 @@ def failure_section(summary: dict, heading: str = "###") -> list[str]:
         ref_swing = None if reference is None else _median(reference["per_seed"], "tail_std")
         if swing is not None:
             text += (f"; at the end of training its score still swings by "
-                     f"{_num(scale * swing, 1)} (std over the last 50 evaluations)")
+                     f"{_num(scale * swing, 1)} (std over the last quarter of the evaluations)")
             if ref_swing is not None:
                 text += (f" against {_num(scale * ref_swing, 1)} for "
                          f"`{reference['point']['encoding']}`")
@@ -146,7 +146,7 @@ def sweep_page(summary: dict, command: str, prefix: str, description: str = "",
             f"`{store_name}` (one line per run, keyed on its resolved settings: rerun the "
             "command to reproduce them; a run already stored is not computed again).", ""]
     body = markdown(summary, prefix=prefix, heading="##", description=description)
-    return "\n".join(head) + body + "\n\n" + "\n".join(failure_section(summary)) + "\n"
+    return "\n".join(head) + "\n" + body + "\n\n" + "\n".join(failure_section(summary)) + "\n"
 
 
 def index_page(directory) -> str:

@@ -186,8 +186,8 @@ def seed_table(entry: dict, summary: dict) -> str:
     """Per seed: the run's score, its difference to ideal DFA and its feedback in training."""
     scale, name = _scale(summary)
     lines = [f"| seed | {name} | vs ideal ({_unit(summary)}) | update angle (deg) | feedback "
-             "SNR in training: median, lowest (dB) | encoding alone (dB) | last 50 "
-             "evaluations: min .. max (std) |", "|---|---|---|---|---|---|---|"]
+             "SNR in training: median, lowest (dB) | encoding alone (dB) | last quarter of "
+             "the evaluations: min .. max (std) |", "|---|---|---|---|---|---|---|"]
     for row in entry["per_seed"]:
         value = "-" if row["value"] is None else f"{scale * row['value']:.2f}"
         diff = "-" if row["difference"] is None else f"{row['difference']:+.2f}"

@@ -231,7 +231,7 @@ def _seed_row(record: dict, metric: str, ideal: dict, higher: bool) -> dict:
     angles = result["alignment_deg"].get("update_vs_gradient")
     feedback = result.get("feedback") or {}
     curve = result.get("curve") or []
-    tail = [v for v in curve[-50:] if v is not None]
+    tail = [v for v in curve[-max(2, len(curve) // 4):] if v is not None]  # the last quarter
     feedback_curve = feedback.get("curve") or []
     start = feedback_curve[0][2] if feedback_curve else None
     return {"seed": record["settings"]["seed"], "value": value,
