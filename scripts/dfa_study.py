@@ -2,6 +2,9 @@
 
 Usage::
 
+    python scripts/dfa_study.py --seeds 3                  # Cora's GCN: bp, dfa ideal / lab-bench, shallow
+    python scripts/dfa_study.py --model gcn --data citeseer --seeds 3   # any task the trainer runs
+    python scripts/dfa_study.py --model gcn --data cora --data-path my_planetoid/ --seeds 3
     python scripts/dfa_study.py --study digits --json      # bp, dfa (ideal), dfa (lab-bench), shallow
     python scripts/dfa_study.py --study csbm --plot out/   # GCN bp, dfa, shallow; feature-only MLP
     python scripts/dfa_study.py --study transformer --steps 1500  # char Transformer: perplexities, gap closed
@@ -33,8 +36,9 @@ if importlib.util.find_spec("dfa_bridge") is None:  # run from a checkout withou
 
 from photon.support.arrays import BACKENDS  # noqa: E402
 from studies.plots import plot_alignment_curves, plot_learning_curves  # noqa: E402
+from dfa_bridge.data import DATASET_NAMES  # noqa: E402
 from studies.acceptance import (STUDY_NAMES, run_study,  # noqa: E402
-                                           run_study_seeds, study_markdown)
+                                           run_study_seeds, study_markdown, task_study)
 from photon.support.jsonio import dumps, write_json  # noqa: E402
 from photon.support.cli import run_main  # noqa: E402
 
@@ -44,7 +48,11 @@ __all__ = ["main"]
 def main(argv=None) -> int:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--study", choices=STUDY_NAMES, default="digits")
+    parser.add_argument("--study", choices=STUDY_NAMES, default=None,
+                        help="a named study (default cora), or give --model and --data")
+    parser.add_argument("--model", choices=("mlp", "gcn"), help="a task of your own: the model")
+    parser.add_argument("--data", choices=DATASET_NAMES, help="... and its data set")
+    parser.add_argument("--data-path", help="directory of your own files for --data")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int,
                         help="epochs of the digits and csbm studies (default: 30 mlp, 200 gcn)")
@@ -57,6 +65,16 @@ def main(argv=None) -> int:
                         help="seeds --seed .. --seed + N - 1, summarized with 95 %% intervals")
     parser.add_argument("--out", metavar="DIR", help="write the study's results page in DIR")
     args = parser.parse_args(argv)
+    if args.model or args.data or args.data_path:
+        if args.study:
+            parser.error("--study: expected either a named study or --model with --data")
+        if not (args.model and args.data):
+            parser.error("--model and --data: expected both for a task of your own")
+        args.study = task_study(args.model, args.data, args.data_path)
+        args.study_name = args.study["name"]
+    else:
+        args.study = args.study or "cora"
+        args.study_name = args.study
     if args.seeds < 1:
         parser.error(f"--seeds {args.seeds}: expected a positive integer")
     for option, value in (("--out", args.out), ("--plot", args.plot)):
@@ -80,16 +98,16 @@ def main(argv=None) -> int:
     if args.plot:
         directory = pathlib.Path(args.plot)
         directory.mkdir(parents=True, exist_ok=True)
-        plots = [plot_learning_curves(histories, directory / f"{args.study}_learning.png")]
-        plots += [plot_alignment_curves(history, directory / f"{args.study}_{label}_alignment.png",
-                                        f"{args.study}: {label}")
+        plots = [plot_learning_curves(histories, directory / f"{args.study_name}_learning.png")]
+        plots += [plot_alignment_curves(history, directory / f"{args.study_name}_{label}_alignment.png",
+                                        f"{args.study_name}: {label}")
                   for label, history in histories.items() if summary["runs"][label]["method"] == "dfa"]
         summary["plots"] = [str(path) for path in plots]
-        (directory / f"{args.study}.json").write_text(json.dumps(summary, indent=2))
+        (directory / f"{args.study_name}.json").write_text(json.dumps(summary, indent=2))
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0
-    print(f"study {args.study}, seed {args.seed}")
+    print(f"study {args.study_name}, seed {args.seed}")
     for label, accuracy in summary["accuracy_pct"].items():
         print(f"  {label:<16} {accuracy:6.2f} %")
     for gap, value in summary["gaps_pt"].items():
@@ -112,9 +130,9 @@ def _run_over_seeds(parser, args, report, argv) -> int:
         directory.mkdir(parents=True, exist_ok=True)
         command = "python scripts/dfa_study.py " + shlex.join(
             sys.argv[1:] if argv is None else list(argv))
-        figure = None if args.study == "transformer" else f"{args.study}_learning.png"
-        write_json(directory / f"{args.study}.json", result)
-        (directory / f"{args.study}.md").write_text(study_markdown(result, command, figure),
+        figure = None if args.study == "transformer" else f"{args.study_name}_learning.png"
+        write_json(directory / f"{args.study_name}.json", result)
+        (directory / f"{args.study_name}.md").write_text(study_markdown(result, command, figure),
                                                      encoding="utf-8")
         if figure:
             plot_learning_curves(histories, directory / figure)
@@ -122,7 +140,7 @@ def _run_over_seeds(parser, args, report, argv) -> int:
     if args.json:
         print(dumps(result, indent=2))
         return 0
-    print(f"study {args.study}, seeds {', '.join(map(str, result['seeds']))} "
+    print(f"study {args.study_name}, seeds {', '.join(map(str, result['seeds']))} "
           "(mean +- 95 % interval)")
     for label, entry in result["runs"].items():
         half = "" if entry["ci95"] is None else f" +- {entry['ci95']:.2f}"
@@ -139,10 +157,11 @@ def _run_over_seeds(parser, args, report, argv) -> int:
 
 def _write_index(directory: pathlib.Path) -> None:
     """``index.md``: a link to every study page in ``directory``."""
-    pages = [name for name in STUDY_NAMES if (directory / f"{name}.md").exists()]
+    pages = sorted(path.stem for path in directory.glob("*.md") if path.name != "index.md")
     lines = ["# DFA acceptance studies", "",
              "Each page is written by `python scripts/dfa_study.py --study NAME --seeds N --out "
-             "DIR` and states the exact command of its run.", ""]
+             "DIR` (or `--model M --data D` for any task) and states the exact command of its "
+             "run.", ""]
     lines += [f"* [{name}]({name}.md)" for name in pages]
     (directory / "index.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
 

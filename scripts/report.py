@@ -10,22 +10,25 @@ On the embedded defaults (the ``lab-bench`` virtual OPU, scikit-learn's digits) 
 1. calibrates the virtual device that will carry the DFA feedback (10 inputs, one per
    class, onto 512 outputs) from its frames alone, and draws calibration quality
    against frames for the noise-free and the noisy preset;
-2. trains the digits MLP (two hidden layers of 256 tanh units) with backpropagation,
-   DFA with ideal Gaussian feedback, DFA through the virtual OPU and DFA through the
-   *calibrated* device (the estimated TM predicting what the OPU would measure), and the
-   shallow baseline;
+2. shows DFA on Cora's GCN over seeds, read from the noise study's store
+   (``docs/noise/noise_sweep.jsonl``, or ``--store``): backpropagation, DFA with ideal
+   feedback, DFA through the ``lab-bench`` virtual OPU with the default error encoding and
+   with the design answer's, the shallow baseline; then trains the digits MLP through the
+   virtual OPU and through the *calibrated* device (the estimated TM predicting what the
+   OPU would measure);
 3. measures the feedback device's noise budget (every source against its prediction)
-   and sweeps the GCN on the block model over camera bit depth, photon budget and error
-   encoding, three seeds per point, with the design answer (the lowest setting at which
-   DFA through the device stays within a point of ideal feedback);
+   and shows the noise study's decisions on Cora's GCN from the same store: each setting
+   equivalent to ideal feedback, worse, or undecided (paired two one-sided tests), the
+   design answer (the cheapest setting within the margin) and the cost front;
 4. compares the OPU's modelled throughput with a dense projection measured here;
 5. measures what a TF32 or bf16 transmission matrix changes in the speckle;
 6. compares the OPU with what a GPU user would pick: the structured projection (SRHT)
    measured here, H100 / H200 roofline models, and the DFA training step's cost model
    (checked against a step measured here) with its crossover map;
 
-and writes ``OUT/index.md``: every number in it comes from this run. Progress goes to
-stderr throughout.
+and writes ``OUT/index.md``: every number in it comes from this run, but the stored DFA
+runs of sections 2 and 3, which it reads (never recomputes: ``scripts/noise_sweep.py``
+writes them) and whose code version it states. Progress goes to stderr throughout.
 """
 
 from __future__ import annotations
@@ -33,7 +36,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import os
 import pathlib
 import shlex
 import sys
@@ -47,11 +49,14 @@ import numpy as np  # noqa: E402
 from calibration import calibrate, row_correlation  # noqa: E402
 from studies.calibration_quality import PUBLISHED_R, plot_quality, quality_against_frames  # noqa: E402
 from dfa_bridge import run_experiment  # noqa: E402
-from studies.plots import plot_learning_curves  # noqa: E402
 from studies.noise_budget import (budget_check, budget_markdown,  # noqa: E402
                                              classification_errors, noise_budget)
-from studies.sweep import (markdown_table, plot_sweep, read_results, run_sweep,  # noqa: E402
-                                      sweep_points)
+from studies.sweep import (TASKS, DecisionRule, design_answer, summarize,  # noqa: E402
+                           sweep_points)
+from studies.sweep.collect import stored_sweep  # noqa: E402
+from studies.sweep.pages import default_encoding, failure_section  # noqa: E402
+from studies.sweep.render import code_text, decision_text, plot_sweep  # noqa: E402
+from studies.sweep.render import markdown as sweep_markdown  # noqa: E402
 from devices import OPU, VirtualDevice, open_device  # noqa: E402
 from studies.throughput import crossovers, plot_throughput, throughput_table  # noqa: E402
 from photon import resolve_config  # noqa: E402
@@ -101,53 +106,81 @@ def _calibration_section(out: pathlib.Path, seed: int) -> tuple[dict, object]:
     return numbers, result.device()
 
 
-def _training_section(out: pathlib.Path, calibrated, epochs: int, seed: int) -> dict:
-    runs = {"bp": ("bp", None), "dfa (ideal feedback)": ("dfa", "ideal"),
-            f"dfa ({PRESET} OPU)": ("dfa", PRESET),
-            "dfa (calibrated device)": ("dfa", calibrated), "shallow": ("shallow", None)}
-    results, histories = {}, {}
-    for label, (method, feedback) in runs.items():
+def _calibrated_section(calibrated, epochs: int, seed: int) -> dict:
+    """The digits MLP through the virtual OPU and through its calibrated twin (one seed)."""
+    runs = {f"dfa ({PRESET} OPU)": PRESET, "dfa (calibrated device)": calibrated}
+    results = {}
+    for label, feedback in runs.items():
         _say(f"training the digits MLP: {label}, {epochs} epochs")
-        result, history = run_experiment("mlp", "digits", method, feedback, epochs=epochs,
-                                         seed=seed, progress=False)
+        result, _ = run_experiment("mlp", "digits", "dfa", feedback, epochs=epochs, seed=seed,
+                                   progress=False)
         results[label] = {key: result[key] for key in
                           ("test_accuracy", "train_loss", "seconds", "alignment_deg")}
         results[label]["frames"] = (result["feedback"] or {}).get("frames_acquired")
-        histories[label] = history
-    plot_learning_curves(histories, out / "learning_curves.png")
     return results
 
 
-SWEEP_TASK = "gcn"       # section 3: a task where hidden-layer learning carries the result
-SWEEP_AXES = ("adc_bits", "photon_budget", "encoding")
-SWEEP_SEEDS = 3
+#: The noise study the report reads (the store of docs/noise, written by SWEEP_COMMAND).
+STORE = pathlib.Path(__file__).resolve().parent.parent / "docs" / "noise" / "noise_sweep.jsonl"
+SWEEP_TASK = "gcn-cora"
+SWEEP_AXES = ("encoding",)
+SWEEP_PAIRS = (("encoding", "adc_bits"), ("photon_budget", "read_noise_e"))
+SWEEP_COMMAND = ("python scripts/noise_sweep.py --out docs/noise --task gcn-cora --axes "
+                 + " ".join(SWEEP_AXES) + " --pairs "
+                 + " ".join(f"{a}:{b}" for a, b in SWEEP_PAIRS))
 
 
-def _sweep_section(out: pathlib.Path, epochs: int | None, seed: int) -> dict:
-    """Section 3: the feedback's noise budget, then the sweep with error bars.
+def _stored_study(out: pathlib.Path, store: pathlib.Path) -> dict:
+    """The noise study of Cora's GCN as stored: records, summary, figures (nothing computed)."""
+    task = TASKS[SWEEP_TASK]
+    points = sweep_points(SWEEP_AXES, SWEEP_PAIRS)
+    _say(f"reading the noise study of {SWEEP_TASK} from {store}")
+    records, missing = stored_sweep(store, points, task=task, base=PRESET)
+    if not any("reference" not in r["label"]["point"] for r in records):
+        return {"records": records, "summary": None, "missing": missing, "figures": []}
+    summary = summarize(records, DecisionRule())
+    figures = plot_sweep(summary, out, prefix="noise_sweep")
+    return {"records": records, "summary": summary, "missing": missing,
+            "figures": [p.name for p in figures]}
 
-    The noise budget of the ``lab-bench`` feedback device (MLP errors, ternary encoding,
-    every source measured alone and predicted); then the GCN on the block model swept
-    over camera bit depth, photon budget and error encoding, ``SWEEP_SEEDS`` seeds per
-    point, in parallel on this machine's cores, resumable from ``noise_sweep.jsonl``.
-    Returns the budget, the sweep's records, its figures and how many runs an earlier
-    run with the same settings had finished.
-    """
+
+def _cora_rows(study: dict) -> list[dict]:
+    """Section 2's rows: bp, ideal, the default and the answer's encodings, shallow."""
+    summary = study["summary"]
+    if summary is None:
+        return []
+    entries = {e["label"]: e for e in summary["points"]}
+    default = default_encoding(summary["model"])
+    answer = next((a for a in design_answer(summary)["per_axis"] if a["axis"] == "encoding"),
+                  None)
+    chosen = None if answer is None else answer["cheapest_equivalent"]
+    rows = [("backpropagation", summary["references"].get("bp")),
+            ("DFA, ideal feedback", summary["references"].get("ideal")),
+            (f"DFA through `{PRESET}`, default encoding `{default}`",
+             entries.get(f"encoding={default}"))]
+    if chosen is not None and chosen != default:
+        rows.append((f"DFA through `{PRESET}`, the design answer's encoding `{chosen}`",
+                     entries.get(f"encoding={chosen}")))
+    if default != "ternary":
+        rows.append((f"DFA through `{PRESET}`, ternary encoding (the former default)",
+                     entries.get("encoding=ternary")))
+    rows.append(("shallow (last layer only)", summary["references"].get("shallow")))
+    return [{"run": label, "entry": entry} for label, entry in rows if entry is not None]
+
+
+def _budget_section(seed: int) -> dict:
+    """Section 3's noise budget of the feedback device, on Cora's GCN errors."""
     _say("noise budget of the feedback device: every source alone, against its prediction")
-    budget = noise_budget(PRESET, classification_errors("digits", 1024, seed=seed),
-                          n_out=HIDDEN_TOTAL, macropixel_mirrors=MACROPIXEL_MIRRORS)
+    task = TASKS[SWEEP_TASK]
+    encoder, n_bits = default_encoding(task.model), None
+    if encoder.startswith("bitplanes"):
+        encoder, n_bits = "bitplanes", int(encoder.split("-")[1])
+    errors = classification_errors(task.data, 1024, seed=seed, batch_size=task.rows_per_fit())
+    errors = errors.with_encoder(encoder, n_bits or 4)
+    budget = noise_budget(PRESET, errors, n_out=task.feedback_width(),
+                          macropixel_mirrors=MACROPIXEL_MIRRORS)
     budget["check"] = budget_check(budget)
-    points = sweep_points(SWEEP_AXES)
-    path = out / "noise_sweep.jsonl"
-    earlier = {r["key"] for r in read_results(path)}
-    _say(f"noise sweep ({SWEEP_TASK}): {len(points)} points and the references, {SWEEP_SEEDS} "
-         f"seeds each, on {os.cpu_count()} processes (resumable: {path})")
-    records = run_sweep(path, points, task=SWEEP_TASK, base=PRESET, budget=epochs,
-                        seeds=SWEEP_SEEDS, seed=seed, fidelity_errors=256,
-                        workers=os.cpu_count() or 1)
-    figures = plot_sweep(records, out)
-    return {"budget": budget, "records": records, "figures": figures,
-            "resumed": sum(r["key"] in earlier for r in records)}
+    return budget
 
 
 def _throughput_section(out: pathlib.Path, max_exp: int) -> tuple[list, dict]:
@@ -218,17 +251,64 @@ def _opu_vs_gpu_section(out: pathlib.Path, max_exp: int, seed: int) -> tuple[dic
     return numbers, "\n".join(lines)
 
 
+def _cora_lines(numbers: dict) -> list[str]:
+    """Section 2: DFA on Cora's GCN over seeds, from the store."""
+    study = numbers["study"]
+    lines = ["## 2. DFA on Cora's GCN, over seeds", ""]
+    if study["summary"] is None:
+        return lines + [f"No stored runs of `{SWEEP_TASK}` in `{numbers['store']}`: write them "
+                        f"with `{SWEEP_COMMAND}` (this report reads them, never computes them).",
+                        ""]
+    summary = study["summary"]
+    lines += [f"Read from `{numbers['store']}`, the store `{SWEEP_COMMAND}` writes and "
+              "docs/noise reads. " + code_text(summary), "",
+              f"Two-layer GCN (64 hidden ReLU units), 200 full-batch epochs on Cora (Planetoid "
+              f"split, 1,000 test nodes); DFA's feedback through the `{PRESET}` virtual OPU with "
+              "every noise source on. Each row over seeds 0, 1, ...: mean ± the half-width "
+              "of the 95 % Student-t interval; the device rows also against ideal DFA at the same "
+              "seeds, decided by paired two one-sided tests within "
+              f"{summary['rule']['margin_text']} (section 3 states the method).", "",
+              "| run | test accuracy (%) | seeds | vs ideal DFA: decision (seeds): mean "
+              "[interval] | update angle (deg) | feedback SNR in training (dB) |",
+              "|---|---|---|---|---|---|"]
+    for row in numbers["cora_rows"]:
+        entry = row["entry"]
+        metric = entry["metric"]
+        value = "-" if metric is None else (
+            f"{100 * metric['mean']:.2f}" + ("" if metric["ci95"] is None
+                                             else f" ± {100 * metric['ci95']:.2f}"))
+        decision = "-" if "decision" not in entry else decision_text(entry, summary)
+        angles = "-" if not entry["angles"] else ", ".join(
+            f"{a['mean']:.0f}" for a in entry["angles"] if a)
+        snr = "-" if entry["snr_db"] is None else f"{entry['snr_db']['mean']:.1f}"
+        lines.append(f"| {row['run']} | {value} | {entry['n']} | {decision} | {angles} | {snr} |")
+    lines += ["", "Why the ternary code fails on this task, seed by seed, and how a run shows "
+              "it coming: section 3.", ""]
+    return lines
+
+
+def _sweep_text(study: dict) -> str:
+    """Section 3's decisions, the same Markdown as docs/noise (one store, one renderer)."""
+    if study["summary"] is None:
+        return f"No stored runs to show: write them with `{SWEEP_COMMAND}`."
+    text = sweep_markdown(study["summary"], prefix="noise_sweep", heading="####",
+                          description=TASKS[SWEEP_TASK].description)
+    if study["missing"]["points"]:
+        text += (f"\n\n{len(study['missing']['points'])} setting(s) of the study have no stored "
+                 f"run yet (`{SWEEP_COMMAND}` computes them).")
+    return text + "\n\n" + "\n".join(failure_section(study["summary"], heading="#####"))
+
+
 def _markdown(numbers: dict) -> str:
-    cal, training = numbers["calibration"], numbers["training"]
+    cal, training = numbers["calibration"], numbers["calibrated"]
     cam, truth = cal["camera"], cal["camera_truth"]
     lines = [
         "# Co-design report",
         "",
         f"Written by `{numbers['command']}` in {numbers['seconds']:.0f} s; every number "
         "below comes from that run (seed "
-        f"{numbers['seed']})"
-        + (", but for the resumed sweep points of section 3." if numbers["sweep_resumed_points"]
-           else "."),
+        f"{numbers['seed']}), but the DFA runs of sections 2 and 3, read from the store "
+        f"`{numbers['store']}` (written by `{SWEEP_COMMAND}`; this report computes none of them).",
         "",
         "## 1. Calibration of the feedback device",
         "",
@@ -247,18 +327,20 @@ def _markdown(numbers: dict) -> str:
         "",
         "![calibration quality](calibration_quality.png)",
         "",
-        "## 2. Training the digits MLP (64-256-256-10, tanh)",
-        "",
-        "| run | test accuracy | final loss | update angle (deg) | device frames | seconds |",
-        "|---|---|---|---|---|---|",
     ]
+    lines += _cora_lines(numbers)
+    lines += ["### The digits MLP through the device and through its calibrated twin", "",
+              "One seed: DFA through the `lab-bench` virtual OPU (its default encoding) and "
+              "through the device calibrated in section 1 (the estimated TM predicting what the "
+              "OPU would measure).", "",
+              "| run | test accuracy | final loss | update angle (deg) | device frames | seconds |",
+              "|---|---|---|---|---|---|"]
     for label, r in training.items():
         angles = r["alignment_deg"]["update_vs_gradient"]
         angle = "-" if angles is None else ", ".join(f"{a:.0f}" for a in angles)
         lines.append(f"| {label} | {100 * r['test_accuracy']:.2f} % | {r['train_loss']:.3f} | "
                      f"{angle} | {r['frames'] or '-'} | {r['seconds']:.1f} |")
-    lines += ["", "![learning curves](learning_curves.png)", "",
-              "## 3. Noise and quantization", "",
+    lines += ["", "## 3. Noise and quantization", "",
               "### What the feedback device delivers: the noise budget", "",
               "How far the device's feedback `B_hat e` is from the exact `B e` of its own "
               "transmission matrix, and the error variance each source adds when switched on "
@@ -266,13 +348,8 @@ def _markdown(numbers: dict) -> str:
               "(docs/design.md section 7):", "", numbers["noise_budget_table"], "",
               "Every source within 0.8 .. 1.25 of its prediction and the sum within 20 % of "
               f"the total: **{'yes' if numbers['noise_budget']['check']['all'] else 'no'}**.",
-              "", "### What DFA needs: the sweep", ""]
-    if numbers["sweep_resumed_points"]:
-        lines += [f"{numbers['sweep_resumed_points']} of these runs were finished by an earlier "
-                  "run with the same settings and reused from `noise_sweep.jsonl`; delete it for "
-                  "a fresh sweep.", ""]
+              "", "### What DFA needs: the decisions", ""]
     lines += [numbers["sweep_table"], ""]
-    lines += [f"![{p}]({p})" for p in numbers["sweep_figures"]]
     marks = numbers["throughput_marks"]
     lines += ["", "## 4. Throughput: OPU (modelled) against a dense projection (measured)", "",
               "Energy of the CPU uses an assumed 25 W (two busy cores); the OPU's is its 30 W "
@@ -294,9 +371,10 @@ def main(argv=None) -> int:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="report", help="output directory (default report/)")
-    parser.add_argument("--epochs", type=int, default=30, help="epochs of each training run")
-    parser.add_argument("--sweep-epochs", type=int, default=None,
-                        help="epochs of each sweep run (default: the GCN task's)")
+    parser.add_argument("--epochs", type=int, default=10,
+                        help="epochs of the digits runs through the device and its twin")
+    parser.add_argument("--store", default=None,
+                        help="the noise study's store to read (default docs/noise/noise_sweep.jsonl)")
     parser.add_argument("--max-exp", type=int, default=14, help="largest size 2^k of the "
                         "throughput comparison")
     parser.add_argument("--seed", type=int, default=0)
@@ -308,16 +386,18 @@ def main(argv=None) -> int:
         sys.argv[1:] if argv is None else list(argv))}
     numbers["calibration"], calibrated = _calibration_section(out, args.seed)
     _say(f"calibration done at {time.perf_counter() - start:.0f} s")
-    numbers["training"] = _training_section(out, calibrated, args.epochs, args.seed)
+    store = pathlib.Path(args.store) if args.store else STORE
+    numbers["store"] = args.store or "docs/noise/noise_sweep.jsonl"
+    study = _stored_study(out, store)
+    numbers["study"] = {"summary": study["summary"], "missing_points": study["missing"]["points"],
+                        "runs": len(study["records"]), "figures": study["figures"]}
+    numbers["cora_rows"] = _cora_rows(study)
+    numbers["calibrated"] = _calibrated_section(calibrated, args.epochs, args.seed)
     _say(f"training done at {time.perf_counter() - start:.0f} s")
-    section = _sweep_section(out, args.sweep_epochs, args.seed)
-    _say(f"sweep done at {time.perf_counter() - start:.0f} s")
-    numbers["noise_budget"] = section["budget"]
-    numbers["noise_budget_table"] = budget_markdown(section["budget"])
-    numbers["sweep_resumed_points"] = section["resumed"]
-    numbers["sweep_runs"] = len(section["records"])
-    numbers["sweep_table"] = markdown_table(section["records"])
-    numbers["sweep_figures"] = [p.name for p in section["figures"]]
+    numbers["noise_budget"] = _budget_section(args.seed)
+    numbers["noise_budget_table"] = budget_markdown(numbers["noise_budget"])
+    numbers["sweep_runs"] = len(study["records"])
+    numbers["sweep_table"] = _sweep_text(study)
     numbers["throughput"], numbers["throughput_marks"] = _throughput_section(out, args.max_exp)
     _say("TM precision: float32, tf32, bf16")
     numbers["precision"] = precision_effect(resolve_config(PRESET, n_in=1024, n_out=4096))

@@ -1,5 +1,9 @@
 """The acceptance studies: several methods on one task, same seeds and epochs, with goals.
 
+``cora``    The two-layer GCN on the Cora citation graph (Planetoid split): ``bp``,
+            ``dfa`` with ideal feedback, ``dfa`` through the ``lab-bench`` virtual OPU with
+            the default error encoding and with a ternary code, ``shallow``. The default
+            study: hidden learning and feedback quality both show on it.
 ``digits``  MLP (2 x 256 tanh) on scikit-learn's digits: ``bp``, ``dfa`` with ideal
             feedback, ``dfa`` through the ``lab-bench`` virtual OPU (ternarized error,
             8-bit camera, every noise source on) and ``shallow``.
@@ -12,22 +16,34 @@
             validation perplexity per character, the share of the shallow-to-bp gap dfa
             closes, and each run's wall time.
 
+Any task the trainer runs is a study too (:func:`task_study`: a model family on a named
+data set, a user's files or a data set object): ``bp``, ``dfa`` ideal, ``dfa`` through a
+device, ``shallow``.
+
 Each study reports every run's result, the accuracy gaps in points, and each goal of
 the issue next to the measured value (docs/design.md section 7: a study states its
-reference next to its own result).
+reference next to its own result). Over several seeds every gap is also a decision
+(:data:`GAP_MARGIN_POINTS`): equivalent within the margin by a paired two one-sided test
+at 5 %, worse or better beyond it, or undecided (:func:`photon.support.stats.paired_tost`).
 """
 
 from __future__ import annotations
 
 from typing import Callable, Sequence
 
-from photon.support.stats import describe
+from photon.support.stats import describe, paired_margin_tests
 
 from dfa_bridge.training.experiment import run_experiment
 from dfa_bridge.training.trainer import History
 
-__all__ = ["STUDIES", "STUDY_NAMES", "LM_STUDY", "gap_closed_pct", "run_study", "run_study_seeds",
-           "study_markdown"]
+from .sweep.spec import FAMILIES
+
+__all__ = ["STUDIES", "STUDY_NAMES", "LM_STUDY", "GAP_MARGIN_POINTS", "GAP_ALPHA", "task_study",
+           "gap_closed_pct", "run_study", "run_study_seeds", "study_markdown"]
+
+#: Margin (accuracy points) and level of the paired decision on every gap over seeds.
+GAP_MARGIN_POINTS = 1.0
+GAP_ALPHA = 0.05
 
 
 def _max_angle(result: dict) -> float:
@@ -38,6 +54,27 @@ def _max_angle(result: dict) -> float:
 #: name -> runs (label -> run_experiment arguments), gaps (a, b: accuracy of a minus b, in
 #: points) and goals (claim -> (accuracies in %, results) -> (measured value, met)).
 STUDIES: dict[str, dict] = {
+    "cora": {
+        "runs": {
+            "bp": {"model": "gcn", "data": "cora", "method": "bp"},
+            "dfa-ideal": {"model": "gcn", "data": "cora", "method": "dfa"},
+            "dfa-lab-bench": {"model": "gcn", "data": "cora", "method": "dfa",
+                              "feedback": "lab-bench"},
+            "dfa-lab-bench-ternary": {"model": "gcn", "data": "cora", "method": "dfa",
+                                      "feedback": "lab-bench", "encoder": "ternary"},
+            "shallow": {"model": "gcn", "data": "cora", "method": "shallow"},
+        },
+        "gaps": (("dfa-ideal", "bp"), ("dfa-lab-bench", "dfa-ideal"),
+                 ("dfa-lab-bench-ternary", "dfa-ideal"), ("dfa-ideal", "shallow")),
+        "goals": {
+            "bp test accuracy >= 80 %": lambda a, r: (a["bp"], a["bp"] >= 80.0),
+            "dfa (lab-bench, default encoding) within 1.5 points of dfa (ideal)":
+                lambda a, r: (a["dfa-lab-bench"] - a["dfa-ideal"],
+                              a["dfa-ideal"] - a["dfa-lab-bench"] <= 1.5),
+            "shallow more than 10 points below dfa (ideal)":
+                lambda a, r: (a["shallow"] - a["dfa-ideal"], a["dfa-ideal"] - a["shallow"] > 10),
+        },
+    },
     "digits": {
         "runs": {
             "bp": {"model": "mlp", "data": "digits", "method": "bp"},
@@ -96,6 +133,42 @@ LM_STUDY = {
 STUDY_NAMES = tuple(STUDIES) + ("transformer",)
 
 
+def task_study(model: str, data, data_path=None, device: str = "lab-bench") -> dict:
+    """A study of any task the trainer runs: ``bp``, ``dfa`` ideal and through ``device``, ``shallow``.
+
+    Parameters
+    ----------
+    model
+        ``"mlp"`` or ``"gcn"`` (accuracy; the Transformer has its own study).
+    data
+        A data set name, or a data set object of your own (``Dataset``, ``GraphData``).
+    data_path
+        Directory of your own files for a named data set.
+    device
+        The feedback device of the ``dfa-device`` run (its family's default encoding).
+
+    Returns
+    -------
+    dict
+        A study in the form of :data:`STUDIES` (runs, gaps, no goals): give it to
+        :func:`run_study` or :func:`run_study_seeds` in place of a name.
+    """
+    if model not in FAMILIES or not FAMILIES[model]["higher_is_better"]:
+        raise ValueError(f"model = {model!r}: expected a classifier family, "
+                         f"{' or '.join(repr(m) for m, f in FAMILIES.items() if f['higher_is_better'])} "
+                         "(the transformer study is named 'transformer')")
+    common = {"model": model, "data": data}
+    if data_path is not None:
+        common["data_path"] = data_path
+    label = data if isinstance(data, str) else getattr(data, "name", "data")
+    return {"name": f"{model}-{label}", "runs": {
+        "bp": {**common, "method": "bp"}, "dfa-ideal": {**common, "method": "dfa"},
+        "dfa-device": {**common, "method": "dfa", "feedback": device},
+        "shallow": {**common, "method": "shallow"}},
+        "gaps": (("dfa-ideal", "bp"), ("dfa-device", "dfa-ideal"), ("dfa-ideal", "shallow")),
+        "goals": {}}
+
+
 def gap_closed_pct(perplexity: dict, label: str = "dfa-ideal") -> float:
     """Share of the shallow-to-bp perplexity gap that run ``label`` closes, in percent."""
     gap = perplexity["shallow"] - perplexity["bp"]
@@ -129,7 +202,8 @@ def _run_lm_study(seed, epochs, steps, progress, on_run, options):
     return summary, histories
 
 
-def run_study(name: str, seed: int = 0, epochs: int | None = None, progress: bool | None = None,
+def run_study(name: str | dict, seed: int = 0, epochs: int | None = None,
+              progress: bool | None = None,
               on_run: Callable[[str, dict], None] | None = None, *, steps: int | None = None,
               **options) -> tuple[dict, dict[str, History]]:
     """Run every configuration of a study with the same seeds and budget.
@@ -137,9 +211,9 @@ def run_study(name: str, seed: int = 0, epochs: int | None = None, progress: boo
     Parameters
     ----------
     name
-        ``"digits"``, ``"csbm"`` or ``"transformer"`` (trained in ``steps``; the summary
-        holds ``val_perplexity``, ``gap_closed_pct`` and ``seconds`` instead of
-        accuracies).
+        ``"cora"``, ``"digits"``, ``"csbm"`` or ``"transformer"`` (trained in ``steps``;
+        the summary holds ``val_perplexity``, ``gap_closed_pct`` and ``seconds`` instead
+        of accuracies), or a study of :func:`task_study`.
     seed
         Training seed shared by every run.
     epochs
@@ -164,9 +238,13 @@ def run_study(name: str, seed: int = 0, epochs: int | None = None, progress: boo
     """
     if name == "transformer":
         return _run_lm_study(seed, epochs, steps, progress, on_run, options)
-    if name not in STUDIES:
-        raise ValueError(f"study = {name!r}: expected one of {', '.join(STUDIES)}")
-    study = STUDIES[name]
+    if isinstance(name, dict):
+        study, name = name, name.get("name", "task")
+    elif name in STUDIES:
+        study = STUDIES[name]
+    else:
+        raise ValueError(f"study = {name!r}: expected one of {', '.join(STUDY_NAMES)} or a "
+                         "task_study(...)")
     results, histories = {}, {}
     for label, arguments in study["runs"].items():
         results[label], histories[label] = run_experiment(
@@ -184,7 +262,7 @@ def run_study(name: str, seed: int = 0, epochs: int | None = None, progress: boo
     return summary, histories
 
 
-def run_study_seeds(name: str, seeds: Sequence[int], epochs: int | None = None,
+def run_study_seeds(name: str | dict, seeds: Sequence[int], epochs: int | None = None,
                     progress: bool | None = None,
                     on_run: Callable[[str, dict], None] | None = None, *,
                     steps: int | None = None, **options) -> tuple[dict, dict[str, History]]:
@@ -194,7 +272,9 @@ def run_study_seeds(name: str, seeds: Sequence[int], epochs: int | None = None,
     differences between runs are paired). Every figure is summarized by
     :func:`photon.support.stats.describe`: mean, standard deviation and the half-width of
     the 95 % Student-t interval of the mean. A gap whose interval contains zero is
-    flagged ``within_noise``.
+    flagged ``within_noise``; over two seeds or more an accuracy gap also carries its
+    ``decision`` (:data:`GAP_MARGIN_POINTS`, paired two one-sided tests at
+    :data:`GAP_ALPHA`: ``equivalent``, ``worse``, ``better`` or ``undecided``).
 
     Parameters
     ----------
@@ -223,6 +303,7 @@ def run_study_seeds(name: str, seeds: Sequence[int], epochs: int | None = None,
         summaries.append(summary)
         first = histories if first is None else first
     language = name == "transformer"
+    name = summaries[0]["study"]
     metric = "val_perplexity" if language else "accuracy_pct"
     labels = list(summaries[0][metric])
     runs = {label: describe([s[metric][label] for s in summaries]) for label in labels}
@@ -240,6 +321,11 @@ def run_study_seeds(name: str, seeds: Sequence[int], epochs: int | None = None,
         entry = describe(values)
         entry["within_noise"] = (entry["ci95"] is not None
                                  and abs(entry["mean"]) <= entry["ci95"])
+        if not language and len(values) > 1:
+            test = paired_margin_tests(values, GAP_MARGIN_POINTS, GAP_ALPHA)
+            entry["decision"] = {"decision": test["decision"], "interval": test["interval"],
+                                 "margin": GAP_MARGIN_POINTS, "alpha": GAP_ALPHA,
+                                 "p_tost": test["p_tost"], "p_worse": test["p_worse"]}
         gaps[gap] = entry
     goals = {claim: {**describe([s["goals"][claim]["value"] for s in summaries]),
                      "met_in": sum(bool(s["goals"][claim]["met"]) for s in summaries),
@@ -279,15 +365,31 @@ def study_markdown(result: dict, command: str, figure: str | None = None) -> str
              f"| run | {unit} | seconds |", "|---|---|---|"]
     for label, entry in result["runs"].items():
         lines.append(f"| {label} | {_estimate(entry)} | {_estimate(result['seconds'][label], 1)} |")
-    lines += ["", "| difference | value | reading |", "|---|---|---|"]
+    decided = any("decision" in entry for entry in result["gaps"].values())
+    if decided:
+        lines += ["", f"Each accuracy gap is also decided: *equivalent* within ±"
+                  f"{GAP_MARGIN_POINTS:g} point when both one-sided paired t tests (TOST) "
+                  f"reject a gap beyond it at {100 * GAP_ALPHA:g} %, *worse* or *better* when a "
+                  f"one-sided test puts it beyond the margin, *undecided* otherwise; the "
+                  f"interval is the {100 * (1 - 2 * GAP_ALPHA):g} % interval the tests read. "
+                  f"{sum('decision' in e for e in result['gaps'].values())} gaps are decided, "
+                  f"each at {100 * GAP_ALPHA:g} %."]
+    lines += ["", "| difference | value | reading |" + (" decision |" if decided else ""),
+              "|---|---|---|" + ("---|" if decided else "")]
     for gap, entry in result["gaps"].items():
         if entry["ci95"] is None:
             reading = "one seed: no interval"
         else:
             reading = "within the noise" if entry["within_noise"] else "outside the noise"
         unit_gap = "" if result["lower_is_better"] else " points"
-        lines.append(f"| {gap} | {_estimate(entry)}{unit_gap} | {reading} |")
-    lines += ["", "| goal | value | met in seeds |", "|---|---|---|"]
+        row = f"| {gap} | {_estimate(entry)}{unit_gap} | {reading} |"
+        if decided:
+            d = entry.get("decision")
+            row += (" - |" if d is None else
+                    f" {d['decision']} [{d['interval'][0]:+.2f}, {d['interval'][1]:+.2f}] |")
+        lines.append(row)
+    if result["goals"]:
+        lines += ["", "| goal | value | met in seeds |", "|---|---|---|"]
     for claim, entry in result["goals"].items():
         lines.append(f"| {claim} | {_estimate(entry)} | {entry['met_in']} of {entry['of']} |")
     if figure:

@@ -136,7 +136,8 @@ def test_a_noisy_device_realizes_a_fixed_matrix_at_two_frames_per_plane():
     error = softmax_error(rng.standard_normal((24, 10)) * 2, rng.integers(0, 10, 24))
     before = device.frames_acquired
     first = np.concatenate(feedback.project(error), axis=1)
-    assert device.frames_acquired - before == 2 * 2 * 24 + 2  # 2 ternary planes, 2 references
+    planes = feedback.opu.encoder.n_planes  # 8: signed 4-bit planes, the default
+    assert planes == 8 and device.frames_acquired - before == 2 * planes * 24 + 2  # + 2 references
     second = np.concatenate(feedback.project(error), axis=1)
     quantized = feedback.opu.encoder.quantize(error)
     ideal = quantized @ feedback.matrix().T
@@ -484,7 +485,8 @@ def test_the_transformer_runs_through_run_experiment_in_steps():
     assert set(result) == {"model", "data", "method", "feedback", "backend", "seed", "settings",
                            "steps", "val_perplexity", "val_loss", "train_loss",
                            "unigram_perplexity", "seconds", "diverged_at_step", "alignment_deg",
-                           "curves"}
+                           "feedback_fidelity", "curves"}
+    assert result["feedback_fidelity"] is None  # ideal feedback: nothing to monitor
     # The same run built by hand on the one loop, with the seeds run_experiment derives.
     seeds = derive_seeds(2)
     corpus = load_pydoc()

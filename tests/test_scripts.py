@@ -163,16 +163,24 @@ def test_dense_projection_beyond_memory_is_generated_block_by_block():
 
 
 def test_report_runs_end_to_end_and_writes_its_figures(tmp_path):
-    _run("scripts/report.py", "--out", str(tmp_path), "--epochs", "1", "--sweep-epochs", "1",
-         "--max-exp", "8")
+    """The report reads the noise study's store (here: a few stand-in runs) and computes none."""
+    from studies.sweep import TASKS, DecisionRule, run_sweep
+    from tests.sweep_fakes import fake_job
+
+    store = tmp_path / "store.jsonl"
+    run_sweep(store, [{"encoding": "ternary"}, {"encoding": "bitplanes-4"}], task=TASKS["gcn-cora"],
+              rule=DecisionRule(cap=5), runner=fake_job)
+    lines = store.read_text().splitlines()
+    _run("scripts/report.py", "--out", str(tmp_path), "--epochs", "1", "--max-exp", "8",
+         "--store", str(store))
     index = (tmp_path / "index.md").read_text()
-    for section in ("## 1. Calibration", "## 2. Training", "## 3. Noise", "## 4. Throughput",
+    for section in ("## 1. Calibration", "## 2. DFA on Cora's GCN", "## 3. Noise", "## 4. Throughput",
                     "## 5. TM precision"):
         assert section in index
-    for figure in ("calibration_quality.png", "learning_curves.png", "noise_sweep_axes.png",
-                   "throughput.png"):
+    for figure in ("calibration_quality.png", "noise_sweep_axes.png", "throughput.png"):
         assert f"({figure})" in index and (tmp_path / figure).stat().st_size > 5_000
     numbers = json.loads((tmp_path / "numbers.json").read_text())
     assert f"{numbers['calibration']['intensity_r']:.4f}" in index  # numbers come from the run
-    assert len((tmp_path / "noise_sweep.jsonl").read_text().splitlines()) == numbers["sweep_runs"]
-    assert numbers["sweep_resumed_points"] == 0 and "resumed" not in index
+    assert numbers["sweep_runs"] == len(lines) and store.read_text().splitlines() == lines
+    assert "default encoding `bitplanes-4`" in index and "ternary encoding (the former default)" \
+        in index and "Every run was computed by the current code" in index

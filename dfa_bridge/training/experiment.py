@@ -11,6 +11,13 @@ Every random stream has its own seed derived from ``seed`` (:func:`derive_seeds`
 weights, feedback matrix, data order, sampling) and a generated dataset or split from
 ``data_seed``, so that runs of different methods with the same seeds start from the same
 weights and see the same batches.
+
+``data`` is a name (:func:`dfa_bridge.data.load_dataset`, a text corpus) or a user's own
+data set object (a :class:`~dfa_bridge.data.tabular.Dataset`,
+:class:`~dfa_bridge.data.graphs.GraphData` or :class:`~dfa_bridge.data.text.CharCorpus`).
+The error encoding of a device's feedback defaults per family (:data:`DEFAULT_ENCODERS`,
+the answer of the noise study, docs/noise); a run through a virtual device records its
+feedback's fidelity at every step (:mod:`~dfa_bridge.training.feedback_monitor`).
 """
 
 from __future__ import annotations
@@ -28,16 +35,17 @@ from photon.support.arrays import backend_module
 from ..data import load_dataset
 from ..data.graphs import GraphData
 from ..data.tabular import Dataset
-from ..data.text import load_text_dataset
+from ..data.text import CharCorpus, load_text_dataset
 from ..nn.models import GCN, MLP
 from ..nn.transformer import TransformerLM
 from .feedback import DeviceFeedback, Feedback, make_feedback
+from .feedback_monitor import FeedbackMonitor, monitor_feedback
 from .language import LM_DEFAULTS, sample
 from .trainer import (METHODS, GraphTask, History, TabularTask, Task, TextTask, Trainer,
                       feedback_path, fit)
 
-__all__ = ["MODELS", "BUDGETS", "DEFAULTS", "derive_seeds", "run_experiment",
-           "run_language_experiment"]
+__all__ = ["MODELS", "BUDGETS", "DEFAULTS", "DEFAULT_ENCODERS", "derive_seeds",
+           "resolve_settings", "run_experiment", "run_language_experiment"]
 
 MODELS = ("mlp", "gcn", "transformer")
 
@@ -56,6 +64,15 @@ DEFAULTS = {
             "lr": 0.01, "weight_decay": 5e-4, "epochs": 200},
     "transformer": LM_DEFAULTS,
 }
+
+#: Error encoding of a device's feedback unless one is given, per family: ``(encoder,
+#: n_bits)`` (``n_bits`` per sign of signed bit planes; None for ternary). Each default is
+#: decided equivalent to ideal-feedback DFA by the noise study (docs/noise: Cora's GCN,
+#: the deep MLP), where a ternary code is not: its SNR against the exact ``B e`` falls to
+#: about 5 dB once the errors spread. The Transformer's per-token error spreads its mass
+#: over ~90 characters, which a ternary code drops.
+DEFAULT_ENCODERS = {"mlp": ("bitplanes", 4), "gcn": ("bitplanes", 4),
+                    "transformer": ("bitplanes", 4)}
 
 _SEED_STREAMS = ("model", "feedback", "order", "sample")
 
@@ -77,10 +94,24 @@ class _Run:
     network: object
     task: Callable[[object], Task]       # the backend module -> the task on it
     description: dict                    # of the data
-    encoder: str                         # default error encoder of a device
+    encoder: tuple                       # default (encoder, n_bits) of a device
     feedback_mode: str | None = None
     settings: dict | None = None         # as reported, when it differs from the settings
     corpus: object = None
+
+
+def resolve_settings(model: str, epochs: int | None = None, steps: int | None = None,
+                     **overrides) -> dict:
+    """Every hyper-parameter of a run of ``model``: :data:`DEFAULTS` with ``overrides`` and the budget.
+
+    What a run's result depends on besides its data, seeds and feedback: studies key
+    their stored results on it. Raises a ValueError naming an unknown or out-of-range
+    hyper-parameter, or a budget in the other family's unit.
+    """
+    if model not in MODELS:
+        raise ValueError(f"model = {model!r}: expected one of {', '.join(MODELS)}")
+    settings = _settings(model, epochs, steps, overrides)
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()}
 
 
 def _settings(model: str, epochs, steps, overrides: dict) -> dict:
@@ -141,13 +172,26 @@ def _check_family_options(model: str, max_train, evaluations, max_eval_chars, n_
                          "transformer samples text)")
 
 
-def _classifier_run(model: str, data: str, data_path, data_seed: int, max_train, settings: dict,
+def _classifier_data(data, data_path, data_seed: int) -> Dataset | GraphData:
+    """A data set by name, or the user's own object (checked)."""
+    if isinstance(data, (Dataset, GraphData)):
+        if data_path is not None:
+            raise ValueError(f"data_path = {data_path!r}: expected None with a data set "
+                             "object (it holds its data)")
+        return data
+    if not isinstance(data, str):
+        raise TypeError(f"data = {type(data).__name__}: expected a data set name, a Dataset "
+                        "or a GraphData")
+    return load_dataset(data, data_path, seed=data_seed)
+
+
+def _classifier_run(model: str, data, data_path, data_seed: int, max_train, settings: dict,
                     seeds: dict) -> _Run:
     """The MLP or the GCN on a tabular or graph dataset, trained in epochs."""
-    dataset = load_dataset(data, data_path, seed=data_seed)
+    dataset = _classifier_data(data, data_path, data_seed)
     if model == "gcn" and not isinstance(dataset, GraphData):
-        raise ValueError(f"data = {data!r}: expected a graph dataset for model 'gcn' "
-                         "(csbm, cora, citeseer, pubmed)")
+        raise ValueError(f"data = {getattr(dataset, 'name', data)!r}: expected a graph dataset "
+                         "for model 'gcn' (csbm, cora, citeseer, pubmed, or a GraphData)")
     if model == "mlp" and isinstance(dataset, GraphData):
         dataset = dataset.feature_dataset()
     if max_train is not None:
@@ -170,14 +214,22 @@ def _classifier_run(model: str, data: str, data_path, data_seed: int, max_train,
         def task(xp):
             return TabularTask(dataset.to(xp), settings["epochs"], settings["batch_size"],
                                seed=seeds["order"])
-    return _Run(network, task, dataset.describe(), "ternary",
+    return _Run(network, task, dataset.describe(), DEFAULT_ENCODERS[model],
                 settings={**settings, "hidden": list(hidden)})
 
 
-def _language_run(data: str, data_path, settings: dict, seeds: dict, evaluations,
+def _language_run(data, data_path, settings: dict, seeds: dict, evaluations,
                   max_eval_chars) -> _Run:
     """The character Transformer on a text corpus, trained in steps."""
-    corpus = load_text_dataset(data, data_path)
+    if isinstance(data, CharCorpus):
+        if data_path is not None:
+            raise ValueError(f"data_path = {data_path!r}: expected None with a CharCorpus")
+        corpus = data
+    elif isinstance(data, str):
+        corpus = load_text_dataset(data, data_path)
+    else:
+        raise TypeError(f"data = {type(data).__name__}: expected a text corpus name or a "
+                        "CharCorpus for model 'transformer'")
     network = TransformerLM(corpus.n_tokens, settings["context"], settings["width"],
                             settings["heads"], settings["n_blocks"], settings["tied"],
                             seed=seeds["model"])
@@ -187,12 +239,12 @@ def _language_run(data: str, data_path, settings: dict, seeds: dict, evaluations
                         seed=seeds["order"], warmup=settings["warmup"],
                         evaluations=5 if evaluations is None else evaluations,
                         max_eval_chars=max_eval_chars, xp=xp)
-    return _Run(network, task, corpus.describe(), "bitplanes",
+    return _Run(network, task, corpus.describe(), DEFAULT_ENCODERS["transformer"],
                 feedback_mode=settings["feedback_mode"], corpus=corpus)
 
 
 def _feedback_source(feedback, method: str, widths, n_classes: int, seed: int, encoder: str,
-                     n_bits: int, device_options: dict | None) -> Feedback | None:
+                     n_bits: int | None, device_options: dict | None) -> Feedback | None:
     """The run's feedback source: None for ``bp`` and ``shallow`` unless one is given."""
     if feedback is None:
         if method != "dfa":
@@ -207,10 +259,11 @@ def _feedback_source(feedback, method: str, widths, n_classes: int, seed: int, e
 def run_experiment(model: str = "mlp", data: str | None = None, method: str = "dfa",
                    feedback=None, *, epochs: int | None = None, steps: int | None = None,
                    seed: int = 0, data_seed: int = 0, data_path=None, backend: str = "numpy",
-                   encoder: str | None = None, n_bits: int = 4, max_train: int | None = None,
-                   evaluations: int | None = None, max_eval_chars: int | None = None,
-                   n_sample: int = 0, progress: bool | None = None,
-                   device_options: dict | None = None, **overrides) -> tuple[dict, History]:
+                   encoder: str | None = None, n_bits: int | None = None,
+                   max_train: int | None = None, evaluations: int | None = None,
+                   max_eval_chars: int | None = None, n_sample: int = 0,
+                   progress: bool | None = None, device_options: dict | None = None,
+                   monitor: bool = True, **overrides) -> tuple[dict, History]:
     """Train one model on one dataset with one method and feedback source.
 
     Parameters
@@ -220,8 +273,11 @@ def run_experiment(model: str = "mlp", data: str | None = None, method: str = "d
         dataset), or ``"transformer"`` (the character Transformer on a text corpus).
     data
         A name of :func:`dfa_bridge.data.load_dataset` (MLP, GCN) or of
-        :func:`dfa_bridge.data.text.load_text_dataset` (``"pydoc"``, ``"text"``). None:
-        ``"pydoc"`` for the Transformer, ``"digits"`` otherwise.
+        :func:`dfa_bridge.data.text.load_text_dataset` (``"pydoc"``, ``"text"``), or a
+        data set object of your own: a :class:`~dfa_bridge.data.tabular.Dataset` or
+        :class:`~dfa_bridge.data.graphs.GraphData` (MLP, GCN), a
+        :class:`~dfa_bridge.data.text.CharCorpus` (Transformer). None: ``"pydoc"`` for
+        the Transformer, ``"digits"`` otherwise.
     method
         ``"bp"``, ``"dfa"`` or ``"shallow"``.
     feedback
@@ -246,11 +302,9 @@ def run_experiment(model: str = "mlp", data: str | None = None, method: str = "d
     backend
         ``"numpy"`` or ``"cupy"`` (the data, model and feedback move to the GPU).
     encoder, n_bits
-        Error encoder of a device feedback (None: ``ternary`` for the MLP and the GCN,
-        signed ``bitplanes`` for the Transformer: its per-token error ``softmax -
-        onehot`` spreads its positive mass thinly over ~90 characters, which a ternary
-        code drops; through ``lab-bench`` its projection correlates 0.37 with the exact
-        ``M e``, against 0.93 for 4-bit planes).
+        Error encoder of a device feedback, ``"ternary"`` or ``"bitplanes"`` with
+        ``n_bits`` per sign (None: the family's :data:`DEFAULT_ENCODERS`; ``n_bits``
+        None: the family's, or 4).
     max_train
         Keep only the first ``max_train`` training samples (tabular data; quick runs).
     evaluations, max_eval_chars
@@ -262,6 +316,10 @@ def run_experiment(model: str = "mlp", data: str | None = None, method: str = "d
         Progress bar on stderr (None: for runs of four steps or more).
     device_options
         Overrides of a named device's configuration (``camera__adc_bits=6``, ...).
+    monitor
+        Measure a ``dfa`` run's feedback fidelity at every step when it runs through a
+        device with a noise-free twin (:class:`~dfa_bridge.training.feedback_monitor.FeedbackMonitor`;
+        the training is unchanged): ``result["feedback_fidelity"]``.
     **overrides
         Hyper-parameters replacing :data:`DEFAULTS` (MLP: ``hidden``, ``activation``,
         ``dropout``, ``optimizer``, ``lr``, ``weight_decay``, ``batch_size``; the GCN the
@@ -279,8 +337,10 @@ def run_experiment(model: str = "mlp", data: str | None = None, method: str = "d
         ``val_perplexity``, ``val_loss`` and ``unigram_perplexity``), ``train_loss``,
         ``seconds``, ``diverged_at_step``, the last record's ``alignment_deg``
         (``update_vs_gradient``: None for ``bp`` and ``shallow``; and for the MLP and the
-        GCN ``weights_vs_feedback``: None without feedback), ``curves`` per evaluation,
-        and ``sample`` when asked; and the history.
+        GCN ``weights_vs_feedback``: None without feedback), ``feedback_fidelity`` (the
+        monitor's summary: median ``snr_db``, ``correlation`` and ``encoding_snr_db``
+        over the steps and their curve; None when not monitored), ``curves`` per
+        evaluation, and ``sample`` when asked; and the history.
     """
     if model not in MODELS:
         raise ValueError(f"model = {model!r}: expected one of {', '.join(MODELS)}")
@@ -292,14 +352,23 @@ def run_experiment(model: str = "mlp", data: str | None = None, method: str = "d
     xp = backend_module(backend)
     seeds = derive_seeds(seed)
     if model == "transformer":
-        run = _language_run(data or "pydoc", data_path, settings, seeds, evaluations,
-                            max_eval_chars)
+        run = _language_run("pydoc" if data is None else data, data_path, settings, seeds,
+                            evaluations, max_eval_chars)
     else:
-        run = _classifier_run(model, data or "digits", data_path, data_seed, max_train, settings,
-                              seeds)
+        run = _classifier_run(model, "digits" if data is None else data, data_path, data_seed,
+                              max_train, settings, seeds)
     widths = feedback_path(run.network, run.feedback_mode).feedback_widths
+    default_encoder, default_bits = run.encoder
+    if n_bits is None:
+        n_bits = default_bits or 4
     source = _feedback_source(feedback, method, widths, run.network.n_outputs, seeds["feedback"],
-                              encoder or run.encoder, n_bits, device_options)
+                              encoder or default_encoder, n_bits, device_options)
+    if monitor and method == "dfa":
+        try:
+            source = monitor_feedback(source)
+        except BaseException:
+            source.close()
+            raise
     try:
         trainer = Trainer(run.network.to(xp), method, source, settings["optimizer"],
                           feedback_mode=run.feedback_mode, lr=settings["lr"],
@@ -339,6 +408,8 @@ def _result(model, method, source, backend, seed, data_seed, settings, run, hist
     if "feedback_angle_deg" in final:
         alignment["weights_vs_feedback"] = final["feedback_angle_deg"]
     result["alignment_deg"] = alignment
+    result["feedback_fidelity"] = (source.summary() if isinstance(source, FeedbackMonitor)
+                                   else None)
     if "val_accuracy" in final:
         result["val_accuracy"] = final["val_accuracy"]
     result["curves"] = {key: history.curve(key) for key in curves}

@@ -16,7 +16,8 @@ import pathlib
 import sys
 from typing import Callable
 
-__all__ = ["USER_ERRORS", "run_main", "positive_int"]
+__all__ = ["USER_ERRORS", "run_main", "positive_int", "non_negative_int", "positive_float",
+           "widths"]
 
 #: What a user's input can raise: a bad value (ConfigError is a ValueError), a missing or
 #: unusable path.
@@ -52,3 +53,37 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value}: expected a positive integer")
     return value
+
+
+def non_negative_int(text: str) -> int:
+    """An :mod:`argparse` type: an integer >= 0 (a seed, a count that may be zero)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a non-negative integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value}: expected a non-negative integer")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """An :mod:`argparse` type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a positive number") from None
+    if not 0.0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a finite number > 0")
+    return value
+
+
+def widths(text: str) -> tuple[int, ...]:
+    """An :mod:`argparse` type: comma-separated positive layer widths (``256,256``)."""
+    try:
+        values = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected comma-separated widths, e.g. 256,256") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected positive widths, e.g. 256,256")
+    return values
