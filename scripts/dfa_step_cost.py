@@ -78,7 +78,9 @@ def main(argv=None) -> int:
                         help="only the model against CuPy steps on the GPU present, as JSON")
     parser.add_argument("--accuracy", action="store_true",
                         help="measure the accuracy cost of stale feedback (Cora GCN, digits "
-                             "MLP) and of micro DFA (char Transformer) over seeds (long)")
+                             "MLP) and of micro DFA (char Transformer) over seeds (long; kept "
+                             "in OUT/accuracy.json under its settings and reused by a rerun "
+                             "with the same ones)")
     parser.add_argument("--seeds", type=int, default=5, help="seeds of --accuracy (paired)")
     parser.add_argument("--micro-steps", type=int, default=600,
                         help="training steps of each micro/macro Transformer run")
@@ -92,12 +94,14 @@ def main(argv=None) -> int:
         return _gpu_only(args)
     from studies.step_cost_page import markdown_page, step_cost_study, write_figures  # noqa
 
+    command = "python scripts/dfa_step_cost.py " + shlex.join(
+        sys.argv[1:] if argv is None else list(argv))
+    store = pathlib.Path(args.out) / "accuracy.json" if args.out else None
     result = step_cost_study(args.gpu, args.precision, args.device, args.encoder, args.n_bits,
                              args.gpu_idle_w, validate=not args.no_validate, quick=args.quick,
                              repeats=args.repeats, accuracy=args.accuracy,
-                             accuracy_seeds=range(args.seeds), micro_steps=args.micro_steps)
-    command = "python scripts/dfa_step_cost.py " + shlex.join(
-        sys.argv[1:] if argv is None else list(argv))
+                             accuracy_seeds=range(args.seeds), micro_steps=args.micro_steps,
+                             accuracy_store=store, command=command)
     if args.out:
         out = pathlib.Path(args.out)
         out.mkdir(parents=True, exist_ok=True)

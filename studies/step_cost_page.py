@@ -20,7 +20,8 @@ from studies.step_cost import (OPTIONS, PUBLISHED_CLAIMS, SCHEDULES, compare_opt
 from studies.step_inverse import inverse_design, inverse_markdown, preset_rates
 from studies.throughput import assumptions_markdown
 
-__all__ = ["ladder_shapes", "step_cost_study", "claims", "markdown_page", "write_figures"]
+__all__ = ["ladder_shapes", "step_cost_study", "accuracy_results", "claims", "markdown_page",
+           "write_figures", "ACCURACY_VERSION"]
 
 #: The presets the inverse design is compared with.
 PRESETS = ("datacenter-opu", "lab-bench")
@@ -48,7 +49,7 @@ def step_cost_study(gpu: str = "H100", precision: str = "bf16", device: str = "d
                     encoder: str = "ternary", n_bits: int = 4, gpu_idle_w: float = 100.0,
                     validate: bool = True, quick: bool = False, repeats: int = 7,
                     accuracy: bool = False, accuracy_seeds=range(5), micro_steps: int = 600,
-                    progress: bool | None = None) -> dict:
+                    accuracy_store=None, command: str = "", progress: bool | None = None) -> dict:
     """The whole study, each figure computed or measured once (see the module notes).
 
     Parameters
@@ -65,6 +66,9 @@ def step_cost_study(gpu: str = "H100", precision: str = "bf16", device: str = "d
         interleaved timings each.
     accuracy, accuracy_seeds, micro_steps
         Measure the accuracy cost of stale feedback and of micro DFA, on these seeds.
+    accuracy_store, command
+        A JSON file keeping those results under their settings (:func:`accuracy_results`)
+        and the command that runs this study.
     progress
         Progress bars on stderr.
     """
@@ -104,11 +108,8 @@ def step_cost_study(gpu: str = "H100", precision: str = "bf16", device: str = "d
                                                 progress=progress)
     result["validation"] = validation
     if accuracy:
-        from studies.dfa_variants import micro_dfa_study, stale_feedback_study  # noqa: PLC0415
-
-        result["accuracy"] = {
-            "stale": stale_feedback_study(accuracy_seeds, progress=progress),
-            "micro": micro_dfa_study(accuracy_seeds, micro_steps, progress=progress)}
+        result["accuracy"] = accuracy_results(accuracy_seeds, micro_steps, accuracy_store,
+                                              command, progress)
     result["claims"] = claims(ladders, grids["sequential"], machine, opu, planes)
     result["assumptions"] = {
         "gpu": machine.assumptions,
@@ -130,6 +131,44 @@ def step_cost_study(gpu: str = "H100", precision: str = "bf16", device: str = "d
         "cpu_validation": "this CPU's rates measured in the same run (validation.cpu)",
     }
     result["seconds"] = time.perf_counter() - start
+    return result
+
+
+#: Changes when what the accuracy studies compute changes (a stored result then reruns).
+ACCURACY_VERSION = 1
+
+
+def accuracy_results(seeds, micro_steps: int, store=None, command: str = "",
+                     progress: bool | None = None) -> dict:
+    """The accuracy cost of stale feedback and of micro DFA, computed or reused.
+
+    The results are keyed on what they depend on (the seeds, the tasks and budgets,
+    the margins, :data:`ACCURACY_VERSION`): a ``store`` holding results under the same
+    key is reused (and says so, with the command that measured it); otherwise the two
+    studies run (:mod:`studies.dfa_variants`, long) and the store is written.
+    """
+    import json  # noqa: PLC0415
+    import pathlib  # noqa: PLC0415
+
+    from photon.support.jsonio import write_json  # noqa: PLC0415
+    from studies.dfa_variants import (STALE_TASKS, micro_dfa_study,  # noqa: PLC0415
+                                      stale_feedback_study)
+
+    key = json.loads(json.dumps({"seeds": list(seeds), "stale_tasks": STALE_TASKS,
+                                 "micro_steps": micro_steps, "stale_margin_points": 1.0,
+                                 "micro_margin_nats": 0.02, "version": ACCURACY_VERSION}))
+    path = pathlib.Path(store) if store else None
+    if path is not None and path.exists():
+        stored = json.loads(path.read_text())
+        if stored.get("key") == key:
+            return {**stored, "reused_from": str(path)}
+    start = time.perf_counter()
+    result = {"key": key, "command": command,
+              "stale": stale_feedback_study(key["seeds"], progress=progress),
+              "micro": micro_dfa_study(key["seeds"], micro_steps, progress=progress)}
+    result["seconds"] = time.perf_counter() - start
+    if path is not None:
+        write_json(path, result)
     return result
 
 
@@ -340,7 +379,12 @@ def markdown_page(result: dict, command: str) -> str:
     accuracy = result.get("accuracy")
     lines += ["## What the schedules cost in accuracy (measured)", ""]
     if accuracy:
-        lines += [variants_markdown(accuracy["stale"], accuracy["micro"])]
+        where = (f"reused from `{accuracy['reused_from']}` (the same settings), measured by "
+                 f"`{accuracy['command']}`" if accuracy.get("reused_from")
+                 else "measured by this run")
+        lines += [f"Measured over seeds with DFA's ideal feedback, {where} in "
+                  f"{accuracy['seconds']:.0f} s.", "",
+                  variants_markdown(accuracy["stale"], accuracy["micro"])]
     else:
         lines += ["(not run: `--accuracy`)", ""]
     lines += ["## Crossover tables", ""]
