@@ -94,3 +94,41 @@ def test_micro_dfa_feeds_every_layer_of_every_block(mode, widths):
         assert np.isfinite(parameter.grad).all() and np.abs(parameter.grad).sum() > 0
     with pytest.raises(ValueError, match="feedback"):
         Trainer(model, "dfa", IdealFeedback((8,), 11), feedback_mode=mode)
+
+
+def test_paired_decision_says_equivalent_worse_or_undecided():
+    from studies.dfa_variants import paired_decision
+
+    rng = np.random.default_rng(0)
+    small = paired_decision(0.1 + 0.2 * rng.standard_normal(10), margin=1.0)
+    assert small["decision"] == "equivalent" and small["p_equivalence"] < 0.05
+    # the 90 % interval is inside +-margin exactly when TOST passes
+    assert abs(small["mean"]) + small["ci90"] < 1.0
+    worse = paired_decision([-3.1, -2.9, -3.3, -2.7, -3.0], margin=1.0)
+    assert worse["decision"] == "worse" and worse["mean"] + worse["ci95"] < 0
+    noisy = paired_decision([-2.0, 1.5, -0.5, 2.5, -3.0], margin=1.0)
+    assert noisy["decision"] == "undecided"
+    with pytest.raises(ValueError, match="expected at least 2"):
+        paired_decision([0.5], margin=1.0)
+    with pytest.raises(ValueError, match="margin"):
+        paired_decision([0.5, 0.4], margin=0.0)
+
+
+def test_accuracy_results_are_reused_only_under_the_same_settings(tmp_path, monkeypatch):
+    import json
+
+    import studies.dfa_variants as variants
+    from studies.step_cost_page import accuracy_results
+
+    runs = []
+    monkeypatch.setattr(variants, "stale_feedback_study",
+                        lambda seeds, progress=None: runs.append(("stale", list(seeds))) or {})
+    monkeypatch.setattr(variants, "micro_dfa_study",
+                        lambda seeds, steps, progress=None: runs.append(("micro", steps)) or {})
+    store = tmp_path / "accuracy.json"
+    first = accuracy_results(range(2), 10, store, "cmd A")
+    assert len(runs) == 2 and "reused_from" not in first
+    again = accuracy_results(range(2), 10, store, "cmd B")
+    assert len(runs) == 2 and again["reused_from"] == str(store) and again["command"] == "cmd A"
+    accuracy_results(range(3), 10, store, "cmd C")  # other seeds: measured again
+    assert len(runs) == 4 and json.loads(store.read_text())["key"]["seeds"] == [0, 1, 2]
