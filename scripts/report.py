@@ -19,8 +19,9 @@ On the embedded defaults (the ``lab-bench`` virtual OPU, scikit-learn's digits) 
    encoding, three seeds per point, with the design answer (the lowest setting at which
    DFA through the device stays within a point of ideal feedback);
 4. compares the OPU's modelled throughput with a dense projection measured here (once:
-   the median of interleaved repeats with its spread, the same figures in section 6
-   and in ``OUT/throughput/throughput.md``);
+   the median of interleaved repeats with its spread, the same figures in section 6,
+   in ``OUT/throughput/throughput.md`` and, with ``--throughput-out DIR``, in
+   ``DIR/throughput.md``);
 5. measures what a TF32 or bf16 transmission matrix changes in the speckle;
 6. compares the OPU with what a GPU user would pick: the structured projection (SRHT)
    measured here, H100 / H200 roofline models, and the DFA training step's cost model
@@ -152,12 +153,14 @@ def _sweep_section(out: pathlib.Path, epochs: int | None, seed: int) -> dict:
             "resumed": sum(r["key"] in earlier for r in records)}
 
 
-def _throughput_section(out: pathlib.Path, max_exp: int, command: str) -> dict:
+def _throughput_section(out: pathlib.Path, max_exp: int, command: str,
+                        also: str | None = None) -> dict:
     """Sections 4 and 6's throughput, measured once: the study and its page, ``OUT/throughput/``.
 
     The dense product and the SRHT measured here (interleaved repeats, their spread),
     the OPU and the H100 / H200 modelled; section 4 shows the dense rows, section 6 all
-    of them, and ``OUT/throughput/throughput.md`` the same figures (one measurement).
+    of them, and ``OUT/throughput/throughput.md`` (and ``also``, e.g. docs/throughput)
+    the same figures (one measurement).
     """
     from studies.gpu_model import GPUS  # noqa: PLC0415
     from studies.throughput import throughput_study, write_throughput_page  # noqa: PLC0415
@@ -171,6 +174,8 @@ def _throughput_section(out: pathlib.Path, max_exp: int, command: str) -> dict:
                                                           "cpu-numpy", "gpu-cupy")]
     plot_throughput(dense, out / "throughput.png", crossovers(dense))
     write_throughput_page(study, out / "throughput", command)
+    if also:
+        write_throughput_page(study, also, command)
     return study
 
 
@@ -333,6 +338,9 @@ def main(argv=None) -> int:
     parser.add_argument("--max-exp", type=int, default=14, help="largest size 2^k of the "
                         "throughput comparison")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--throughput-out", default=None,
+                        help="also write the throughput page there (e.g. docs/throughput), from "
+                             "this run's one measurement (default: OUT/throughput only)")
     args = parser.parse_args(argv)
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -351,7 +359,8 @@ def main(argv=None) -> int:
     numbers["sweep_runs"] = len(section["records"])
     numbers["sweep_table"] = markdown_table(section["records"])
     numbers["sweep_figures"] = [p.name for p in section["figures"]]
-    numbers["throughput"] = _throughput_section(out, args.max_exp, numbers["command"])
+    numbers["throughput"] = _throughput_section(out, args.max_exp, numbers["command"],
+                                                args.throughput_out)
     _say("TM precision: float32, tf32, bf16")
     numbers["precision"] = precision_effect(resolve_config(PRESET, n_in=1024, n_out=4096))
     numbers["opu_vs_gpu"], opu_vs_gpu = _opu_vs_gpu_section(out, numbers["throughput"], args.seed)
