@@ -223,8 +223,9 @@ def _opu_vs_gpu_section(out: pathlib.Path, study: dict, seed: int) -> tuple[dict
         label = r["backend"] + (" (MODEL)" if "-model-" in r["backend"] else "")
         lines.append(f"| {r['n']} | {label} | {rate_text(r)} | {energy} | {r['storage']} |")
     speedups = ", ".join(f"{n}: {v:.3g}x" for n, v in cross["speedup"].items())
-    lines += ["", f"SRHT against the dense product here: faster from n = {cross['faster_from_n']} on "
-              f"(speed-up {speedups}).", "", "![throughput with GPUs](throughput_gpu.png)", "",
+    lines += ["", "SRHT against the dense product here: faster from n = "
+              f"{cross['faster_from_n']} on (speed-up {speedups}).", "",
+              "![throughput with GPUs](throughput_gpu.png)", "",
               "DFA step model against steps measured here (this CPU calibrated in the same run; "
               "the full check over twelve shapes is `docs/dfa_step_cost`):",
               "", "| shape | option | measured (s) | model (s) | error |", "|---|---|---|---|---|"]

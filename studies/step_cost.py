@@ -229,7 +229,8 @@ class TransformerShape:
 
     @property
     def feedback_width(self) -> int:
-        """``S``: ``D`` (shared), ``L D`` (sliced), ``5 D`` (micro-shared), ``6 L D`` (micro-sliced)."""
+        """``S``: ``D`` (shared), ``L D`` (sliced), ``5 D`` (micro-shared) or ``6 L D``
+        (micro-sliced)."""
         points, shared = FEEDBACK_MODES[self.feedback_mode]
         per_block = 6 if points == "micro" else 1
         return (5 * self.width if points == "micro" else self.width) if shared else \
@@ -902,7 +903,7 @@ def _hidden_lanes(shape) -> list:
 
 
 def _lane_seconds(ops, machine: Machine, shape) -> dict:
-    """``{lane: [chain seconds, local seconds]}`` of the backward and update; ``"blocks"`` per block."""
+    """``{lane: [chain seconds, local seconds]}`` of the backward and update (``"blocks"``: one)."""
     copies = shape.n_blocks if shape.family == "transformer" else 1
     lanes: dict = {}
     for op in ops:
@@ -915,7 +916,7 @@ def _lane_seconds(ops, machine: Machine, shape) -> dict:
 
 
 def _schedule_terms(ops, machine: Machine, shape, option: str, schedule: str) -> dict:
-    """``c`` (floor), ``a`` (offset; None without an OPU term) and the parts of ``max(c, a + O)``."""
+    """``c`` (floor), ``a`` (offset; None without an OPU term), parts of ``max(c, a + O)``."""
     busy = sum(machine.op_seconds(op) for op in ops)
     if schedule == "sequential":
         return {"floor_s": busy, "offset_s": busy, "units": 1}
@@ -1021,7 +1022,7 @@ def _idle_seconds(schedule: str, busy_s: float, opu_s: float, units: int) -> flo
 
 
 def _break_even_frame_time(cost: dict, target_s: float) -> float | None:
-    """Frame time at which ``cost``'s step (a ``dfa-opu`` one) takes ``target_s``; None if none can."""
+    """Frame time at which ``cost``'s ``dfa-opu`` step takes ``target_s`` (None: none can)."""
     floor, offset = cost["floor_s"], cost["offset_s"]
     if offset is None or floor > target_s or offset >= target_s or not cost["frames"]:
         return None

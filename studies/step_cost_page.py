@@ -216,7 +216,7 @@ def _validation_markdown(validation: dict, title: str) -> list:
 
     lines = [f"### {title}", "",
              "| shape | option | measured (s) | spread | model (s) | model / measured - 1 | "
-             "forward | backward | feedback | update |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "forward | backward | feedback | update |", "|" + "---|" * 10]
     for r in validation["rows"]:
         model = r.get("model_s")
         spread = spread_text({"median_s": r["measured_s"], "q25_s": r["q25_s"],
@@ -298,7 +298,8 @@ def _key_lines(result: dict) -> list:
         possible = [r for r in tied if r["frame_rate_hz"] is not None]
         enough = [r for r in possible
                   if any(p["passes"] == 1 and p["frame_rate_hz"] >= r["frame_rate_hz"]
-                         for p in result["presets"][r["outputs"]] if p["preset"] == "datacenter-opu")]
+                         for p in result["presets"][r["outputs"]]
+                         if p["preset"] == "datacenter-opu")]
         text = (f"- **{schedule}**: a frame rate that ties backprop exists for {len(possible)} of "
                 f"{len(tied)} shapes")
         if possible:

@@ -61,7 +61,7 @@ _SRHT_PROBES = {"small": (32, 1024), "large": (256, 4096)}
 
 
 def _calibration_probes(width: int = 1024, batch: int = 256, seed: int = 0) -> tuple[dict, dict]:
-    """Callables timing a GEMM, a skinny GEMM, a streaming pass, a tanh, a tiny step; their sizes."""
+    """Callables timing each calibration probe (module notes), and their sizes."""
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((batch, width), dtype=np.float32)
     w = rng.standard_normal((width, width), dtype=np.float32)

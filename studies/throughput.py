@@ -192,7 +192,7 @@ _MIN_SAMPLE_S = 2e-3
 
 
 def _cpu_clock(threads: int | None) -> str:
-    """The process's CPU time for one thread (other jobs on the cores do not inflate it), else wall."""
+    """``"cpu"`` for one thread (other jobs on the cores do not inflate it), else ``"wall"``."""
     return "cpu" if threads == 1 else "wall"
 
 

@@ -33,7 +33,7 @@ CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
 def blas_limit(threads: int | None):
-    """A context limiting the BLAS to ``threads`` (threadpoolctl, if installed), or a no-op (None)."""
+    """A context limiting the BLAS to ``threads`` (threadpoolctl), or a no-op for None."""
     if threads is None:
         return contextlib.nullcontext()
     try:
