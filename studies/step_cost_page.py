@@ -145,7 +145,8 @@ def accuracy_results(seeds, micro_steps: int, store=None, command: str = "",
     The results are keyed on what they depend on (the seeds, the tasks and budgets,
     the margins, :data:`ACCURACY_VERSION`): a ``store`` holding results under the same
     key is reused (and says so, with the command that measured it); otherwise the two
-    studies run (:mod:`studies.dfa_variants`, long) and the store is written.
+    studies run (:mod:`studies.dfa_variants`, long), the store written after each (a
+    rerun after an interruption keeps the finished one).
     """
     import json  # noqa: PLC0415
     import pathlib  # noqa: PLC0415
@@ -158,17 +159,23 @@ def accuracy_results(seeds, micro_steps: int, store=None, command: str = "",
                                  "micro_steps": micro_steps, "stale_margin_points": 1.0,
                                  "micro_margin_nats": 0.02, "version": ACCURACY_VERSION}))
     path = pathlib.Path(store) if store else None
-    if path is not None and path.exists():
-        stored = json.loads(path.read_text())
-        if stored.get("key") == key:
-            return {**stored, "reused_from": str(path)}
-    start = time.perf_counter()
-    result = {"key": key, "command": command,
-              "stale": stale_feedback_study(key["seeds"], progress=progress),
-              "micro": micro_dfa_study(key["seeds"], micro_steps, progress=progress)}
-    result["seconds"] = time.perf_counter() - start
-    if path is not None:
-        write_json(path, result)
+    stored = json.loads(path.read_text()) if path is not None and path.exists() else {}
+    if stored.get("key") == key and "stale" in stored and "micro" in stored:
+        return {**stored, "reused_from": str(path)}
+    if stored.get("key") != key:
+        stored = {}
+    result = {"key": key, "command": command, "seconds": stored.get("seconds", 0.0)}
+    studies = {"stale": lambda: stale_feedback_study(key["seeds"], progress=progress),
+               "micro": lambda: micro_dfa_study(key["seeds"], micro_steps, progress=progress)}
+    for name, study in studies.items():  # each kept as soon as it is done
+        if name in stored:
+            result[name] = stored[name]
+            continue
+        start = time.perf_counter()
+        result[name] = study()
+        result["seconds"] += time.perf_counter() - start
+        if path is not None:
+            write_json(path, result)
     return result
 
 

@@ -132,3 +132,9 @@ def test_accuracy_results_are_reused_only_under_the_same_settings(tmp_path, monk
     assert len(runs) == 2 and again["reused_from"] == str(store) and again["command"] == "cmd A"
     accuracy_results(range(3), 10, store, "cmd C")  # other seeds: measured again
     assert len(runs) == 4 and json.loads(store.read_text())["key"]["seeds"] == [0, 1, 2]
+    # interrupted after the stale study: a rerun keeps it and runs the micro one alone
+    kept = json.loads(store.read_text())
+    del kept["micro"]
+    store.write_text(json.dumps(kept))
+    accuracy_results(range(3), 10, store, "cmd D")
+    assert runs[-1] == ("micro", 10) and len(runs) == 5
