@@ -39,8 +39,8 @@ def _machine_share_reason(cost: dict, target: dict, other: str, bp: dict | None)
     if cost["schedule"] == "layer-parallel":
         parts = cost["parts"]
         if cost["floor_s"] > t:
-            return (f"forward {parts['forward']:.3g} s + the head's update {parts['head']:.3g} s "
-                    f"already exceed {other}'s {t:.3g} s")
+            return (f"forward {parts['forward']:.3g} s + the head's backward and update "
+                    f"{parts['head']:.3g} s already exceed {other}'s {t:.3g} s")
         return (f"forward {parts['forward']:.3g} s + encoding and decoding "
                 f"{parts['feedback_machine']:.3g} s + the slowest layer's local backward and "
                 f"update {parts['slowest_layer']:.3g} s = {cost['offset_s']:.3g} s already reach "
