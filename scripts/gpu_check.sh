@@ -6,7 +6,7 @@
 #   bash scripts/gpu_check.sh --dry-run       # print the steps and their time limits only
 #
 # Sized for one H100/H200-class GPU: every step runs under `timeout`; the limits add up to
-# 570 s, and GPU_CHECK_BUDGET_S (default 570) caps them all together, so the whole check
+# 600 s, and GPU_CHECK_BUDGET_S (default 570) caps them all together, so the whole check
 # ends within 10 minutes (about 5 minutes typical). A step
 # that fails or runs out of time is recorded in steps.tsv and the check goes on; the exit
 # status is 1 when any step failed. Steps, in order (typical time on an H100/H200):
@@ -19,9 +19,14 @@
 #      the device's own rate)
 #   4. DFA on CuPy and on NumPy, seeds 0 and 1: digits MLP, GCN on csbm, a short
 #      Transformer                                          dfa_*.json             ~2 min
-#   5. throughput study with CuPy rows, --max-exp 16        throughput/            ~1 min
-#   6. summary: index.md (GPU name, bench figures against their goals, DFA CuPy/NumPy
-#      accuracy and speed-up), to be copied to docs/gpu/ with the results.
+#   5. the DFA step-cost model against training steps measured with CuPy (twelve shapes,
+#      bp / dense / structured DFA, each phase timed; the model of this GPU from
+#      studies.gpu_model)                                   step_model.json        ~30 s
+#   6. throughput study with CuPy rows, --max-exp 15, every CPU core for the NumPy rows
+#                                                           throughput/            ~1 min
+#   7. summary: index.md (GPU name, bench figures against their goals, DFA CuPy/NumPy
+#      accuracy and speed-up, the step model's errors), to be copied to docs/gpu/ with
+#      the results.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -31,7 +36,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --dry-run) DRY_RUN=1 ;;
         --out) shift; OUT_DIR="${1:?--out: expected a folder}" ;;
-        -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
         *) echo "gpu_check.sh: unknown argument '$1': expected --dry-run, --out DIR or --help" >&2
            exit 2 ;;
     esac
@@ -97,8 +102,9 @@ for backend in cupy numpy; do
         scripts/train.py --model transformer --method dfa --steps 60 --blocks 2 --width 64 \
         --seed 0 --backend "$backend" --json
 done
-step throughput 120 throughput.json "$PYTHON" scripts/throughput.py --out "$OUT_DIR/throughput" \
-    --max-exp 16 --json
+step step_model 45 step_model.json "$PYTHON" scripts/dfa_step_cost.py --gpu-only --repeats 5
+step throughput 105 throughput.json "$PYTHON" scripts/throughput.py --out "$OUT_DIR/throughput" \
+    --max-exp 15 --threads 0 --json
 
 if [ "$DRY_RUN" -eq 1 ]; then
     echo "[summary] $PYTHON - $OUT_DIR > $OUT_DIR/index.md"
@@ -179,6 +185,21 @@ for model, metric in (("mlp", "test_accuracy"), ("gcn", "test_accuracy"),
     lines.append(f"| {model} | {metric} | {', '.join(fmt(v) for v in values['cupy']) or 'n/a'} | "
                  f"{', '.join(fmt(v) for v in values['numpy']) or 'n/a'} | {fmt(gap)} | "
                  f"{fmt(spread)} | {fmt(speedup, '.2f')} |")
+
+model = load("step_model.json") or {}
+lines += ["", "## The DFA step-cost model against CuPy steps", ""]
+if model.get("median_abs_error") is not None:
+    lines += [f"Model: {(model.get('model') or {}).get('name', 'n/a')}. Median absolute step error "
+              f"{model['median_abs_error']:.1%}, worst {model['max_abs_error']:.1%} (criteria "
+              f"<= 15 % and <= 30 %): {'passed' if model.get('passed') else 'FAILED'}.", "",
+              "| shape | option | measured (s) | model (s) | error |", "|---|---|---|---|---|"]
+    lines += [f"| {r['shape']} | {r['option']} | {fmt(r['measured_s'])} | "
+              f"{fmt(r.get('model_s'))} | {fmt(r.get('error'), '+.0%')} |"
+              for r in model.get("rows", [])]
+else:
+    lines.append("not run, or no roofline spec for this GPU (measurements alone in "
+                 "step_model.json)")
+lines.append("")
 
 tp = load("throughput.json")
 lines += ["", "## Throughput study", "",

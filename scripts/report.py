@@ -20,11 +20,14 @@ On the embedded defaults (the ``lab-bench`` virtual OPU, scikit-learn's digits) 
    and shows the noise study's decisions on Cora's GCN from the same store: each setting
    equivalent to ideal feedback, worse, or undecided (paired two one-sided tests), the
    design answer (the cheapest setting within the margin) and the cost front;
-4. compares the OPU's modelled throughput with a dense projection measured here;
+4. compares the OPU's modelled throughput with a dense projection measured here (once:
+   the median of interleaved repeats with its spread, the same figures in section 6,
+   in ``OUT/throughput/throughput.md`` and, with ``--throughput-out DIR``, in
+   ``DIR/throughput.md``);
 5. measures what a TF32 or bf16 transmission matrix changes in the speckle;
 6. compares the OPU with what a GPU user would pick: the structured projection (SRHT)
    measured here, H100 / H200 roofline models, and the DFA training step's cost model
-   (checked against a step measured here) with its crossover map;
+   (checked against a step measured here) with its crossover maps, one per schedule;
 
 and writes ``OUT/index.md``: every number in it comes from this run, but the stored DFA
 runs of sections 2 and 3, which it reads (never recomputes: ``scripts/noise_sweep.py``
@@ -58,7 +61,7 @@ from studies.sweep.pages import default_encoding, failure_section  # noqa: E402
 from studies.sweep.render import code_text, decision_text, plot_sweep  # noqa: E402
 from studies.sweep.render import markdown as sweep_markdown  # noqa: E402
 from devices import OPU, VirtualDevice, open_device  # noqa: E402
-from studies.throughput import crossovers, plot_throughput, throughput_table  # noqa: E402
+from studies.throughput import crossovers, plot_throughput, rate_text  # noqa: E402
 from photon import resolve_config  # noqa: E402
 from photon.speckle import precision_effect  # noqa: E402
 from studies.physics_pages import precision_markdown  # noqa: E402
@@ -183,71 +186,100 @@ def _budget_section(seed: int) -> dict:
     return budget
 
 
-def _throughput_section(out: pathlib.Path, max_exp: int) -> tuple[list, dict]:
-    _say(f"throughput: n = 2^8 .. 2^{max_exp}")
-    with open_device("datacenter-opu") as device:
-        rows = throughput_table([2 ** e for e in range(8, max_exp + 1)], device, progress=False)
-    marks = crossovers(rows)
-    plot_throughput(rows, out / "throughput.png", marks)
-    return rows, marks
+def _throughput_section(out: pathlib.Path, max_exp: int, command: str,
+                        also: str | None = None) -> dict:
+    """Sections 4 and 6's throughput, measured once: the study and its page, ``OUT/throughput/``.
 
-
-def _opu_vs_gpu_section(out: pathlib.Path, max_exp: int, seed: int) -> tuple[dict, str]:
-    """Section 6: structured and modelled-GPU projections, and the DFA step's cost model.
-
-    The SRHT and the dense product are measured here side by side up to ``2^max_exp``;
-    the GPUs are the roofline MODELS of :mod:`studies.gpu_model` (labelled so); the DFA
-    step model is checked against steps measured here on one small MLP, then drawn as
-    the crossover map on the modelled H100.
+    The dense product and the SRHT measured here (interleaved repeats, their spread),
+    the OPU and the H100 / H200 modelled; section 4 shows the dense rows, section 6 all
+    of them, and ``OUT/throughput/throughput.md`` (and ``also``, e.g. docs/throughput)
+    the same figures (one measurement).
     """
     from studies.gpu_model import GPUS  # noqa: PLC0415
-    from studies.throughput import (assumptions_markdown, model_assumptions,  # noqa: PLC0415
-                                    structured_crossover)
-    from studies.step_cost import (compare_options, crossover_grid,  # noqa: PLC0415
-                                              crossover_markdown, gpt3_shapes, gpu_machine,
-                                              opu_spec, plot_crossover_map, toolkit_shapes,
-                                              validate_on_cpu, validation_shapes)
+    from studies.throughput import throughput_study, write_throughput_page  # noqa: PLC0415
 
-    _say(f"OPU against GPU: structured and dense measured, GPUs modelled, n = 2^8 .. 2^{max_exp}")
+    _say(f"throughput: n = 2^8 .. 2^{max_exp}, measured once (dense and structured "
+         "interleaved), GPUs modelled")
     with open_device("datacenter-opu") as device:
-        rows = throughput_table([2 ** e for e in range(8, max_exp + 1)], device, progress=False,
-                                structured=True, gpu_models=tuple(GPUS))
-        opu = opu_spec(device)
+        study = throughput_study([2 ** e for e in range(8, max_exp + 1)], device, progress=False,
+                                 structured=True, gpu_models=tuple(GPUS))
+    dense = [r for r in study["rows"] if r["backend"] in ("opu-intensity", "opu-linear",
+                                                          "cpu-numpy", "gpu-cupy")]
+    plot_throughput(dense, out / "throughput.png", crossovers(dense))
+    write_throughput_page(study, out / "throughput", command)
+    if also:
+        write_throughput_page(study, also, command)
+    return study
+
+
+def _opu_vs_gpu_section(out: pathlib.Path, study: dict, seed: int) -> tuple[dict, str]:
+    """Section 6: structured and modelled-GPU projections, and the DFA step's cost model.
+
+    The SRHT and the dense product come from the throughput study this run measured
+    once (section 4's); the GPUs are the roofline MODELS of :mod:`studies.gpu_model`
+    (labelled so); the DFA step model is checked against steps measured here on one
+    small MLP, then drawn as the crossover map on the modelled H100, one per schedule.
+    """
+    from studies.gpu_model import GPUS  # noqa: PLC0415
+    from studies.step_cost import (SCHEDULES, compare_options, crossover_grid,  # noqa: PLC0415
+                                   crossover_markdown, gpt3_shapes, gpu_machine, opu_spec,
+                                   plot_crossover_map, toolkit_shapes)
+    from studies.step_validation import validate_on_cpu, validation_shapes  # noqa: PLC0415
+    from studies.throughput import (assumptions_markdown, model_assumptions,  # noqa: PLC0415
+                                    rate_text)
+
+    rows, cross = study["rows"], study["structured_vs_dense"]["numpy"]
     plot_throughput(rows, out / "throughput_gpu.png", {})
-    cross = structured_crossover(rows)
-    _say("DFA step cost: the model against one measured MLP step, then the crossover map")
+    _say("DFA step cost: the model against one measured MLP step, then the crossover maps")
     validation = validate_on_cpu(validation_shapes()[:1], repeats=5, progress=False)
     machine = gpu_machine("H100", "bf16")
+    opu = opu_spec("datacenter-opu")
     shapes = list(toolkit_shapes().values()) + gpt3_shapes("shared")
-    ladder = [compare_options(shape, machine, opu) for shape in shapes]
-    plot_crossover_map(crossover_grid(machine, opu), out / "crossover_map.png",
-                       f"{machine.name} (MODEL) with {opu.name}")
+    ladders = {schedule: [compare_options(shape, machine, opu, schedule=schedule)
+                          for shape in shapes] for schedule in SCHEDULES}
+    for schedule in SCHEDULES:
+        plot_crossover_map(crossover_grid(machine, opu, schedule=schedule),
+                           out / f"crossover_map_{schedule}.png",
+                           f"{machine.name} (MODEL) with {opu.name}, {schedule} schedule")
     lines = ["## 6. OPU against GPU: structured projections and the DFA training step", "",
              "Projections per second of an n -> n projection (batch 256): the OPU modelled, the "
              "dense product and the SRHT (subsampled randomized Hartley transform, `scipy.fft`) "
-             "measured here, the H100 and H200 **modelled** (roofline, not measured):", "",
+             f"measured here (the same measurement as section 4: median of "
+             f"{study['repeats']} interleaved repeats, the quartiles' rates in brackets, "
+             f"{study['cpu_threads']} CPU thread(s)), the H100 and H200 **modelled** (roofline, "
+             "not measured):", "",
              "| n | backend | projections/s | J/projection | R |", "|---|---|---|---|---|"]
     for r in rows:
         if r["backend"].startswith("opu-linear"):
             continue
-        rate = "-" if r["projections_per_s"] is None else f"{r['projections_per_s']:.4g}"
         energy = "-" if r["joules_per_projection"] is None else f"{r['joules_per_projection']:.3g}"
         label = r["backend"] + (" (MODEL)" if "-model-" in r["backend"] else "")
-        lines.append(f"| {r['n']} | {label} | {rate} | {energy} | {r['storage']} |")
+        lines.append(f"| {r['n']} | {label} | {rate_text(r)} | {energy} | {r['storage']} |")
     speedups = ", ".join(f"{n}: {v:.3g}x" for n, v in cross["speedup"].items())
-    lines += ["", f"SRHT against the dense product here: faster from n = {cross['faster_from_n']} on "
-              f"(speed-up {speedups}).", "", "![throughput with GPUs](throughput_gpu.png)", "",
-              "DFA step model against steps measured here (this CPU calibrated in the same run):",
+    lines += ["", "SRHT against the dense product here: faster from n = "
+              f"{cross['faster_from_n']} on (speed-up {speedups}).", "",
+              "![throughput with GPUs](throughput_gpu.png)", "",
+              "DFA step model against steps measured here (this CPU calibrated in the same run; "
+              "the full check over twelve shapes is `docs/dfa_step_cost`):",
               "", "| shape | option | measured (s) | model (s) | error |", "|---|---|---|---|---|"]
     for r in validation["rows"]:
         lines.append(f"| {r['shape']} | {r['option']} | {r['measured_s']:.4g} | "
                      f"{r['model_s']:.4g} | {r['error']:+.0%} |")
-    lines += ["", "One step on the modelled H100 (bf16) with the `datacenter-opu` for `dfa-opu`:", "",
-              crossover_markdown(ladder, machine), "", "![crossover map](crossover_map.png)", "",
+    for schedule, ladder in ladders.items():
+        lines += ["", f"One step on the modelled H100 (bf16) with the `datacenter-opu` for "
+                  f"`dfa-opu`, **{schedule}** schedule:", "",
+                  crossover_markdown(ladder, machine), "",
+                  f"![crossover map, {schedule}](crossover_map_{schedule}.png)"]
+    lines += ["", "Schedules: sequential (the machine waits for the OPU), overlapped (the OPU "
+              "projects step t's error while the machine runs step t+1: one-step-stale "
+              "feedback), layer-parallel (one machine per layer; DFA's local updates all at "
+              "once). The inverse design (the OPU that would tie backprop, per schedule) and "
+              "the measured accuracy cost of stale feedback and micro DFA are in "
+              "`docs/dfa_step_cost`.", "",
               "Models and assumptions:", "",
               assumptions_markdown(model_assumptions(tuple(GPUS))), ""]
-    numbers = {"rows": rows, "structured_vs_dense": cross, "validation": validation,
-               "ladder": ladder, "seed": seed}
+    numbers = {"structured_vs_dense": cross, "validation": validation,
+               "ladders": ladders, "seed": seed}
     return numbers, "\n".join(lines)
 
 
@@ -350,16 +382,23 @@ def _markdown(numbers: dict) -> str:
               f"the total: **{'yes' if numbers['noise_budget']['check']['all'] else 'no'}**.",
               "", "### What DFA needs: the decisions", ""]
     lines += [numbers["sweep_table"], ""]
-    marks = numbers["throughput_marks"]
+    study = numbers["throughput"]
+    dense = [r for r in study["rows"] if r["backend"] in ("opu-intensity", "opu-linear",
+                                                          "cpu-numpy", "gpu-cupy")]
     lines += ["", "## 4. Throughput: OPU (modelled) against a dense projection (measured)", "",
               "Energy of the CPU uses an assumed 25 W (two busy cores); the OPU's is its 30 W "
-              "wall-plug power times its frame time.", "",
+              "wall-plug power times its frame time. Each measured rate is the median of "
+              f"{study['repeats']} interleaved repeats ({study['cpu_threads']} CPU thread(s), "
+              f"{study['cpu_clock']} clock), the rates at the quartiles of its timings in "
+              "brackets; measured once in this run, the same figures as section 6 and "
+              "[throughput/throughput.md](throughput/throughput.md).", "",
               "| n | backend | projections/s | J/projection | R |", "|---|---|---|---|---|"]
-    for r in numbers["throughput"]:
-        rate = "-" if r["projections_per_s"] is None else f"{r['projections_per_s']:.4g}"
+    for r in dense:
         energy = "-" if r["joules_per_projection"] is None else f"{r['joules_per_projection']:.3g}"
-        lines.append(f"| {r['n']} | {r['backend']} | {rate} | {energy} | {r['storage']} |")
-    lines += ["", f"Crossovers: `{json.dumps(marks)}`", "", "![throughput](throughput.png)", ""]
+        lines.append(f"| {r['n']} | {r['backend']} | {rate_text(r)} | {energy} | "
+                     f"{r['storage']} |")
+    lines += ["", f"Crossovers: `{json.dumps(crossovers(dense))}`", "",
+              "![throughput](throughput.png)", ""]
     lines += ["## 5. TM precision", "",
               f"`{PRESET}`, 1024 inputs onto 4096 pixels, the TM rounded to each format "
               "(frames exact, float32 sums), against float32 with the same seeds:", "",
@@ -378,6 +417,9 @@ def main(argv=None) -> int:
     parser.add_argument("--max-exp", type=int, default=14, help="largest size 2^k of the "
                         "throughput comparison")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--throughput-out", default=None,
+                        help="also write the throughput page there (e.g. docs/throughput), from "
+                             "this run's one measurement (default: OUT/throughput only)")
     args = parser.parse_args(argv)
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -398,10 +440,11 @@ def main(argv=None) -> int:
     numbers["noise_budget_table"] = budget_markdown(numbers["noise_budget"])
     numbers["sweep_runs"] = len(study["records"])
     numbers["sweep_table"] = _sweep_text(study)
-    numbers["throughput"], numbers["throughput_marks"] = _throughput_section(out, args.max_exp)
+    numbers["throughput"] = _throughput_section(out, args.max_exp, numbers["command"],
+                                                args.throughput_out)
     _say("TM precision: float32, tf32, bf16")
     numbers["precision"] = precision_effect(resolve_config(PRESET, n_in=1024, n_out=4096))
-    numbers["opu_vs_gpu"], opu_vs_gpu = _opu_vs_gpu_section(out, args.max_exp, args.seed)
+    numbers["opu_vs_gpu"], opu_vs_gpu = _opu_vs_gpu_section(out, numbers["throughput"], args.seed)
     numbers["seconds"] = time.perf_counter() - start
     (out / "index.md").write_text(_markdown(numbers) + "\n" + opu_vs_gpu, encoding="utf-8")
     write_json(out / "numbers.json", numbers)

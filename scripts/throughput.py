@@ -7,8 +7,9 @@ Usage::
 
 The OPU is modelled from its frame time and wall-plug power (``--device``); the dense
 projection ``X @ R`` (float32, batch ``--batch``) is measured on this CPU with NumPy and,
-when CuPy sees a GPU, on the GPU; their energy uses the powers stated by ``--cpu-power-w``
-and ``--gpu-power-w``. The structured projection (SRHT with ``scipy.fft``; CuPy's FFT
+when CuPy sees a GPU, on the GPU, each the median of ``--repeats`` interleaved timings
+with its quartiles, on ``--threads`` CPU threads (default 1); their energy uses the
+powers stated by ``--cpu-power-w`` and ``--gpu-power-w``. The structured projection (SRHT with ``scipy.fft``; CuPy's FFT
 on a GPU) is measured side by side, and the GPUs named by ``--gpu-models`` are
 *modelled* (roofline, labelled MODEL, figures and assumptions in the output); with a
 GPU present, the model of that GPU is compared with its measurement. Marks where ``R``
@@ -31,34 +32,12 @@ if importlib.util.find_spec("devices") is None:  # run from a checkout without i
 
 from devices import open_device  # noqa: E402
 from photon.support.cli import run_main  # noqa: E402
-from photon.support.jsonio import dumps, write_json  # noqa: E402
+from photon.support.jsonio import dumps  # noqa: E402
 from studies.gpu_model import GPUS, PRECISIONS  # noqa: E402
-from studies.throughput import (assumptions_markdown, crossovers, local_gpu_name,  # noqa: E402
-                                model_assumptions, model_errors, plot_throughput,
-                                structured_crossover, throughput_markdown, throughput_table)
+from studies.throughput import (throughput_markdown, throughput_study,  # noqa: E402
+                                throughput_summary, write_throughput_page)
 
 __all__ = ["main"]
-
-
-def _summary(result: dict) -> list[str]:
-    """Human-readable lines: where the SRHT overtakes, the model's errors on a GPU present."""
-    lines = []
-    for name, cross in result["structured_vs_dense"].items():
-        if not cross["speedup"]:
-            continue
-        at = cross["faster_from_n"]
-        ratios = ", ".join(f"{n}: {r:.3g}x" for n, r in cross["speedup"].items())
-        lines.append(f"{cross['structured']} vs {cross['dense']}: "
-                     + (f"faster from n = {at} on" if at else "not faster at the largest n")
-                     + f" (speed-up {ratios})")
-    errors = result["model_vs_measured"]
-    for measured in ("gpu-cupy", "structured-cupy"):
-        if measured in errors:
-            text = ", ".join(f"{n}: {e:+.0%}"
-                             for n, e in errors[measured]["model_time_error"].items())
-            lines.append(f"{errors[measured]['vs']} (model) vs {measured} (measured on "
-                         f"{errors['gpu']}): time error {text}")
-    return lines
 
 
 def main(argv=None) -> int:
@@ -80,61 +59,45 @@ def main(argv=None) -> int:
                              "CuPy's float32 product)")
     parser.add_argument("--no-structured", action="store_true",
                         help="leave out the structured projection (SRHT)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="CPU threads of the measured products (default 1: per core, "
+                             "clocked by the process's CPU time; 0: as configured, wall clock)")
+    parser.add_argument("--repeats", type=int, default=5,
+                        help="interleaved timings of each measured way (default 5)")
     parser.add_argument("--out", default=None, help="directory for the PNG and Markdown")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     if not 1 <= args.min_exp <= args.max_exp <= 24:
         parser.error(f"--min-exp {args.min_exp} --max-exp {args.max_exp}: expected "
                      "1 <= min <= max <= 24")
+    if args.threads < 0 or args.repeats < 1:
+        parser.error(f"--threads {args.threads} --repeats {args.repeats}: expected threads >= 0 "
+                     "and repeats >= 1")
     gpu_models = [name for name in args.gpu_models.split(",") if name]
     unknown = [name for name in gpu_models if name.upper() not in GPUS]
     if unknown:
         parser.error(f"--gpu-models {args.gpu_models!r}: expected names among {', '.join(GPUS)}")
-    structured = not args.no_structured
     sizes = [2 ** e for e in range(args.min_exp, args.max_exp + 1)]
     with open_device(args.device) as device:
-        rows = throughput_table(sizes, device, batch=args.batch, cpu_power_w=args.cpu_power_w,
-                                gpu_power_w=args.gpu_power_w, structured=structured,
-                                gpu_models=gpu_models, gpu_precision=args.gpu_precision)
-    marks = crossovers(rows)
-    result = {"rows": rows, "marks": marks, "assumed_power_w": {
-        "cpu": args.cpu_power_w, "gpu": args.gpu_power_w}, "device": args.device}
-    gpu_name = local_gpu_name()
-    result["structured_vs_dense"] = {
-        "numpy": structured_crossover(rows) if structured else {"speedup": {}}}
-    if gpu_name and structured:
-        result["structured_vs_dense"]["cupy"] = structured_crossover(rows, "structured-cupy",
-                                                                     "gpu-cupy")
-    result["gpu_present"] = gpu_name
-    result["model_vs_measured"] = model_errors(rows, gpu_name)
-    result["assumptions"] = model_assumptions(gpu_models, args.gpu_precision,
-                                              cpu_power_w=args.cpu_power_w,
-                                              gpu_power_w=args.gpu_power_w, batch=args.batch)
-    summary = _summary(result)
+        result = throughput_study(sizes, device, batch=args.batch, cpu_power_w=args.cpu_power_w,
+                                  gpu_power_w=args.gpu_power_w,
+                                  structured=not args.no_structured, gpu_models=gpu_models,
+                                  gpu_precision=args.gpu_precision,
+                                  threads=args.threads or None, repeats=args.repeats)
+    result["device"] = args.device
+    summary = throughput_summary(result)
     if args.out:
-        out = pathlib.Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
         command = "python scripts/throughput.py " + shlex.join(
             sys.argv[1:] if argv is None else list(argv))
-        text = ["# Throughput: the OPU (modelled) against dense and structured projections", "",
-                f"Written by `{command}`; the CPU rows are measured in that run, the OPU and "
-                "GPU-model rows are models (marked so, with their assumptions below).", "",
-                throughput_markdown(rows), "",
-                "## Structured against dense, and the GPU models", ""]
-        text += [f"- {line}" for line in summary] or ["- (no structured rows)"]
-        text += ["", "## Models, assumptions and sources", "",
-                 assumptions_markdown(result["assumptions"])]
-        (out / "throughput.md").write_text("\n".join(text) + "\n", encoding="utf-8")
-        write_json(out / "throughput.json", result)
-        plot_throughput(rows, out / "throughput.png", marks)  # the results first, then the figure
-        result["figure"] = str(out / "throughput.png")
+        page = write_throughput_page(result, args.out, command)
+        result["figure"] = str(page.with_name("throughput.png"))
     if args.json:
         print(dumps(result, indent=1))
         for line in summary:
             print(line, file=sys.stderr)
     else:
-        print(throughput_markdown(rows))
-        print(json.dumps(marks))
+        print(throughput_markdown(result["rows"]))
+        print(json.dumps(result["marks"]))
         for line in summary:
             print(line)
     return 0

@@ -11,8 +11,14 @@ modules (``from studies.sweep import run_sweep``):
                                            quantization vary, over seeds (processes or Dask)
 :mod:`~studies.noise_budget`               the feedback's fidelity and noise budget
 :mod:`~studies.benchmark`                  BP against DFA step time
-:mod:`~studies.step_cost`                  the DFA training-step cost model, OPU against GPU
+:mod:`~studies.step_cost`                  the DFA training-step cost model, OPU against GPU,
+                                           under three schedules
+:mod:`~studies.step_inverse`               the OPU that would tie backprop, per schedule
+:mod:`~studies.step_validation`            the step model against steps measured here
+:mod:`~studies.step_cost_page`             the step-cost study as one run and one page
+:mod:`~studies.dfa_variants`               accuracy cost of stale feedback and micro DFA
 :mod:`~studies.throughput`                 projections per second: OPU, dense, structured
+:mod:`~studies.timing`                     interleaved repeats, medians and their spread
 :mod:`~studies.gpu_model`                  roofline models of named GPUs (labelled models)
 :mod:`~studies.calibration_quality`        calibration quality against fresh frames
 :mod:`~studies.physics_pages`              the speckle histogram and the TM-precision table

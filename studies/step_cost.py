@@ -9,65 +9,105 @@ from the code of :mod:`dfa_bridge.nn` (MLP: :class:`~dfa_bridge.nn.models.MLP`;
 Transformer: :class:`~dfa_bridge.nn.transformer.TransformerLM`). A machine
 (:class:`Machine`) turns an operation into seconds by the roofline rule
 
-    t = max(F / R_gemm, bytes / B) + launches * t_launch           (GEMMs)
+    t = max(F / R_gemm(d), bytes / B) + launches * t_launch        (GEMMs)
     t = max(F / R_vec, X / R_exp, bytes / B) + launches * t_launch (everything else)
 
-and the step's time is the sum (no overlap). The options differ only in the backward:
+with ``R_gemm(d) = R_gemm d / (d + d_half)`` for a GEMM whose smallest dimension is ``d``,
+``B`` the bandwidth for what one launch moves (a cache: faster for small arrays), plus
+the structured projection's fixed cost per call and per short row of its strided
+passes; ``d_half``, the cache and those costs are measured on this CPU
+(:mod:`studies.step_validation`) and absent (0: full rate, one bandwidth) on a
+modelled GPU.
+
+The options differ only in the backward:
 
 ``bp``              ``W_{i+1}^T delta`` chained down the network;
 ``dfa-dense``       one GEMM ``E B^T`` (tokens x C x S) on the machine, then each layer's
                     local backward (an MLP layer skips its input gradient; a
-                    Transformer block keeps its internal backward: "macro" DFA);
+                    Transformer block keeps its internal backward: "macro" DFA, or
+                    with a ``micro-*`` feedback mode one signal per layer inside the
+                    block: "micro" DFA, a wider projection and a shorter local backward);
 ``dfa-structured``  the same with the SRHT (:class:`devices.structured.SRHT`) in place
                     of the GEMM: pad and sign-flip the error into ``ceil(S / N)`` blocks
                     of ``N = 2^ceil(log2 C)``, one batched real FFT, the Hartley fold;
 ``dfa-opu``         the projection on an OPU in linear mode: per error vector, the
                     encoder's binary planes, two frames each, plus two reference frames
                     per block of 1024 input frames (:func:`devices.cost.job_cost`), at the
-                    device's frame time for ``S`` outputs (its camera reads only those), times
-                    ``ceil(C / n_in) ceil(S / n_out)`` passes when the error or the
-                    feedback is wider than the device; the machine encodes the error and
-                    decodes the frames (elementwise) and waits for the OPU (sequential).
+                    device's frame time for the ``S`` outputs it reads (its camera's
+                    read-out model for exactly those rows), times ``ceil(C / n_in)
+                    ceil(S / n_out)`` passes when the error or the feedback is wider than
+                    the device; the machine encodes the error and decodes the frames.
+
+Schedules
+---------
+How the operations follow one another (:data:`SCHEDULES`); every result names its own.
+With ``M`` the machine's busy seconds and ``O`` the OPU's seconds per step:
+
+``sequential``      everything in turn: ``M + O`` (the machine waits for the OPU).
+``overlapped``      the OPU projects step ``t``'s error while the machine runs step
+                    ``t + 1`` (forward, its own error, then the local updates of step
+                    ``t``): a pipeline of period ``max(M, O)``. The feedback reaching the
+                    layers is one step stale; its cost in accuracy is measured, not
+                    assumed (:mod:`studies.dfa_variants`). Options without an OPU run
+                    the projection on the machine itself: nothing to overlap, the same
+                    as sequential.
+``layer-parallel``  one machine per layer (per block: a pipeline split, each with the
+                    machine's rates; communication not counted). The forward runs in
+                    turn; BP's backward is a chain (each layer passes ``W^T delta``
+                    down, its own ``dW`` and update run beside the chain); DFA's local
+                    updates all start once the error is projected, so its backward
+                    costs the slowest layer's, not the sum.
+
+Each schedule's step time is ``max(c, a + O)``: ``c`` the part the OPU cannot delay,
+``a`` the machine's work the OPU time adds to (:func:`step_cost` returns both), which
+the inverse design (:mod:`studies.step_inverse`) solves for the frame time that ties
+another option.
 
 Energy is the machine's busy time times its power, plus the OPU's seconds times its
-wall-plug power and the machine's idle power (it waits).
+wall-plug power, plus the machines' idle power while they wait for the OPU
+(sequential: ``O``; overlapped: ``max(0, O - M)``; layer-parallel: ``O`` for every
+machine).
 
 Units: seconds, joules, FLOPs (an FMA counts 2), bytes.
 
 Machines: :func:`gpu_machine` is the roofline model of a named GPU
-(:mod:`studies.gpu_model`, labelled a model); :func:`calibrate_cpu` measures this
-CPU's GEMM rate, streaming bandwidth, ``tanh`` rate and per-call overhead (one timing
-each, in the same run) so that the model can be checked against steps measured here
-(:func:`validate_on_cpu`, where these timings are interleaved with the steps'). Times of models too large for one GPU are GPU-seconds of
-work: sharding over ``k`` GPUs divides the time by ``k`` and multiplies the power by
-``k`` (communication is not counted); DFA's freedom to run the layers' backward in
-parallel is not counted either.
+(:mod:`studies.gpu_model`, labelled a model); :func:`studies.step_validation.calibrate_cpu`
+measures this CPU so that the model can be checked against steps measured here
+(:mod:`studies.step_validation`). Times of models too large for one GPU are GPU-seconds
+of work: sharding over ``k`` GPUs divides the time by ``k`` and multiplies the power by
+``k`` (communication is not counted).
 """
 
 from __future__ import annotations
 
 import math
-import statistics
-import time
 from dataclasses import asdict, dataclass, field, replace
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
 from devices.cost import job_cost
-from studies.gpu_model import Roofline, gpu_spec
-from photon.support.progress import Progress
 from photon.support.arguments import check_int
+from photon.support.progress import Progress
+from studies.gpu_model import Roofline, gpu_spec
 
-__all__ = ["OPTIONS", "MLPShape", "TransformerShape", "Op", "Implementation", "HOUSE_NUMPY",
-           "FUSED_BF16", "Machine", "OPUSpec", "gpu_machine", "calibrate_cpu", "step_ops",
-           "step_cost", "compare_options", "measure_steps", "validate_on_cpu", "GPT3_LADDER",
-           "toolkit_shapes", "crossover_grid", "plot_crossover_map", "crossover_markdown",
-           "PUBLISHED_CLAIMS", "opu_spec", "encoder_planes", "validation_shapes",
-           "mlp_grid", "transformer_grid", "gpt3_shapes", "validate_on_gpu"]
+__all__ = ["OPTIONS", "SCHEDULES", "PHASES", "FEEDBACK_MODES", "MLPShape", "TransformerShape",
+           "Op", "Implementation", "HOUSE_NUMPY", "FUSED_BF16", "Machine", "OPUSpec",
+           "gpu_machine", "step_ops", "scale_op", "step_cost", "compare_options",
+           "GPT3_LADDER", "toolkit_shapes", "crossover_grid", "plot_crossover_map",
+           "crossover_markdown", "PUBLISHED_CLAIMS", "opu_spec", "encoder_planes",
+           "mlp_grid", "transformer_grid", "gpt3_shapes"]
 
 OPTIONS = ("bp", "dfa-dense", "dfa-structured", "dfa-opu")
+SCHEDULES = ("sequential", "overlapped", "layer-parallel")
 PHASES = ("forward", "backward", "feedback", "update")
+
+#: The Transformer's feedback modes (as :data:`dfa_bridge.training.trainer.FEEDBACK_MODES`):
+#: where the projection enters ("macro": each block's output; "micro": three points per
+#: block) and whether every block shares one signal.
+FEEDBACK_MODES = {"shared": ("macro", True), "sliced": ("macro", False),
+                  "micro-shared": ("micro", True), "micro-sliced": ("micro", False)}
+
 
 
 # ---------------------------------------------------------------------------- shapes
@@ -129,7 +169,8 @@ class MLPShape:
     def describe(self) -> dict:
         """Plain-data form."""
         return {"family": "mlp", **asdict(self), "hidden": list(self.hidden),
-                "parameters": self.parameters}
+                "parameters": self.parameters, "error_width": self.error_width,
+                "feedback_width": self.feedback_width}
 
 
 @dataclass(frozen=True)
@@ -143,8 +184,11 @@ class TransformerShape:
     tokens
         Tokens per step (batch x context).
     feedback_mode
-        ``"shared"`` (one projection onto ``D``, every block gets it) or ``"sliced"``
-        (onto ``L D``).
+        One of :data:`FEEDBACK_MODES`: ``"shared"`` (one projection onto ``D``, every
+        block gets it), ``"sliced"`` (onto ``L D``), ``"micro-shared"`` (onto ``D + 4 D``:
+        the stream signal for both stream points of every block, the feed-forward hidden
+        signal for every block) or ``"micro-sliced"`` (onto ``6 L D``: each block's three
+        points their own).
     name
         Label in tables.
     """
@@ -161,9 +205,9 @@ class TransformerShape:
     def __post_init__(self):
         for key in ("vocab", "width", "n_blocks", "heads", "context", "tokens"):
             check_int(key, getattr(self, key))
-        if self.feedback_mode not in ("shared", "sliced"):
-            raise ValueError(f"feedback_mode = {self.feedback_mode!r}: expected 'shared' or "
-                             "'sliced'")
+        if self.feedback_mode not in FEEDBACK_MODES:
+            raise ValueError(f"feedback_mode = {self.feedback_mode!r}: expected one of "
+                             f"{', '.join(FEEDBACK_MODES)}")
 
     family = "transformer"
 
@@ -185,12 +229,27 @@ class TransformerShape:
 
     @property
     def feedback_width(self) -> int:
-        """``S``: ``D`` (shared) or ``L D`` (sliced)."""
-        return self.width * (self.n_blocks if self.feedback_mode == "sliced" else 1)
+        """``S``: ``D`` (shared), ``L D`` (sliced), ``5 D`` (micro-shared) or ``6 L D``
+        (micro-sliced)."""
+        points, shared = FEEDBACK_MODES[self.feedback_mode]
+        per_block = 6 if points == "micro" else 1
+        return (5 * self.width if points == "micro" else self.width) if shared else \
+            per_block * self.width * self.n_blocks
+
+    @property
+    def dfa_points(self) -> str:
+        """``"macro"`` (feedback at each block's output) or ``"micro"`` (every layer)."""
+        return FEEDBACK_MODES[self.feedback_mode][0]
+
+    @property
+    def shared_feedback(self) -> bool:
+        """Every block gets the same signals (one projection onto the widths of one block)."""
+        return FEEDBACK_MODES[self.feedback_mode][1]
 
     def describe(self) -> dict:
         """Plain-data form."""
-        return {"family": "transformer", **asdict(self), "parameters": self.parameters}
+        return {"family": "transformer", **asdict(self), "parameters": self.parameters,
+                "error_width": self.error_width, "feedback_width": self.feedback_width}
 
 
 #: GPT-3 model family (Brown et al., "Language Models are Few-Shot Learners", 2020,
@@ -249,6 +308,26 @@ class Op:
         Repetitions (e.g. once per block).
     nbytes
         Bytes moved, when not ``elements`` times the element size (the optimizer's state).
+    lane
+        Where it runs in the layer-parallel schedule: None (the forward, in turn),
+        ``"head"`` (the last layer), ``"layer i"`` (hidden layer ``i``), ``"blocks"``
+        (one in each Transformer block: ``count`` spread over them), ``"embedding"``,
+        ``"feedback"`` (the projection and what prepares its signals).
+    chain
+        On backpropagation's chain: the next layer down waits for it (its input
+        gradient and what leads to it); the others (``dW``, ``db``, the update) run
+        beside the chain.
+    dims
+        A GEMM's ``(m, k, n)`` (one product of a batched one), which sets its
+        efficiency on a machine with a ``gemm_half_dim`` (:class:`Machine`).
+    rows
+        Short rows its strided passes walk (the transforms of a batched FFT), each at
+        the machine's ``row_s``.
+    call
+        A named call (``"srht"``) whose fixed cost the machine may have measured
+        (:attr:`Machine.call_s`), paid once per repetition.
+    weight
+        A multiplier on its cost (1; :func:`scale_op` changes it).
     """
 
     name: str
@@ -260,17 +339,25 @@ class Op:
     launches: float = 1.0
     count: int = 1
     nbytes: float | None = None
+    lane: str | None = None
+    chain: bool = False
+    dims: tuple = ()
+    rows: float = 0.0
+    call: str | None = None
+    weight: float = 1.0
 
 
-def _gemm(name, phase, m, k, n, count=1) -> Op:
+def _gemm(name, phase, m, k, n, count=1, lane=None, chain=False) -> Op:
     """``(m, k) @ (k, n)``."""
-    return Op(name, phase, "gemm", 2.0 * m * k * n, float(m * k + k * n + m * n), 0.0, 1.0, count)
+    return Op(name, phase, "gemm", 2.0 * m * k * n, float(m * k + k * n + m * n), 0.0, 1.0, count,
+              None, lane, chain, (m, k, n))
 
 
-def _pass(name, phase, elements, launches=1.0, transcendentals=0.0, flops=None, count=1) -> Op:
+def _pass(name, phase, elements, launches=1.0, transcendentals=0.0, flops=None, count=1,
+          lane=None, chain=False) -> Op:
     """An elementwise pass over ``elements`` elements (reads + writes)."""
     return Op(name, phase, "elementwise", float(elements / 2 if flops is None else flops),
-              float(elements), float(transcendentals), float(launches), count)
+              float(elements), float(transcendentals), float(launches), count, None, lane, chain)
 
 
 @dataclass(frozen=True)
@@ -313,6 +400,10 @@ HOUSE_NUMPY = Implementation("house NumPy, float32", 4, 116.0, 12.0, 1.0, False)
 FUSED_BF16 = Implementation("fused mixed precision (bf16, fp32 Adam)", 2, 28.0, 0.01, 0.5, True)
 
 
+def _mlp_lane(shape: MLPShape, layer: int) -> str:
+    return "head" if layer == len(shape.widths) - 1 else f"layer {layer}"
+
+
 def _mlp_forward(shape: MLPShape) -> list:
     w, b, ops = shape.widths, shape.batch, []
     layers = len(w) - 1
@@ -326,35 +417,47 @@ def _mlp_forward(shape: MLPShape) -> list:
     return ops
 
 
-def _mlp_backward(shape: MLPShape, input_grads: bool) -> list:
-    """Backward of every layer: tanh', dW, db, and dX when ``input_grads`` (BP, not layer 1)."""
+def _mlp_backward(shape: MLPShape, bp: bool) -> list:
+    """Every layer's backward: tanh', dW, db, and (BP, not layer 1) dX, on its own lane.
+
+    Under BP the activation derivative and the input gradient are the chain; under DFA
+    every hidden layer's backward starts from its own ``B_i e`` (nothing chains).
+    """
     w, b, ops = shape.widths, shape.batch, []
     layers = len(w) - 1
     for i in range(layers, 0, -1):
+        lane = _mlp_lane(shape, i)
         if i < layers:
-            ops.append(_pass(f"tanh' {i}", "backward", 7 * b * w[i], 3))
-        ops.append(_gemm(f"linear {i} dW", "backward", w[i], b, w[i - 1]))
-        ops.append(_pass(f"linear {i} db", "backward", b * w[i] + w[i]))
-        if input_grads and i > 1:
-            ops.append(_gemm(f"linear {i} dX", "backward", b, w[i], w[i - 1]))
+            ops.append(_pass(f"tanh' {i}", "backward", 7 * b * w[i], 3, lane=lane, chain=bp))
+        ops.append(_gemm(f"linear {i} dW", "backward", w[i], b, w[i - 1], lane=lane))
+        ops.append(_pass(f"linear {i} db", "backward", b * w[i] + w[i], lane=lane))
+        if bp and i > 1:
+            ops.append(_gemm(f"linear {i} dX", "backward", b, w[i], w[i - 1], lane=lane,
+                             chain=True))
     return ops
 
 
 def _parameter_tensors(shape) -> list:
+    """``(lane, count, [tensor sizes])`` of the parameters, grouped by where they update."""
     if shape.family == "mlp":
         w = shape.widths
-        return [t for a, b in zip(w[:-1], w[1:]) for t in (a * b, b)]
+        return [(_mlp_lane(shape, i), 1, [w[i - 1] * w[i], w[i]]) for i in range(1, len(w))]
     d, v, f = shape.width, shape.vocab, 4 * shape.width
     block = [d, d, 3 * d * d, 3 * d, d * d, d, d, d, f * d, f, d * f, d]
-    return [v * d, shape.context * d] + block * shape.n_blocks + [d, d, v * d, v]
+    return [("embedding", 1, [v * d, shape.context * d]), ("blocks", shape.n_blocks, block),
+            ("head", 1, [d, d, v * d, v])]
 
 
 def _update(shape, impl: Implementation) -> list:
-    tensors = _parameter_tensors(shape)
-    total = float(sum(tensors))
-    return [Op("adam", "update", "elementwise", 12.0 * total, 0.0, 0.0,
-               impl.adam_launches_per_tensor * len(tensors), 1,
-               impl.adam_bytes_per_parameter * total)]
+    """Adam, one op per lane and tensor size (each lane updates its own parameters)."""
+    ops = []
+    for lane, count, tensors in _parameter_tensors(shape):
+        for size in sorted(set(tensors)):
+            alike = tensors.count(size)
+            ops.append(Op("adam", "update", "elementwise", 12.0 * size, 0.0, 0.0,
+                          impl.adam_launches_per_tensor, count * alike,
+                          impl.adam_bytes_per_parameter * size, lane))
+    return ops
 
 
 def _transformer_forward(s: TransformerShape, impl: Implementation) -> list:
@@ -366,10 +469,12 @@ def _transformer_forward(s: TransformerShape, impl: Implementation) -> list:
         _pass("layer norm 1", "forward", count=L, **ln),
         _gemm("qkv", "forward", n, d, 3 * d, L),
         _pass("qkv bias + head split", "forward", 6 * n * d + 6 * n * d, 2, count=L),
-        Op("scores Q K^T", "forward", "gemm", 2.0 * n * t * d, 2 * n * d + scores, 0, 1, L),
+        Op("scores Q K^T", "forward", "gemm", 2.0 * n * t * d, 2 * n * d + scores, 0, 1, L,
+           dims=(t, d // h, t)),
         _pass("softmax of scores", "forward", 16 * scores, 9, n * h * t,
               flops=8.0 * n * h * t, count=L),
-        Op("A V", "forward", "gemm", 2.0 * n * t * d, scores + 2 * n * d, 0, 1, L),
+        Op("A V", "forward", "gemm", 2.0 * n * t * d, scores + 2 * n * d, 0, 1, L,
+           dims=(t, t, d // h)),
         _pass("merge heads", "forward", 2 * n * d, 1, count=L),
         _gemm("attention out", "forward", n, d, d, L),
         _pass("out bias + residual", "forward", 5 * n * d, 2, count=L),
@@ -387,46 +492,102 @@ def _transformer_forward(s: TransformerShape, impl: Implementation) -> list:
     return ops
 
 
-def _transformer_block_backward(s: TransformerShape, impl: Implementation) -> list:
+#: Elements and launches of a layer norm's backward: all of it (``dgamma``, ``dbeta``,
+#: the input gradient) or its parameters' gradients alone.
+_LN_BACK = dict(elements=22, launches=11)
+_LN_PARAMS = dict(elements=5, launches=3)
+
+
+def _transformer_block_backward(s: TransformerShape, impl: Implementation, method: str) -> list:
+    """One block's backward, ``count = L`` on lane ``"blocks"``, for ``method``.
+
+    ``"bp"``: everything, the input gradient chained to the block below; ``"macro"``
+    (DFA from the block output): the same local backward, ``LN1`` only for its
+    parameters (the block's input gradient is block 0's alone, see
+    :func:`_transformer_dfa_extras`); ``"micro"``: the feed-forward's down map from the
+    output signal (no input gradient), the up map and ``LN2`` (parameters only) from
+    the hidden signal, the attention and ``LN1`` (parameters only) from the signal
+    after the attention sublayer.
+    """
     n, d, h, t, f, L = s.tokens, s.width, s.heads, s.context, 4 * s.width, s.n_blocks
     scores = 0.0 if impl.flash_attention else n * h * t
-    ln_back = dict(elements=22 * n * d, launches=11)
-    return [
-        _gemm("ffn 2 dW", "backward", d, n, f, L), _pass("ffn 2 db", "backward", n * d, 1, count=L),
-        _gemm("ffn 2 dX", "backward", n, d, f, L),
-        _pass("gelu'", "backward", 33 * n * f, 13, count=L),
-        _gemm("ffn 1 dW", "backward", f, n, d, L), _pass("ffn 1 db", "backward", n * f, 1, count=L),
-        _gemm("ffn 1 dX", "backward", n, f, d, L),
-        _pass("layer norm 2'", "backward", count=L, **ln_back),
-        _pass("residual", "backward", 3 * n * d, 1, count=L),
-        _gemm("attention out dW", "backward", d, n, d, L),
-        _pass("attention out db", "backward", n * d, 1, count=L),
-        _gemm("attention out dX", "backward", n, d, d, L),
-        _pass("split heads", "backward", 2 * n * d, 1, count=L),
-        Op("dV = A^T G", "backward", "gemm", 2.0 * n * t * d, scores + 2 * n * d, 0, 1, L),
-        Op("dA = G V^T", "backward", "gemm", 2.0 * n * t * d, scores + 2 * n * d, 0, 1, L),
-        _pass("softmax'", "backward", 11 * scores, 5, flops=5.0 * n * h * t, count=L),
-        Op("dQ = dS K", "backward", "gemm", 2.0 * n * t * d, scores + 2 * n * d, 0, 1, L),
-        Op("dK = dS^T Q", "backward", "gemm", 2.0 * n * t * d, scores + 2 * n * d, 0, 1, L),
-        _pass("stack dQ dK dV", "backward", 12 * n * d, 2, count=L),
-        _gemm("qkv dW", "backward", 3 * d, n, d, L),
-        _pass("qkv db", "backward", 3 * n * d, 1, count=L),
-        _gemm("qkv dX", "backward", n, 3 * d, d, L),
-        _pass("layer norm 1'", "backward", count=L, **ln_back),
-        _pass("residual", "backward", 3 * n * d, 1, count=L),
-    ]
+    bp = method == "bp"
+
+    def g(name, m, k, nn, chain=True):
+        return _gemm(name, "backward", m, k, nn, L, "blocks", bp and chain)
+
+    def p(name, per_token_and_width, launches, chain=True):
+        return _pass(name, "backward", per_token_and_width * n * d, launches, count=L,
+                     lane="blocks", chain=bp and chain)
+
+    def attention_op(name, dims):
+        return Op(name, "backward", "gemm", 2.0 * n * t * d, scores + 2 * n * d, 0, 1, L, None,
+                  "blocks", bp, dims)
+
+    ffn = [g("ffn 2 dW", d, n, f, False), p("ffn 2 db", 1, 1, False)]
+    if method != "micro":
+        ffn.append(g("ffn 2 dX", n, d, f))
+    ffn += [_pass("gelu'", "backward", 33 * n * f, 13, count=L, lane="blocks", chain=bp),
+            g("ffn 1 dW", f, n, d, False), _pass("ffn 1 db", "backward", n * f, 1, count=L,
+                                                 lane="blocks"),
+            g("ffn 1 dX", n, f, d)]
+    if method == "micro":
+        ffn.append(p("layer norm 2' (parameters)", _LN_PARAMS["elements"],
+                     _LN_PARAMS["launches"], False))
+    else:
+        ffn += [p("layer norm 2'", _LN_BACK["elements"], _LN_BACK["launches"]),
+                p("residual", 3, 1)]
+    attention = [
+        g("attention out dW", d, n, d, False), p("attention out db", 1, 1, False),
+        g("attention out dX", n, d, d), p("split heads", 2, 1),
+        attention_op("dV = A^T G", (t, t, d // h)), attention_op("dA = G V^T", (t, d // h, t)),
+        _pass("softmax'", "backward", 11 * scores, 5, flops=5.0 * n * h * t, count=L,
+              lane="blocks", chain=bp),
+        attention_op("dQ = dS K", (t, t, d // h)), attention_op("dK = dS^T Q", (t, t, d // h)),
+        p("stack dQ dK dV", 12, 2), g("qkv dW", 3 * d, n, d, False),
+        p("qkv db", 3, 1, False), g("qkv dX", n, 3 * d, d)]
+    if bp:
+        attention += [p("layer norm 1'", _LN_BACK["elements"], _LN_BACK["launches"]),
+                      p("residual", 3, 1)]
+    else:
+        attention.append(p("layer norm 1' (parameters)", _LN_PARAMS["elements"],
+                           _LN_PARAMS["launches"], False))
+    return ffn + attention
 
 
-def _transformer_head_backward(s: TransformerShape) -> list:
+def _transformer_dfa_extras(s: TransformerShape) -> list:
+    """What DFA adds to a block's local backward: the stream signals and block 0's input gradient.
+
+    Each stream signal enters through the final layer norm's local backward (once when
+    shared, once per block and point when sliced: one point per block for macro DFA,
+    two for micro); block 0 computes ``LN1``'s input gradient and the residual sum for
+    the embeddings (lane ``"embedding"``).
+    """
+    n, d, L = s.tokens, s.width, s.n_blocks
+    per_block = 2 if s.dfa_points == "micro" else 1
+    if s.shared_feedback:
+        signals = [_pass("final layer norm' of B e", "backward", 17 * n * d, 8, lane="feedback")]
+    else:
+        signals = [_pass("final layer norm' of B e", "backward", 17 * n * d, 8,
+                         count=per_block * L, lane="blocks")]
+    extra = _LN_BACK["elements"] - _LN_PARAMS["elements"]
+    return signals + [
+        _pass("layer norm 1' input gradient (block 0)", "backward", extra * n * d,
+              _LN_BACK["launches"] - _LN_PARAMS["launches"], lane="embedding"),
+        _pass("residual (block 0)", "backward", 3 * n * d, 1, lane="embedding")]
+
+
+def _transformer_head_backward(s: TransformerShape, bp: bool) -> list:
     n, d, v = s.tokens, s.width, s.vocab
-    return [_gemm("head dW", "backward", v, n, d), _pass("head db", "backward", n * v, 1),
-            _gemm("head dX", "backward", n, v, d),
-            _pass("final layer norm'", "backward", 22 * n * d, 11)]
+    return [_gemm("head dW", "backward", v, n, d, lane="head"),
+            _pass("head db", "backward", n * v, 1, lane="head"),
+            _gemm("head dX", "backward", n, v, d, lane="head", chain=bp),
+            _pass("final layer norm'", "backward", 22 * n * d, 11, lane="head", chain=bp)]
 
 
 def _transformer_embedding_backward(s: TransformerShape) -> list:
     n, d = s.tokens, s.width
-    return [_pass("position + embedding'", "backward", 6 * n * d, 3)]
+    return [_pass("position + embedding'", "backward", 6 * n * d, 3, lane="embedding")]
 
 
 def _scale_elementwise(ops, impl: Implementation) -> list:
@@ -449,27 +610,29 @@ def _structured_feedback_ops(samples: int, c: int, s: int) -> list:
     blocks = math.ceil(s / size)
     total = float(samples) * blocks * size
     fft_flops = 2.5 * size * math.log2(size) if size > 1 else 0.0
+    lane = "feedback"
     ops = [Op("srht pad + sign flip", "feedback", "elementwise", total,
-              2.0 * total + samples * c, 0, 2),
+              2.0 * total + samples * c, 0, 2, lane=lane),
            Op("srht real FFT", "feedback", "elementwise", samples * blocks * fft_flops,
-              2.0 * total + 2.0 * samples * blocks, 0, 1),
-           Op("srht Hartley fold", "feedback", "elementwise", total, 2.0 * total, 0, 2)]
+              2.0 * total + 2.0 * samples * blocks, 0, 1, lane=lane,
+              rows=float(samples) * blocks, call="srht"),
+           Op("srht Hartley fold", "feedback", "elementwise", total, 2.0 * total, 0, 2, lane=lane)]
     if s % size:
-        ops.append(_pass("srht output copy", "feedback", 2 * samples * s, 2))
-    ops.append(_pass("feedback scale", "feedback", 2 * samples * s + s))
+        ops.append(_pass("srht output copy", "feedback", 2 * samples * s, 2, lane=lane))
+    ops.append(_pass("feedback scale", "feedback", 2 * samples * s + s, lane=lane))
     return ops
 
 
 def _feedback_ops(shape, option: str, planes: int) -> list:
     b, c, s = shape.samples, shape.error_width, shape.feedback_width
     if option == "dfa-dense":
-        return [_gemm("feedback E B^T", "feedback", b, c, s)]
+        return [_gemm("feedback E B^T", "feedback", b, c, s, lane="feedback")]
     if option == "dfa-structured":
         return _structured_feedback_ops(b, c, s)
     if option == "dfa-opu":  # the machine's share: encode the error, decode the frames
-        return [_pass("encode error planes", "feedback", (2 + planes) * b * c, 4),
-                _pass("decode frames", "feedback", (4 * planes + 2) * b * s, 6),
-                _pass("feedback scale", "feedback", 2 * b * s + s)]
+        return [_pass("encode error planes", "feedback", (2 + planes) * b * c, 4, lane="feedback"),
+                _pass("decode frames", "feedback", (4 * planes + 2) * b * s, 6, lane="feedback"),
+                _pass("feedback scale", "feedback", 2 * b * s + s, lane="feedback")]
     return []
 
 
@@ -480,7 +643,8 @@ def step_ops(shape, option: str, implementation: Implementation = HOUSE_NUMPY,
     Parameters
     ----------
     shape
-        :class:`MLPShape` or :class:`TransformerShape`.
+        :class:`MLPShape` or :class:`TransformerShape` (its ``feedback_mode`` chooses
+        macro or micro DFA).
     option
         One of :data:`OPTIONS`.
     implementation
@@ -491,19 +655,21 @@ def step_ops(shape, option: str, implementation: Implementation = HOUSE_NUMPY,
     Returns
     -------
     list of Op
-        Forward, backward, feedback (machine side only for ``dfa-opu``) and update.
+        Forward, backward, feedback (machine side only for ``dfa-opu``) and update,
+        each on its lane (:class:`Op`).
     """
     if option not in OPTIONS:
         raise ValueError(f"option = {option!r}: expected one of {', '.join(OPTIONS)}")
     dfa = option != "bp"
     if shape.family == "mlp":
-        ops = _mlp_forward(shape) + _mlp_backward(shape, input_grads=not dfa)
+        ops = _mlp_forward(shape) + _mlp_backward(shape, bp=not dfa)
     elif shape.family == "transformer":
-        ops = _transformer_forward(shape, implementation) + _transformer_head_backward(shape)
-        ops += _transformer_block_backward(shape, implementation)
-        if dfa:  # the final norm's input gradient brings each block's B e into the stream
-            ops.append(_pass("final layer norm' of B e", "backward",
-                             17 * shape.tokens * shape.width, 8, count=shape.n_blocks))
+        ops = _transformer_forward(shape, implementation)
+        ops += _transformer_head_backward(shape, bp=not dfa)
+        ops += _transformer_block_backward(shape, implementation,
+                                           shape.dfa_points if dfa else "bp")
+        if dfa:
+            ops += _transformer_dfa_extras(shape)
         ops += _transformer_embedding_backward(shape)
     else:
         raise TypeError(f"shape = {shape!r}: expected an MLPShape or a TransformerShape")
@@ -511,6 +677,18 @@ def step_ops(shape, option: str, implementation: Implementation = HOUSE_NUMPY,
         ops += _feedback_ops(shape, option, planes)
     ops += _update(shape, implementation)
     return _scale_elementwise(ops, implementation)
+
+
+def scale_op(name: str, factor: float) -> Callable[[list], list]:
+    """A change of the model: every op called ``name`` costs ``factor`` times as much.
+
+    Its weight scales (:attr:`Op.weight`), so its time on any machine scales by
+    ``factor`` exactly. For sensitivity checks (:func:`step_cost`'s ``transform``): a
+    validation that cannot tell such a model from the true one is blind to that op.
+    """
+    def transform(ops):
+        return [replace(op, weight=op.weight * factor) if op.name == name else op for op in ops]
+    return transform
 
 
 # ---------------------------------------------------------------------------- machines
@@ -539,6 +717,18 @@ class Machine:
         How the code runs on it.
     assumptions
         Figures, sources and assumptions behind the rates (plain data).
+    gemm_half_dim
+        A GEMM whose smallest dimension is ``d`` runs at ``d / (d + gemm_half_dim)`` of
+        ``gemm_flops_per_s`` (Hockney's half-performance length: a skinny product
+        cannot fill the register tiles); 0: every GEMM at the full rate.
+    near_bytes_per_s, near_bytes, far_bytes
+        A cache: an operation moving ``near_bytes`` or fewer per launch streams at
+        ``near_bytes_per_s``, one moving ``far_bytes`` or more at ``bytes_per_s``,
+        log-linear in between (0: ``bytes_per_s`` for all).
+    row_s
+        Seconds per short row of a strided pass (:attr:`Op.rows`; 0: none).
+    call_s
+        Fixed seconds of named calls (:attr:`Op.call`), e.g. the SRHT's set-up.
     """
 
     name: str
@@ -552,17 +742,42 @@ class Machine:
     idle_power_w: float
     implementation: Implementation = HOUSE_NUMPY
     assumptions: dict = field(default_factory=dict)
+    gemm_half_dim: float = 0.0
+    near_bytes_per_s: float = 0.0
+    near_bytes: float = 0.0
+    far_bytes: float = 0.0
+    row_s: float = 0.0
+    call_s: dict = field(default_factory=dict)
+
+    def bandwidth(self, nbytes: float) -> float:
+        """Bytes/s of an operation moving ``nbytes`` (see ``near_bytes_per_s``)."""
+        if not self.near_bytes_per_s or nbytes >= self.far_bytes:
+            return self.bytes_per_s
+        if nbytes <= self.near_bytes:
+            return self.near_bytes_per_s
+        where = math.log(nbytes / self.near_bytes) / math.log(self.far_bytes / self.near_bytes)
+        return math.exp(math.log(self.near_bytes_per_s)
+                        + where * math.log(self.bytes_per_s / self.near_bytes_per_s))
+
+    def gemm_rate(self, dims: tuple = ()) -> float:
+        """FLOP/s of a GEMM of ``dims`` ``(m, k, n)`` (the full rate without dims)."""
+        if not dims or not self.gemm_half_dim:
+            return self.gemm_flops_per_s
+        smallest = min(dims)
+        return self.gemm_flops_per_s * smallest / (smallest + self.gemm_half_dim)
 
     def op_seconds(self, op: Op) -> float:
         """Seconds of ``op`` (all ``count`` repetitions) by the roofline rule (module notes)."""
         nbytes = (op.nbytes if op.nbytes is not None
                   else op.elements * self.implementation.element_bytes)
+        bandwidth = self.bandwidth(nbytes / max(1.0, op.launches))  # what one launch moves
         if op.kind == "gemm":
-            busy = max(op.flops / self.gemm_flops_per_s, nbytes / self.bytes_per_s)
+            busy = max(op.flops / self.gemm_rate(op.dims), nbytes / bandwidth)
         else:
             busy = max(op.flops / self.vector_flops_per_s,
-                       op.transcendentals / self.transcendentals_per_s, nbytes / self.bytes_per_s)
-        return op.count * (busy + op.launches * self.launch_s)
+                       op.transcendentals / self.transcendentals_per_s, nbytes / bandwidth)
+        fixed = op.launches * self.launch_s + op.rows * self.row_s + self.call_s.get(op.call, 0.0)
+        return op.weight * op.count * (busy + fixed)
 
     def describe(self) -> dict:
         """Plain-data form."""
@@ -600,103 +815,6 @@ def gpu_machine(gpu="H100", precision: str = "bf16", *, compute_efficiency: floa
                    implementation, assumptions)
 
 
-def _median_seconds(function, repeats: int) -> float:
-    function()
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
-
-
-_TINY_CALLS = 100
-
-
-def _calibration_probes(width: int = 1024, batch: int = 256, seed: int = 0) -> tuple[dict, dict]:
-    """Callables timing one GEMM, one streaming pass, one tanh, tiny calls; and their sizes."""
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((batch, width), dtype=np.float32)
-    w = rng.standard_normal((width, width), dtype=np.float32)
-    a, b = np.ones(width * width, np.float32), np.full(width * width, 1e-3, np.float32)
-    out = np.empty_like(x)
-    tiny = np.zeros(8, np.float32)
-
-    def many_tiny():
-        for _ in range(_TINY_CALLS):
-            np.add(tiny, tiny, out=tiny)
-
-    probes = {"calibration gemm": lambda: x @ w,
-              "calibration stream": lambda: np.add(a, b, out=a),
-              "calibration tanh": lambda: np.tanh(x, out=out),
-              "calibration tiny calls": many_tiny}
-    return probes, {"width": width, "batch": batch, "stream_elements": a.size,
-                    "tanh_elements": x.size}
-
-
-def _machine_from_medians(medians: dict, sizes: dict, power_w: float,
-                          blas_threads: int | None) -> Machine:
-    batch, width = sizes["batch"], sizes["width"]
-    gemm_s, stream_s = medians["calibration gemm"], medians["calibration stream"]
-    tanh_s, launch_s = medians["calibration tanh"], medians["calibration tiny calls"] / _TINY_CALLS
-    bandwidth = 12.0 * sizes["stream_elements"] / stream_s
-    measured = {
-        "gemm": f"(batch {batch}, {width}) @ ({width}, {width}) float32: {gemm_s * 1e3:.3f} ms",
-        "stream": f"a += b over {sizes['stream_elements']} float32: {stream_s * 1e3:.3f} ms",
-        "tanh": f"tanh over {sizes['tanh_elements']} float32: {tanh_s * 1e3:.3f} ms",
-        "launch": f"one tiny NumPy call: {launch_s * 1e6:.2f} us",
-        "blas_threads": "as configured" if blas_threads is None else blas_threads,
-        "power_w": f"ASSUMED {power_w} W",
-        "kind": "rates measured here, in this run (medians)"}
-    return Machine("this CPU (calibrated)", "calibrated", 2.0 * batch * width * width / gemm_s,
-                   bandwidth / 4.0, bandwidth, sizes["tanh_elements"] / tanh_s, launch_s, power_w,
-                   0.2 * power_w, HOUSE_NUMPY, measured)
-
-
-def _blas_limit(threads: int | None):
-    """A context limiting the BLAS to ``threads`` (threadpoolctl, if installed), or a no-op."""
-    import contextlib  # noqa: PLC0415
-
-    if threads is None:
-        return contextlib.nullcontext()
-    try:
-        from threadpoolctl import threadpool_limits  # noqa: PLC0415  (scikit-learn's dependency)
-    except ImportError:  # pragma: no cover - scikit-learn brings it
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=int(threads), user_api="blas")
-
-
-def calibrate_cpu(width: int = 1024, batch: int = 256, repeats: int = 7,
-                  power_w: float = 25.0, seed: int = 0, blas_threads: int | None = None) -> Machine:
-    """This CPU's roofline, measured now: one GEMM, one streaming pass, one tanh, tiny calls.
-
-    Parameters
-    ----------
-    width, batch
-        The calibration GEMM is ``(batch, width) @ (width, width)`` float32; the
-        streaming pass ``a += b`` runs over ``width^2`` floats (a weight matrix's size);
-        ``tanh`` over ``batch x width``; the per-call overhead is that of a NumPy call
-        on 8 floats.
-    repeats
-        Timings per calibration (median kept).
-    power_w
-        ASSUMED power of the busy CPU (W).
-    seed
-        Seed of the operands.
-    blas_threads
-        Limit the BLAS to this many threads while timing (None: as configured).
-
-    Returns
-    -------
-    Machine
-        ``kind = "calibrated"``, running :data:`HOUSE_NUMPY`.
-    """
-    probes, sizes = _calibration_probes(width, batch, seed)
-    with _blas_limit(blas_threads):
-        medians = {name: _median_seconds(probe, repeats) for name, probe in probes.items()}
-    return _machine_from_medians(medians, sizes, power_w, blas_threads)
-
-
 # ---------------------------------------------------------------------------- OPU
 @dataclass(frozen=True)
 class OPUSpec:
@@ -710,10 +828,11 @@ class OPUSpec:
         Seconds per frame reading all ``n_out`` outputs.
     electrical_power_w
         Wall-plug power (W).
-    frame_times
-        ``((outputs, seconds), ...)`` sorted by outputs: the frame time when only that
-        many outputs are read (a camera region of interest), sampled at powers of two;
-        empty when the frame time does not depend on it.
+    frame_time_model
+        ``outputs -> seconds``: the frame time when only that many outputs are read
+        (the device's own :meth:`~devices.protocol.OPUDevice.frame_time_for`: the
+        camera's read-out of exactly the rows holding them); None when the frame time
+        does not depend on it.
     """
 
     name: str
@@ -721,14 +840,23 @@ class OPUSpec:
     n_out: int
     frame_time_s: float
     electrical_power_w: float
-    frame_times: tuple = ()
+    frame_time_model: Callable[[int], float] | None = field(default=None, compare=False,
+                                                           repr=False)
 
     def frame_time_for(self, n_out: int) -> float:
-        """Seconds per frame reading ``n_out`` outputs: the sample at the next larger size."""
-        for outputs, seconds in self.frame_times:
-            if outputs >= n_out:
-                return seconds
-        return self.frame_time_s
+        """Seconds per frame reading ``n_out`` outputs (at most the device's)."""
+        n_out = check_int("n_out", n_out, high=self.n_out)
+        if self.frame_time_model is None:
+            return self.frame_time_s
+        return float(self.frame_time_model(n_out))
+
+    def describe(self) -> dict:
+        """Plain-data form."""
+        return {"name": self.name, "n_in": self.n_in, "n_out": self.n_out,
+                "frame_time_s": self.frame_time_s, "frames_per_s": 1.0 / self.frame_time_s,
+                "electrical_power_w": self.electrical_power_w,
+                "frame_time": ("the device's read-out model for the outputs read"
+                               if self.frame_time_model is not None else "fixed")}
 
 
 def opu_spec(device) -> OPUSpec:
@@ -740,13 +868,8 @@ def opu_spec(device) -> OPUSpec:
 
         with open_device(device) as opened:
             return opu_spec(opened)
-    n_out = int(device.n_out)
-    frame_times = ()
-    if hasattr(device, "frame_time_for"):
-        sizes = sorted({min(n_out, 2 ** e) for e in range(n_out.bit_length() + 1)} | {n_out})
-        frame_times = tuple((n, float(device.frame_time_for(n))) for n in sizes)
-    return OPUSpec(device.name, int(device.n_in), n_out, float(device.frame_time_s),
-                   float(device.electrical_power_w), frame_times)
+    return OPUSpec(device.name, int(device.n_in), int(device.n_out), float(device.frame_time_s),
+                   float(device.electrical_power_w), device.frame_time_for)
 
 
 def encoder_planes(encoder: str = "ternary", n_bits: int = 4) -> int:
@@ -760,19 +883,70 @@ def encoder_planes(encoder: str = "ternary", n_bits: int = 4) -> int:
 
 def _opu_job(shape, opu: OPUSpec, planes: int) -> dict:
     passes = math.ceil(shape.error_width / opu.n_in) * math.ceil(shape.feedback_width / opu.n_out)
-    frame_time = opu.frame_time_for(min(shape.feedback_width, opu.n_out))
+    outputs = min(shape.feedback_width, opu.n_out)
+    frame_time = opu.frame_time_for(outputs)
     cost = job_cost(shape.samples, mode="linear", frame_time_s=frame_time,
                     electrical_power_w=opu.electrical_power_w, planes_per_vector=planes,
                     batch_size=1024)
     return {"frames": cost.frames * passes, "passes": passes, "seconds": cost.seconds * passes,
-            "frame_time_s": frame_time,
+            "frame_time_s": frame_time, "outputs_read": outputs,
             "joules": cost.joules * passes, "frames_per_vector": cost.frames_per_vector,
             "reference_frames": cost.reference_frames * passes}
 
 
+# ---------------------------------------------------------------------------- schedules
+def _hidden_lanes(shape) -> list:
+    """The lanes of the layers below the head, top first (``"blocks"`` once per block)."""
+    if shape.family == "mlp":
+        return [f"layer {i}" for i in range(len(shape.hidden), 0, -1)]
+    return ["blocks"] * shape.n_blocks
+
+
+def _lane_seconds(ops, machine: Machine, shape) -> dict:
+    """``{lane: [chain seconds, local seconds]}`` of the backward and update (``"blocks"``: one)."""
+    copies = shape.n_blocks if shape.family == "transformer" else 1
+    lanes: dict = {}
+    for op in ops:
+        if op.phase == "forward":
+            continue
+        seconds = machine.op_seconds(op) / (copies if op.lane == "blocks" else 1)
+        entry = lanes.setdefault(op.lane, [0.0, 0.0])
+        entry[0 if op.chain else 1] += seconds
+    return lanes
+
+
+def _schedule_terms(ops, machine: Machine, shape, option: str, schedule: str) -> dict:
+    """``c`` (floor), ``a`` (offset; None without an OPU term), parts of ``max(c, a + O)``."""
+    busy = sum(machine.op_seconds(op) for op in ops)
+    if schedule == "sequential":
+        return {"floor_s": busy, "offset_s": busy, "units": 1}
+    if schedule == "overlapped":
+        return {"floor_s": busy, "offset_s": 0.0, "units": 1}
+    forward = sum(machine.op_seconds(op) for op in ops if op.phase == "forward")
+    lanes = _lane_seconds(ops, machine, shape)
+    hidden = _hidden_lanes(shape)
+    units = 1 + len(hidden)
+    if option == "bp":  # the chain, each lane's local work beside it
+        start = end = forward
+        for lane in ["head"] + hidden + ["embedding"]:
+            chain, local = lanes.get(lane, (0.0, 0.0))
+            end = max(end, start + chain + local)
+            start += chain
+        return {"floor_s": max(end, start), "offset_s": None, "units": units,
+                "parts": {"forward": forward, "backward_chain": start - forward}}
+    head = sum(lanes.get("head", (0.0, 0.0)))
+    feedback = sum(lanes.get("feedback", (0.0, 0.0)))
+    slowest = max(sum(lanes.get(lane, (0.0, 0.0))) for lane in hidden)
+    slowest += sum(lanes.get("embedding", (0.0, 0.0)))  # after block 0, when there is one
+    return {"floor_s": forward + head, "offset_s": forward + feedback + slowest, "units": units,
+            "parts": {"forward": forward, "head": head, "feedback_machine": feedback,
+                      "slowest_layer": slowest}}
+
+
 # ---------------------------------------------------------------------------- cost
 def step_cost(shape, option: str, machine: Machine, opu: OPUSpec | None = None,
-              planes: int = 2) -> dict:
+              planes: int = 2, schedule: str = "sequential",
+              transform: Callable[[list], list] | None = None) -> dict:
     """Seconds and joules of one training step (module notes).
 
     Parameters
@@ -782,277 +956,99 @@ def step_cost(shape, option: str, machine: Machine, opu: OPUSpec | None = None,
     option
         One of :data:`OPTIONS`.
     machine
-        Where the network runs (:func:`gpu_machine`, :func:`calibrate_cpu`).
+        Where the network runs (:func:`gpu_machine`, or this CPU calibrated:
+        :func:`studies.step_validation.calibrate_cpu`).
     opu
         The OPU of ``dfa-opu`` (:func:`opu_spec`).
     planes
         Binary planes per error vector (:func:`encoder_planes`).
+    schedule
+        One of :data:`SCHEDULES`.
+    transform
+        A change of the op list before it is costed (:func:`scale_op`; sensitivity
+        checks), or None.
 
     Returns
     -------
     dict
-        ``seconds``, ``joules``, ``machine_seconds`` and ``flops`` per phase, the OPU's
-        ``frames``, ``opu_seconds`` and ``opu_joules`` (``dfa-opu``), the machine.
+        ``seconds``, ``joules``, the ``schedule``, ``machine_seconds`` (busy time) and
+        ``flops`` per phase, ``floor_s`` and ``offset_s`` (the step time is
+        ``max(floor_s, offset_s + opu_seconds)``; ``offset_s`` None when no OPU time
+        could enter), ``units`` (machines), ``busy_joules``, the OPU's ``frames``,
+        ``frame_time_s``, ``opu_seconds`` and ``opu_joules`` (``dfa-opu``), the
+        machines' ``idle_joules``.
     """
     if option == "dfa-opu" and opu is None:
         raise ValueError("opu = None: expected an OPUSpec (see opu_spec) for option 'dfa-opu'")
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule = {schedule!r}: expected one of {', '.join(SCHEDULES)}")
     ops = step_ops(shape, option, machine.implementation, planes)
+    if transform is not None:
+        ops = transform(ops)
     seconds = {phase: 0.0 for phase in PHASES}
     flops = {phase: 0.0 for phase in PHASES}
     for op in ops:
         seconds[op.phase] += machine.op_seconds(op)
         flops[op.phase] += op.count * op.flops
     busy = sum(seconds.values())
-    result = {"option": option, "shape": shape.name, "machine": machine.name,
-              "machine_kind": machine.kind, "machine_seconds": seconds, "flops": flops,
-              "gemm_flops": sum(op.count * op.flops for op in ops if op.kind == "gemm"),
-              "frames": 0, "opu_seconds": 0.0, "opu_joules": 0.0}
-    total, joules = busy, busy * machine.power_w
+    terms = _schedule_terms(ops, machine, shape, option, schedule)
+    result = {"option": option, "schedule": schedule, "shape": shape.name,
+              "machine": machine.name, "machine_kind": machine.kind, "machine_seconds": seconds,
+              "flops": flops, "gemm_flops": sum(op.count * op.flops for op in ops
+                                                if op.kind == "gemm"),
+              "frames": 0, "opu_seconds": 0.0, "opu_joules": 0.0, **terms,
+              "busy_joules": busy * machine.power_w}
+    opu_seconds = 0.0
     if option == "dfa-opu":
         job = _opu_job(shape, opu, planes)
-        result.update(frames=job["frames"], opu_seconds=job["seconds"], opu_joules=job["joules"],
-                      opu_passes=job["passes"], opu=opu.name, frame_time_s=job["frame_time_s"])
-        total += job["seconds"]
-        joules += job["joules"] + job["seconds"] * machine.idle_power_w
-    result["seconds"], result["joules"] = total, joules
+        opu_seconds = job["seconds"]
+        result.update(frames=job["frames"], opu_seconds=opu_seconds, opu_joules=job["joules"],
+                      opu_passes=job["passes"], opu=opu.name, frame_time_s=job["frame_time_s"],
+                      outputs_read=job["outputs_read"])
+    offset = terms["offset_s"]
+    result["seconds"] = terms["floor_s"] if offset is None else max(terms["floor_s"],
+                                                                     offset + opu_seconds)
+    result["idle_joules"] = _idle_seconds(schedule, busy, opu_seconds, terms["units"]) * \
+        machine.idle_power_w
+    result["joules"] = result["busy_joules"] + result["opu_joules"] + result["idle_joules"]
     return result
+
+
+def _idle_seconds(schedule: str, busy_s: float, opu_s: float, units: int) -> float:
+    """Machine-seconds spent waiting for the OPU (module notes)."""
+    if schedule == "overlapped":
+        return max(0.0, opu_s - busy_s)
+    return opu_s * (units if schedule == "layer-parallel" else 1)
+
+
+def _break_even_frame_time(cost: dict, target_s: float) -> float | None:
+    """Frame time at which ``cost``'s ``dfa-opu`` step takes ``target_s`` (None: none can)."""
+    floor, offset = cost["floor_s"], cost["offset_s"]
+    if offset is None or floor > target_s or offset >= target_s or not cost["frames"]:
+        return None
+    return (target_s - offset) / cost["frames"]
 
 
 def compare_options(shape, machine: Machine, opu: OPUSpec | None, planes: int = 2,
-                    options: Sequence[str] = OPTIONS) -> dict:
-    """:func:`step_cost` of every option, the fastest and the most frugal one.
+                    options: Sequence[str] = OPTIONS, schedule: str = "sequential") -> dict:
+    """:func:`step_cost` of every option under one schedule; the fastest and the most frugal.
 
-    Also, for ``dfa-opu``, the break-even frame time against each other option: the
-    OPU frame time below which ``dfa-opu`` would take less time per step than it
-    (``(t_other - t_machine) / frames``; None when the machine's share alone already
-    takes longer: no frame rate would do).
+    Also, for ``dfa-opu``, the break-even frame time against each other option under
+    the same schedule: the OPU frame time at which ``dfa-opu``'s step takes as long as
+    that option's (:func:`studies.step_inverse.inverse_design` says what that OPU
+    would be; None when no frame time would do).
     """
-    costs = {o: step_cost(shape, o, machine, opu, planes) for o in options
+    costs = {o: step_cost(shape, o, machine, opu, planes, schedule) for o in options
              if o != "dfa-opu" or opu is not None}
     fastest = min(costs, key=lambda o: costs[o]["seconds"])
     frugal = min(costs, key=lambda o: costs[o]["joules"])
-    result = {"shape": shape.describe(), "costs": costs, "fastest": fastest,
-              "most_frugal": frugal}
+    result = {"shape": shape.describe(), "schedule": schedule, "costs": costs,
+              "fastest": fastest, "most_frugal": frugal}
     if "dfa-opu" in costs:
-        opu_cost = costs["dfa-opu"]
-        machine_s = sum(opu_cost["machine_seconds"].values())
-        frames = opu_cost["frames"]
         result["break_even_frame_time_s"] = {
-            other: ((costs[other]["seconds"] - machine_s) / frames
-                    if costs[other]["seconds"] > machine_s else None)
+            other: _break_even_frame_time(costs["dfa-opu"], costs[other]["seconds"])
             for other in costs if other != "dfa-opu"}
     return result
-
-
-# ---------------------------------------------------------------------------- measured here
-def _trainers(shape, options, seed: int, xp=np):
-    """Twin models, one trainer per option (same weights), and the batch, on backend ``xp``."""
-    from dfa_bridge.nn.models import MLP  # noqa: PLC0415
-    from dfa_bridge.nn.transformer import TransformerLM  # noqa: PLC0415
-    from dfa_bridge.training.feedback import IdealFeedback  # noqa: PLC0415
-    from dfa_bridge.training.language import LanguageTrainer  # noqa: PLC0415
-    from dfa_bridge.training.structured_feedback import StructuredFeedback  # noqa: PLC0415
-    from dfa_bridge.training.trainer import Trainer  # noqa: PLC0415
-
-    rng = np.random.default_rng(seed)
-    widths = ((shape.width,) * shape.n_blocks if shape.family == "transformer"
-              and shape.feedback_mode == "sliced" else
-              (shape.width,) if shape.family == "transformer" else shape.hidden)
-    feedback = {"bp": None,
-                "dfa-dense": IdealFeedback(widths, shape.error_width, seed=seed + 1),
-                "dfa-structured": StructuredFeedback(widths, shape.error_width, seed=seed + 1)}
-    trainers = {}
-    for option in options:
-        if option not in feedback:
-            raise ValueError(f"option = {option!r}: expected one of {', '.join(feedback)} (the "
-                             "options measured here)")
-        method = "bp" if option == "bp" else "dfa"
-        if shape.family == "mlp":
-            model = MLP(shape.n_features, shape.n_classes, shape.hidden, seed=seed).to(xp)
-            trainers[option] = Trainer(model, method, feedback[option])
-        else:
-            model = TransformerLM(shape.vocab, shape.context, shape.width, shape.heads,
-                                  shape.n_blocks, seed=seed).to(xp)
-            trainers[option] = LanguageTrainer(model, method, feedback[option],
-                                               feedback_mode=shape.feedback_mode)
-    if shape.family == "mlp":
-        batch = (rng.standard_normal((shape.batch, shape.n_features), dtype=np.float32),
-                 rng.integers(0, shape.n_classes, shape.batch))
-    else:
-        sequences = max(1, shape.tokens // shape.context)
-        tokens = rng.integers(0, shape.vocab, (sequences, shape.context + 1))
-        batch = (tokens[:, :-1], tokens[:, 1:])
-    return trainers, tuple(xp.asarray(a) for a in batch)
-
-
-def measure_steps(shape, options: Sequence[str] = ("bp", "dfa-dense", "dfa-structured"),
-                  repeats: int = 7, warmup: int = 2, seed: int = 0, probes: dict | None = None,
-                  blas_threads: int | None = None, backend: str = "numpy",
-                  clock: str = "wall") -> dict:
-    """Median seconds of one training step per option, measured here with NumPy.
-
-    The options run on twin models (same weights, same batch), interleaved and in a
-    rotating order every repeat so that drifting machine load hits them alike. A step
-    is the trainer's ``step``: forward, loss, the method's backward, Adam.
-
-    Parameters
-    ----------
-    shape
-        :class:`MLPShape` or :class:`TransformerShape`.
-    options
-        Among ``bp``, ``dfa-dense`` (Gaussian feedback), ``dfa-structured``.
-    repeats, warmup
-        Timed and untimed steps per option.
-    seed
-        Seed of the weights, feedback and batch.
-    probes
-        More callables (name -> function) timed in the same rotation, e.g. the CPU's
-        calibration (:func:`validate_on_cpu`); their medians are returned too.
-    blas_threads
-        Limit the BLAS to this many threads (None: as configured).
-    backend
-        ``"numpy"`` or ``"cupy"`` (each timing then ends with a device synchronization).
-    clock
-        ``"wall"`` (elapsed time) or ``"cpu"`` (the process's CPU time: what the step
-        costs the cores it runs on, whatever else the machine runs meanwhile; NumPy
-        only).
-    """
-    from photon.support.arrays import backend_module  # noqa: PLC0415
-
-    xp = backend_module(backend)
-    if clock not in ("wall", "cpu") or (clock == "cpu" and xp is not np):
-        raise ValueError(f"clock = {clock!r}: expected 'wall', or 'cpu' with backend 'numpy'")
-    now = time.perf_counter if clock == "wall" else time.process_time
-    if repeats < 1 or warmup < 0:
-        raise ValueError(f"repeats = {repeats!r}, warmup = {warmup!r}: expected repeats >= 1 "
-                         "and warmup >= 0")
-    trainers, (x, y) = _trainers(shape, options, seed, xp)
-    synchronize = (lambda: None) if xp is np else xp.cuda.get_current_stream().synchronize
-    functions = {option: (lambda t=trainer: t.step(x, y)) for option, trainer in trainers.items()}
-    functions.update(probes or {})
-    with _blas_limit(blas_threads):
-        for function in functions.values():
-            for _ in range(warmup):
-                function()
-        samples = {name: [] for name in functions}
-        order = list(functions)
-        for repeat in range(repeats):
-            for name in order[repeat % len(order):] + order[:repeat % len(order)]:
-                synchronize()
-                start = now()
-                functions[name]()
-                synchronize()
-                samples[name].append(now() - start)
-    return {name: statistics.median(values) for name, values in samples.items()}
-
-
-def validation_shapes() -> list:
-    """Shapes whose steps take milliseconds here: big enough to time, small enough to be quick."""
-    return [MLPShape(784, (512,) * 3, 10, 128, "MLP 784-512x3-10, batch 128"),
-            MLPShape(784, (1024,) * 4, 10, 256, "MLP 784-1024x4-10, batch 256"),
-            MLPShape(784, (2048,) * 2, 1000, 256, "MLP 784-2048x2-1000, batch 256"),
-            TransformerShape(96, 128, 4, 4, 64, 16 * 64, "shared",
-                             "Transformer D128 L4 T64, 1024 tok"),
-            TransformerShape(512, 256, 2, 4, 128, 8 * 128, "sliced",
-                             "Transformer D256 L2 T128 V512 sliced, 1024 tok")]
-
-
-def validate_on_cpu(shapes=None, options: Sequence[str] = ("bp", "dfa-dense", "dfa-structured"),
-                    repeats: int = 7, blas_threads: int | None = 1, clock: str = "cpu",
-                    power_w: float = 25.0, progress: bool | None = None) -> dict:
-    """The step model on this CPU against steps measured here: ``model / measured - 1``.
-
-    For each shape, the CPU's rates (:func:`calibrate_cpu`'s one GEMM, one streaming
-    pass, one ``tanh``, tiny calls) are timed in the same interleaved rotation as the
-    steps (:func:`measure_steps`), so that both see the same machine load; the model's
-    step time on that calibrated machine is compared with the measured median.
-
-    Parameters
-    ----------
-    shapes
-        Shapes to measure (default :func:`validation_shapes`).
-    options
-        Options measured (``bp``, ``dfa-dense``, ``dfa-structured``).
-    repeats
-        Timed steps per option and shape.
-    blas_threads
-        BLAS threads while timing (default 1: on a small shared machine a second
-        process stalls a multi-threaded GEMM's helper thread for whole time slices,
-        which no roofline models; None: as configured).
-    clock
-        ``"cpu"`` (default: the process's CPU time, which other processes sharing the
-        cores do not inflate; with one BLAS thread it is the step's compute time) or
-        ``"wall"``.
-    power_w
-        ASSUMED CPU power (W).
-    progress
-        Progress bar (None: for two shapes or more).
-
-    Returns
-    -------
-    dict
-        ``rows`` (shape, option, measured and modelled seconds, relative error, the
-        shape's calibrated GEMM rate), ``machines`` (per shape), ``max_abs_error``.
-    """
-    shapes = validation_shapes() if shapes is None else list(shapes)
-    rows, machines = [], {}
-    with Progress(len(shapes), "step model vs measured", enabled=progress, unit="shape",
-                  min_steps=2) as bar:
-        for shape in shapes:
-            probes, sizes = _calibration_probes()
-            measured = measure_steps(shape, options, repeats=repeats, probes=probes,
-                                     blas_threads=blas_threads, clock=clock)
-            machine = _machine_from_medians(measured, sizes, power_w, blas_threads)
-            machines[shape.name] = machine.describe()
-            for option in options:
-                model = step_cost(shape, option, machine)["seconds"]
-                rows.append({"shape": shape.name, "family": shape.family, "option": option,
-                             "measured_s": measured[option], "model_s": model,
-                             "error": model / measured[option] - 1.0,
-                             "gemm_flops_per_s": machine.gemm_flops_per_s})
-            bar.update()
-    return {"rows": rows, "machines": machines,
-            "max_abs_error": max(abs(r["error"]) for r in rows),
-            "blas_threads": blas_threads, "clock": clock, "repeats": repeats}
-
-
-def validate_on_gpu(shapes=None, options: Sequence[str] = ("bp", "dfa-dense", "dfa-structured"),
-                    repeats: int = 7, gpu_name: str | None = None,
-                    progress: bool | None = None) -> dict:
-    """The GPU model against steps measured with CuPy on the GPU present (needs one).
-
-    The model is :func:`gpu_machine` of the spec whose name the CUDA device's contains
-    (:func:`studies.gpu_model.match_gpu`), in fp32 with the house code's traffic
-    (:data:`HOUSE_NUMPY`: the same layers run on CuPy, float32, no TF32): ``model /
-    measured - 1`` per shape and option. Without a matching spec, the measurements
-    alone.
-    """
-    from studies.gpu_model import match_gpu  # noqa: PLC0415
-    from studies.throughput import local_gpu_name  # noqa: PLC0415
-
-    gpu_name = gpu_name or local_gpu_name()
-    if gpu_name is None:
-        raise RuntimeError("validate_on_gpu: no GPU (CuPy sees no CUDA device): expected one")
-    spec = match_gpu(gpu_name)
-    house_cupy = replace(HOUSE_NUMPY, name="house CuPy, float32")
-    machine = gpu_machine(spec, "fp32", implementation=house_cupy) if spec else None
-    shapes = validation_shapes() if shapes is None else list(shapes)
-    rows = []
-    with Progress(len(shapes), "GPU step model vs measured", enabled=progress, unit="shape",
-                  min_steps=2) as bar:
-        for shape in shapes:
-            measured = measure_steps(shape, options, repeats=repeats, backend="cupy")
-            for option in options:
-                row = {"shape": shape.name, "family": shape.family, "option": option,
-                       "measured_s": measured[option]}
-                if machine is not None:
-                    row["model_s"] = step_cost(shape, option, machine)["seconds"]
-                    row["error"] = row["model_s"] / row["measured_s"] - 1.0
-                rows.append(row)
-            bar.update()
-    errors = [abs(r["error"]) for r in rows if "error" in r]
-    return {"gpu": gpu_name, "model": machine.describe() if machine else None, "rows": rows,
-            "max_abs_error": max(errors) if errors else None}
 
 
 # ---------------------------------------------------------------------------- crossover map
@@ -1084,23 +1080,25 @@ def transformer_grid(vocabs=None, feedback_mode: str = "sliced"):
 
 
 def crossover_grid(machine: Machine, opu: OPUSpec, planes: int = 2, progress=None,
-                   mlp_batch: int = 1024) -> dict:
+                   mlp_batch: int = 1024, schedule: str = "sequential") -> dict:
     """Winners in time and in energy over the MLP and Transformer grids (plain data).
 
     MLP: 784 inputs, four hidden layers of each width, ``mlp_batch`` samples per step,
     against the number of classes; Transformer: the char model and the GPT-3 ladder
-    (their own tokens per step, sliced feedback) against the vocabulary.
+    (their own tokens per step, sliced feedback) against the vocabulary; every option
+    under ``schedule``.
     """
     grids = {"mlp": mlp_grid(batch=mlp_batch), "transformer": transformer_grid()}
     result = {}
     total = sum(len(g[1]) * len(g[0]) for g in grids.values())
-    with Progress(total, "crossover map", enabled=progress, unit="shape", min_steps=200) as bar:
+    with Progress(total, f"crossover map ({schedule})", enabled=progress, unit="shape",
+                  min_steps=200) as bar:
         for family, (xs, ys, shapes) in grids.items():
             cells = []
             for row in shapes:
                 cells.append([])
                 for shape in row:
-                    compared = compare_options(shape, machine, opu, planes)
+                    compared = compare_options(shape, machine, opu, planes, schedule=schedule)
                     costs = compared["costs"]
                     cells[-1].append({
                         "fastest": compared["fastest"], "most_frugal": compared["most_frugal"],
@@ -1108,7 +1106,7 @@ def crossover_grid(machine: Machine, opu: OPUSpec, planes: int = 2, progress=Non
                         "joules": {o: c["joules"] for o, c in costs.items()},
                         "parameters": shape.parameters})
                     bar.update()
-            result[family] = {"x": xs, "y": ys, "cells": cells,
+            result[family] = {"x": xs, "y": ys, "cells": cells, "schedule": schedule,
                               "x_label": (f"hidden width (4 layers, batch {mlp_batch})"
                                           if family == "mlp" else "model (sliced feedback)"),
                               "y_label": "classes" if family == "mlp" else "vocabulary"}
@@ -1156,7 +1154,8 @@ def plot_crossover_map(grid: dict, path, title: str = "") -> None:
             ax.set_yticklabels([f"{y:,}" for y in data["y"]], fontsize=7)
             ax.set_xlabel(data["x_label"])
             ax.set_ylabel(data["y_label"])
-            ax.set_title(f"{family}: least {label} per step (number: winner / bp)", fontsize=9)
+            ax.set_title(f"{family}, {data.get('schedule', 'sequential')} schedule: least "
+                         f"{label} per step (number: winner / bp)", fontsize=9)
     handles = [Patch(color=_COLOURS[o], label=o) for o in OPTIONS]
     handles.append(Patch(facecolor="none", hatch="///", edgecolor="black",
                          label="dfa-opu beats dfa-dense"))
@@ -1179,8 +1178,10 @@ def _fmt_s(seconds: float) -> str:
 
 
 def crossover_markdown(ladder: list, machine: Machine) -> str:
-    """Markdown table of :func:`compare_options` results (one row per shape)."""
-    lines = [f"Machine: **{machine.name}** ({machine.kind.upper()}). Seconds and joules per step.",
+    """Markdown table of :func:`compare_options` results (one row per shape, one schedule)."""
+    schedules = sorted({entry.get("schedule", "sequential") for entry in ladder})
+    lines = [f"Machine: **{machine.name}** ({machine.kind.upper()}); schedule: "
+             f"**{', '.join(schedules)}**. Seconds and joules per step.",
              "",
              "| shape | parameters | C | S | samples/step | " +
              " | ".join(f"{o} s" for o in OPTIONS) + " | " +
@@ -1189,8 +1190,7 @@ def crossover_markdown(ladder: list, machine: Machine) -> str:
     for entry in ladder:
         shape, costs = entry["shape"], entry["costs"]
         c = shape.get("vocab", shape.get("n_classes"))
-        s = (shape["width"] * (shape["n_blocks"] if shape.get("feedback_mode") == "sliced" else 1)
-             if shape["family"] == "transformer" else sum(shape["hidden"]))
+        s = shape["feedback_width"]
         samples = shape.get("tokens", shape.get("batch"))
         secs = " | ".join(_fmt_s(costs[o]["seconds"]) if o in costs else "-" for o in OPTIONS)
         joules = " | ".join(_fmt_s(costs[o]["joules"]) if o in costs else "-" for o in OPTIONS)

@@ -97,7 +97,7 @@ def test_bench_dfa_prints_the_step_times_and_their_ratio():
     # Beside them: a DFA step through the small lab-bench device over ideal feedback.
     device = result["device_feedback"]
     assert device["device"] == "lab-bench" and device["device_outputs"] == [10, 512]
-    assert device["frames_per_step"] == 130        # 32 errors x 2 planes x 2 frames + 2
+    assert device["frames_per_step"] == 514  # 32 errors x 8 planes (signed 4-bit) x 2 + 2
     for front in ("numpy", "torch"):
         if device[front] is None:                  # torch not installed
             continue

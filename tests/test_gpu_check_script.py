@@ -30,7 +30,8 @@ def test_the_dry_run_prints_every_step_within_ten_minutes(tmp_path):
     for model in ("mlp", "gcn", "transformer"):
         for backend in ("cupy", "numpy"):
             assert re.search(rf"train\.py --model {model} .*--backend {backend} --json", text)
-    assert re.search(r"throughput\.py --out \S+/throughput --max-exp 16", text)
+    assert re.search(r"throughput\.py --out \S+/throughput --max-exp 15", text)
+    assert re.search(r"dfa_step_cost\.py --gpu-only --repeats 5", text)
     # Every output goes under the one folder ($OUT), and nothing ran.
     assert all(str(tmp_path / "out") in line for line in lines)
     assert not (tmp_path / "out").exists()

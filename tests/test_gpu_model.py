@@ -1,4 +1,4 @@
-"""The roofline model of named GPUs and the throughput study's new rows."""
+"""The roofline model of named GPUs, the throughput study's rows and how they are timed."""
 
 import json
 import subprocess
@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from studies.gpu_model import GPUS, H100_SXM, H200_SXM, Roofline, gpu_spec, match_gpu
-from studies.throughput import (gpu_model_point, model_assumptions, model_errors,
+from studies.throughput import (gpu_model_point, model_assumptions, model_errors, rate_text,
                                 structured_crossover, structured_point)
+from studies.timing import interleaved_times, spread_text
 
 
 def test_datasheet_figures_and_their_sources():
@@ -95,6 +96,21 @@ def test_structured_point_is_measured_here():
     assert point.projections_per_s > 0 and "no matrix" in point.note
 
 
+def test_interleaved_times_rotate_and_repeat_fast_functions():
+    calls = []
+    functions = {name: (lambda name=name: calls.append(name)) for name in "abc"}
+    times = interleaved_times(functions, repeats=3, warmup=0, clock="wall")
+    # the order rotates every repeat: abc, bca, cab
+    assert calls == list("abcbcacab")
+    assert all(t["repeats"] == 3 and t["q25_s"] <= t["median_s"] <= t["q75_s"]
+               for t in times.values())
+    calls.clear()
+    times = interleaved_times({"a": functions["a"]}, repeats=2, warmup=0, min_sample_s=1e-3)
+    per_sample = times["a"]["calls_per_sample"]
+    assert per_sample > 1 and len(calls) == 1 + 2 * per_sample  # one probe call, then samples
+    assert spread_text({"median_s": 2.0, "q25_s": 1.9, "q75_s": 2.3}) == "±10 %"
+
+
 def _rows(backend, rates):
     return [{"backend": backend, "n": n, "projections_per_s": r} for n, r in rates.items()]
 
@@ -125,13 +141,23 @@ def test_throughput_script_adds_structured_and_model_rows(tmp_path):
     assert backends >= {"opu-intensity", "opu-linear", "cpu-numpy", "structured-numpy",
                         "gpu-model-H100", "gpu-model-H200", "structured-model-H100",
                         "structured-model-H200"}
-    old_keys = {"backend", "n", "projections_per_s", "joules_per_projection", "power_w",
-                "storage", "note"}
-    assert all(set(r) == old_keys for r in result["rows"])  # rows keep their old form
+    keys = {"backend", "n", "projections_per_s", "joules_per_projection", "power_w",
+            "storage", "note"}
+    assert all(set(r) >= keys for r in result["rows"])  # rows keep their old fields
+    for r in result["rows"]:  # a measured rate: median of >= 5 interleaved repeats, quartiles
+        if r["backend"] in ("cpu-numpy", "structured-numpy"):
+            assert r["repeats"] == 5 and r["clock"] == "cpu" and r["threads"] == 1
+            assert r["projections_per_s_q25"] <= r["projections_per_s"] <= \
+                r["projections_per_s_q75"]
+        else:
+            assert r["repeats"] is None and r["projections_per_s_q25"] is None
     assert set(result["structured_vs_dense"]["numpy"]["speedup"]) == {"64", "128", "256"}
     assert "gpu-model-H100" in result["assumptions"] and "marks" in result
     page = (tmp_path / "throughput.md").read_text()
     assert "| 64 | gpu-model-H100 |" in page and "MODEL, not measured" in page
+    measured = next(r for r in result["rows"] if r["backend"] == "cpu-numpy")
+    assert f"| 64 | cpu-numpy | {rate_text(measured)} |" in page  # the page shows the run's figure
+    assert "median of 5 interleaved repeats" in page
     assert "## Models, assumptions and sources" in page and "datasheet" in page
     assert "structured-numpy vs cpu-numpy" in done.stderr
 

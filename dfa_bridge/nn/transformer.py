@@ -18,8 +18,12 @@ Tokens ``x`` (B, T) int, ``T <= context``; width ``D``, ``H`` heads of ``D / H``
 Training methods differ only in the signal at each block's output ``h_k`` (the residual
 stream): backpropagation chains ``dL/dh_k`` from the top (:meth:`TransformerLM.backward`);
 "macro" DFA (Launay et al., NeurIPS 2020) injects ``B_k e`` per token and runs each
-block's backward alone (:meth:`TransformerLM.backward_block`); the head always gets the
-true gradient (:meth:`TransformerLM.backward_head`).
+block's backward alone (:meth:`TransformerLM.backward_block`); "micro" DFA (their "full"
+variant) injects a projection at every layer inside a block too: after the attention
+sublayer (the stream ``h'_k``), at the feed-forward hidden layer (after the GELU) and at
+the block output, and backpropagates locally only from each point to the weights below
+it, up to the next point (:meth:`TransformerLM.backward_block_micro`); the head always
+gets the true gradient (:meth:`TransformerLM.backward_head`).
 
 The array backend follows the data (NumPy tokens in, NumPy logits out; CuPy likewise);
 parameters are drawn on the host from a seeded generator and moved with ``to``.
@@ -272,6 +276,17 @@ class FeedForward(Layer):
         grad = self.up.backward(self.activation.backward(grad), input_grad=input_grad)
         return None if grad is None else grad.reshape(grad_output.shape)
 
+    def backward_micro(self, grad_output, grad_hidden):
+        """Micro-DFA backward: ``dL/dy`` sets the down map's gradients only; ``grad_hidden``
+        (B T, hidden), the signal at the GELU's output, sets the up map's.
+
+        Returns ``dL/dx`` (B, T, D) from ``grad_hidden`` (the layer norm before needs it
+        for its own parameters).
+        """
+        self.down.backward(grad_output.reshape(-1, self.width), input_grad=False)
+        grad = self.up.backward(self.activation.backward(grad_hidden))
+        return grad.reshape(grad_output.shape)
+
     def to(self, xp) -> "FeedForward":
         """Move the linear maps."""
         self.up.to(xp)
@@ -430,6 +445,19 @@ class TransformerBlock(Layer):
         branch = self.norm1.backward(self.attention.backward(grad_middle))
         return grad_middle + branch if input_grad else None
 
+    def backward_micro(self, grad_output, grad_hidden, grad_middle, input_grad: bool = False):
+        """Micro-DFA backward: a signal at each of the block's three feedback points.
+
+        ``grad_output`` (B, T, D) at the block output trains the feed-forward's down map;
+        ``grad_hidden`` (B T, 4 D) at the GELU's output the up map and ``LN2``;
+        ``grad_middle`` (B, T, D) at ``h'`` (after the attention sublayer) the attention
+        and ``LN1``. Nothing flows from one point to the one below it. Returns ``dL/dx``
+        from ``grad_middle`` (or None).
+        """
+        self.norm2.backward(self.ffn.backward_micro(grad_output, grad_hidden), input_grad=False)
+        branch = self.norm1.backward(self.attention.backward(grad_middle), input_grad=input_grad)
+        return grad_middle + branch if input_grad else None
+
     def to(self, xp) -> "TransformerBlock":
         """Move every layer."""
         for layer in self.layers():
@@ -539,6 +567,19 @@ class TransformerLM:
         return (self.width,) * len(self.blocks)
 
     @property
+    def ffn_width(self) -> int:
+        """Inner width of the feed-forward layers (``4 D``)."""
+        return self.blocks[0].ffn.up.n_out
+
+    @property
+    def micro_feedback_widths(self) -> tuple[int, ...]:
+        """Widths of micro DFA's points, block by block: ``(D, 4 D, D) * L``.
+
+        After the attention sublayer, at the feed-forward hidden layer, at the block output.
+        """
+        return (self.width, self.ffn_width, self.width) * len(self.blocks)
+
+    @property
     def n_outputs(self) -> int:
         """Width of the logits (the vocabulary)."""
         return self.n_tokens
@@ -578,6 +619,12 @@ class TransformerLM:
     def backward_block(self, index: int, grad_output, input_grad: bool = False):
         """Local backward of block ``index`` from ``dL/dh_index`` (B, T, D) at its output."""
         return self.blocks[index].backward(grad_output, input_grad=input_grad)
+
+    def backward_block_micro(self, index: int, grad_output, grad_hidden, grad_middle,
+                             input_grad: bool = False):
+        """Micro-DFA backward of block ``index`` (:meth:`TransformerBlock.backward_micro`)."""
+        return self.blocks[index].backward_micro(grad_output, grad_hidden, grad_middle,
+                                                 input_grad=input_grad)
 
     def backward_embedding(self, grad_output) -> None:
         """Embedding gradients from ``dL/dh_0`` (B, T, D) (plus the head's, when tied)."""

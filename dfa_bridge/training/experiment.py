@@ -263,7 +263,8 @@ def run_experiment(model: str = "mlp", data: str | None = None, method: str = "d
                    max_train: int | None = None, evaluations: int | None = None,
                    max_eval_chars: int | None = None, n_sample: int = 0,
                    progress: bool | None = None, device_options: dict | None = None,
-                   monitor: bool = True, **overrides) -> tuple[dict, History]:
+                   monitor: bool = True, feedback_delay: int = 0,
+                   **overrides) -> tuple[dict, History]:
     """Train one model on one dataset with one method and feedback source.
 
     Parameters
@@ -320,6 +321,10 @@ def run_experiment(model: str = "mlp", data: str | None = None, method: str = "d
         Measure a ``dfa`` run's feedback fidelity at every step when it runs through a
         device with a noise-free twin (:class:`~dfa_bridge.training.feedback_monitor.FeedbackMonitor`;
         the training is unchanged): ``result["feedback_fidelity"]``.
+    feedback_delay
+        Steps by which DFA's feedback-driven updates lag (0: fresh; 1: one step stale,
+        the overlapped schedule of an OPU); see
+        :class:`~dfa_bridge.training.trainer.Trainer`. Recorded in the result when not 0.
     **overrides
         Hyper-parameters replacing :data:`DEFAULTS` (MLP: ``hidden``, ``activation``,
         ``dropout``, ``optimizer``, ``lr``, ``weight_decay``, ``batch_size``; the GCN the
@@ -372,13 +377,16 @@ def run_experiment(model: str = "mlp", data: str | None = None, method: str = "d
     try:
         trainer = Trainer(run.network.to(xp), method, source, settings["optimizer"],
                           feedback_mode=run.feedback_mode, lr=settings["lr"],
-                          weight_decay=settings["weight_decay"])
+                          weight_decay=settings["weight_decay"], feedback_delay=feedback_delay)
         history = fit(trainer, run.task(xp), progress=progress)
     finally:
         if source is not None:
             source.close()
-    return _result(model, method, source, backend, seed, data_seed, settings, run, history,
-                   n_sample, seeds, xp), history
+    result = _result(model, method, source, backend, seed, data_seed, settings, run, history,
+                     n_sample, seeds, xp)
+    if feedback_delay:
+        result["feedback_delay"] = feedback_delay
+    return result, history
 
 
 def _result(model, method, source, backend, seed, data_seed, settings, run, history, n_sample,

@@ -43,7 +43,9 @@ def exact_matrix(source: DeviceFeedback) -> np.ndarray | None:
         return None
     twin = twin_of()
     try:
-        operator = OPU(twin, linear_method="complement", progress=False)
+        operator = OPU(twin, linear_method=source.opu.linear_method,
+                       complement_mean=source.opu.complement_mean, seed=source.opu.seed,
+                       progress=False)
         operator.fit(n_features=source.n_classes)
         measured = np.asarray(operator.effective_matrix(), np.float64)[source.rows]
     finally:

@@ -10,6 +10,10 @@ Methods (docs/design.md section 5)
 ``shallow``  only the last layer (the Transformer's head) trains; the layers below stay
              at their random initialization: the baseline that shows whether they learn.
 
+A ``dfa`` trainer may apply its feedback-driven updates ``feedback_delay`` steps late
+(:class:`Trainer`): stale feedback, as an OPU projecting one step's error while the
+machine runs the next one delivers it.
+
 Pieces
 ------
 :class:`Trainer`        one model, one method, one optimizer. A step is the training
@@ -44,6 +48,7 @@ nodes' errors are projected.
 from __future__ import annotations
 
 import abc
+import collections
 import dataclasses
 import math
 import time
@@ -75,8 +80,16 @@ METHODS = ("bp", "dfa", "shallow")
 #: How the projected error reaches the Transformer's blocks: ``sliced`` projects onto
 #: ``L D`` and gives block ``k`` its own slice (the MLP form of docs/design.md section 5);
 #: ``shared`` projects onto ``D`` and gives every block the same signal (TinyDFA, Launay
-#: et al.'s code). ``shared`` is the default (see :class:`TransformerPath`).
-FEEDBACK_MODES = ("sliced", "shared")
+#: et al.'s code). ``shared`` is the default (see :class:`TransformerPath`). Both are
+#: "macro" DFA (one point per block); ``micro-sliced`` and ``micro-shared`` feed every
+#: layer inside a block too (three points per block: after the attention sublayer, the
+#: feed-forward hidden layer, the block output; Launay et al.'s "full" DFA).
+FEEDBACK_MODES = ("sliced", "shared", "micro-sliced", "micro-shared")
+
+#: Each feedback mode's points: ``"macro"`` (the block outputs) or ``"micro"`` (three per
+#: block), and whether every block gets the same signals (``shared``) or its own slice.
+_MODE_LAYOUT = {"sliced": ("macro", False), "shared": ("macro", True),
+                "micro-sliced": ("micro", False), "micro-shared": ("micro", True)}
 
 
 @dataclasses.dataclass
@@ -133,6 +146,13 @@ class FeedbackPath(abc.ABC):
         """The parameters ``method`` updates."""
 
     @abc.abstractmethod
+    def feedback_parameters(self) -> list:
+        """The parameters whose ``dfa`` gradient comes from the projected feedback ``B e``.
+
+        The others (the last layer, the Transformer's head) learn from ``e`` itself.
+        """
+
+    @abc.abstractmethod
     def backward(self, batch: BatchError, method: str, feedback: Feedback | None) -> None:
         """Set the gradients of ``method`` for the batch's forward pass."""
 
@@ -172,6 +192,9 @@ class NetworkPath(FeedbackPath):
         if method == "shallow":
             return self.model.parameters([len(self.model.blocks) - 1])
         return self.model.parameters()
+
+    def feedback_parameters(self) -> list:
+        return self.model.parameters(range(len(self.model.blocks) - 1))
 
     def backward(self, batch: BatchError, method: str, feedback: Feedback | None) -> None:
         model = self.model
@@ -227,6 +250,15 @@ class TransformerPath(FeedbackPath):
     be aligned with by the head; ``L`` independent ``B_k`` cannot all be. Measured here:
     shared closes most of the shallow-to-bp gap, sliced does worse than shallow.
 
+    Micro DFA (``"micro-shared"``, ``"micro-sliced"``) feeds three points per block:
+    ``h'_k`` after the attention sublayer and the block output ``h_k`` (both in the
+    stream, entering through the final layer norm's local backward as above), and the
+    feed-forward hidden layer after the GELU (raw); each point's signal trains only the
+    weights between it and the point below
+    (:meth:`~dfa_bridge.nn.transformer.TransformerLM.backward_block_micro`). Shared: one
+    projection onto ``D + 4 D`` (the stream signal for both stream points of every block,
+    the hidden signal for every block); sliced: onto ``6 L D``, each point its own.
+
     The update angle compares each block's parameters, flattened; the weights-vs-feedback
     angle is not defined for a residual stack and is not recorded.
 
@@ -235,7 +267,8 @@ class TransformerPath(FeedbackPath):
     model
         The Transformer.
     feedback_mode
-        ``"shared"`` or ``"sliced"`` (:data:`FEEDBACK_MODES`).
+        ``"shared"``, ``"sliced"``, ``"micro-shared"`` or ``"micro-sliced"``
+        (:data:`FEEDBACK_MODES`).
     """
 
     def __init__(self, model: TransformerLM, feedback_mode: str = "shared"):
@@ -247,9 +280,11 @@ class TransformerPath(FeedbackPath):
 
     @property
     def feedback_widths(self) -> tuple[int, ...]:
-        if self.feedback_mode == "sliced":
-            return self.model.feedback_widths
-        return (self.model.width,)
+        points, shared = _MODE_LAYOUT[self.feedback_mode]
+        if points == "micro":
+            return (self.model.width, self.model.ffn_width) if shared else \
+                self.model.micro_feedback_widths
+        return (self.model.width,) if shared else self.model.feedback_widths
 
     def expected_feedback(self) -> str:
         return (f"{self.feedback_widths} ({self.feedback_mode} feedback) and "
@@ -263,6 +298,10 @@ class TransformerPath(FeedbackPath):
     def trained_parameters(self, method: str) -> list:
         return self.model.head_parameters() if method == "shallow" else self.model.parameters()
 
+    def feedback_parameters(self) -> list:
+        head = {id(p) for p in self.model.head_parameters()}
+        return [p for p in self.model.parameters() if id(p) not in head]
+
     def backward(self, batch: BatchError, method: str, feedback: Feedback | None) -> None:
         model = self.model
         if method == "bp":
@@ -271,13 +310,27 @@ class TransformerPath(FeedbackPath):
         top = model.backward_head(batch.error)
         if method == "dfa":
             signals = feedback.project(batch.error)
-            grad = None
-            for index in range(len(model.blocks) - 1, -1, -1):
-                signal = signals[index if self.feedback_mode == "sliced" else 0].reshape(top.shape)
+            points, shared = _MODE_LAYOUT[self.feedback_mode]
+
+            def stream(signal):
                 # B e stands where W_out^T e would: the final layer norm's own local
                 # backward brings it into the residual stream (see the class docstring).
-                signal = model.final_norm.input_gradient(signal)
-                grad = model.backward_block(index, signal, input_grad=index == 0)
+                return model.final_norm.input_gradient(signal.reshape(top.shape))
+
+            common = stream(signals[0]) if shared else None
+            grad = None
+            for index in range(len(model.blocks) - 1, -1, -1):
+                if points == "macro":
+                    signal = common if shared else stream(signals[index])
+                    grad = model.backward_block(index, signal, input_grad=index == 0)
+                    continue
+                if shared:
+                    middle, hidden, output = common, signals[1], common
+                else:
+                    middle, hidden, output = signals[3 * index:3 * index + 3]
+                    middle, output = stream(middle), stream(output)
+                grad = model.backward_block_micro(index, output, hidden, middle,
+                                                  input_grad=index == 0)
             model.backward_embedding(grad)
 
     def compared_gradients(self) -> list[list]:
@@ -334,6 +387,16 @@ class Trainer:
         A training loss above this multiple of the first one stops the run as diverged
         (:class:`~dfa_bridge.nn.losses.DivergenceGuard`; ``math.inf``: only a
         non-finite loss does).
+    feedback_delay
+        Steps by which a ``dfa`` update of the feedback-driven parameters
+        (:meth:`FeedbackPath.feedback_parameters`) lags the forward pass it comes from
+        (0: fresh feedback). With ``k``, the update computed from step ``t``'s forward
+        pass, error and projection ``B e_t`` is applied at step ``t + k``, after that
+        step's forward pass; those parameters do not move in the first ``k`` steps. With
+        1 this is the overlapped schedule of an OPU (``studies.step_cost``): the OPU
+        projects step ``t``'s error while the machine runs step ``t + 1``. The parameters
+        trained from ``e`` itself (the last layer, the head) update at once. Any feedback
+        source, any model family.
     **optimizer_options
         ``lr``, ``weight_decay``, ``momentum`` ... (see :mod:`dfa_bridge.nn.optim`).
 
@@ -343,11 +406,14 @@ class Trainer:
         As given (the optimizer built).
     path : FeedbackPath
         How the error and the feedback reach the model's layers.
+    feedback_delay : int
+        As given.
     """
 
     def __init__(self, model, method: str, feedback: Feedback | None = None,
                  optimizer: str = "adam", *, feedback_mode: str | None = None,
-                 divergence_factor: float = 10.0, **optimizer_options):
+                 divergence_factor: float = 10.0, feedback_delay: int = 0,
+                 **optimizer_options):
         if method not in METHODS:
             raise ValueError(f"method = {method!r}: expected one of {', '.join(METHODS)}")
         path = feedback_path(model, feedback_mode)
@@ -358,6 +424,11 @@ class Trainer:
             raise ValueError(f"feedback: widths {feedback.widths} and {feedback.n_classes} classes: "
                              f"expected {path.expected_feedback()}")
         path.check_method(method)
+        self.feedback_delay = check_int("feedback_delay", feedback_delay, low=0)
+        if self.feedback_delay and method != "dfa":
+            raise ValueError(f"feedback_delay = {feedback_delay!r} with method {method!r}: "
+                             "expected 0 (only DFA's projected feedback can be stale)")
+        self._pending = collections.deque()  # gradients waiting for their delayed update
         self.model = model
         self.method = method
         self.feedback = feedback
@@ -444,8 +515,25 @@ class Trainer:
                                              self.path.compared_gradients)
         else:
             self.backward(batch)
+        if self.feedback_delay:
+            self._delay_feedback_updates()
         self.optimizer.step()
         return batch.loss, angles
+
+    def _delay_feedback_updates(self) -> None:
+        """Hold this step's feedback-driven gradients; put the ones ``feedback_delay`` old in place.
+
+        Until that many steps have passed the feedback-driven parameters get a zero
+        gradient (no Adam or SGD motion but their weight decay).
+        """
+        parameters = self.path.feedback_parameters()
+        self._pending.append([p.grad.copy() for p in parameters])
+        due = self._pending.popleft() if len(self._pending) > self.feedback_delay else None
+        for index, parameter in enumerate(parameters):
+            if due is None:
+                parameter.grad[...] = 0
+            else:
+                parameter.grad[...] = due[index]
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, x, labels, rows=None) -> tuple[float, float]:

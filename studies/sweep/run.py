@@ -265,6 +265,12 @@ def execute(store: ResultStore, jobs: Sequence[Job], *, runner: Callable = run_j
     while todo:
         mine = [job for job in todo if store.claim(job.key)]
         theirs = [job for job in todo if job not in mine]
+        if mine:  # another writer may have stored and released one since the store was read
+            stored = store.read(warn=False).by_key()
+            for job in [job for job in mine if job.key in stored]:
+                done[job.key] = stored[job.key]
+                store.release(job.key)
+                mine.remove(job)
         try:
             if mine:
                 _run_claimed(store, mine, runner, workers, dask, client, progress, description,
