@@ -59,6 +59,8 @@ DARK_METHODS = ("auto", "shutter", "extrapolated")
 SHORT_EXPOSURE = 0.01        # all-off frames at these fractions of the exposure (no shutter)
 MID_EXPOSURE = 0.1
 ROUNDING_MODEL_BELOW_DN = 0.6  # dark noise below which the rounded-Gaussian fit is used
+MIN_TRANSFER_POINTS = 10      # pixel readings (pixels x exposures) the photon transfer fits
+TRANSFER_EXPOSURES = (0.5, 1.0, 2.0, 4.0)  # default exposures of the photon transfer, x the set one
 
 
 @dataclass(frozen=True)
@@ -240,7 +242,7 @@ def _resolve_dark_method(device, dark: str) -> str:
     return dark
 
 
-def estimate_camera(device, *, exposure_factors=(0.5, 1.0, 2.0, 4.0), repeats: int = 64,
+def estimate_camera(device, *, exposure_factors=TRANSFER_EXPOSURES, repeats: int = 64,
                     seed: int = 0, dark: str = "auto") -> CameraEstimate:
     """Estimate gain, read noise, black offset and saturation of ``device``.
 
@@ -274,6 +276,12 @@ def estimate_camera(device, *, exposure_factors=(0.5, 1.0, 2.0, 4.0), repeats: i
                          "(the photon-transfer method varies it)")
     if repeats < 8:
         raise ValueError(f"repeats = {repeats}: expected at least 8 frames per exposure")
+    if device.n_out * len(exposure_factors) < MIN_TRANSFER_POINTS:
+        raise ValueError(f"device '{device.name}': n_out = {device.n_out} outputs at "
+                         f"{len(exposure_factors)} exposures give at most "
+                         f"{device.n_out * len(exposure_factors)} photon-transfer points: "
+                         f"expected at least {MIN_TRANSFER_POINTS} (a device with more outputs, "
+                         "more exposure_factors, or calibrate(..., camera=False))")
     method = _resolve_dark_method(device, dark)
     digital = device.full_scale is not None
     full = device.full_scale
@@ -332,7 +340,7 @@ def estimate_camera(device, *, exposure_factors=(0.5, 1.0, 2.0, 4.0), repeats: i
         variances.append(var[usable])
     mean = np.concatenate(means)
     var = np.concatenate(variances)
-    if mean.size < 10:
+    if mean.size < MIN_TRANSFER_POINTS:
         raise ValueError(f"device '{device.name}' at exposure_us = {exposure:g} times "
                          f"exposure_factors = {exposure_factors!r}: only {mean.size} pixels show "
                          "signal above the dark noise and below saturation: expected a device "

@@ -17,10 +17,11 @@ import numpy as np
 
 from devices import CalibratedDevice, DeviceClosedError, OPUDevice
 from photon import to_numpy
-from photon.support.arguments import check_int, check_seed
+from photon.support.arguments import check_int, check_number, check_seed
 
 from .acquisition import acquire_all
-from .camera import CameraEstimate, NoiseFreeCamera, estimate_camera
+from .camera import (MIN_TRANSFER_POINTS, TRANSFER_EXPOSURES, CameraEstimate, NoiseFreeCamera,
+                     estimate_camera)
 from .exposure import ExposureSetting, settle_exposure
 from .metrics import fresh_frames, intensity_correlation
 from .transmission import TMEstimate, estimate_transmission_matrix
@@ -168,8 +169,11 @@ def calibrate(device, *, probes_per_input: float = 4.0, camera: bool | None = No
     if exposure not in EXPOSURE_CHOICES:
         raise ValueError(f"exposure = {exposure!r}: expected one of {', '.join(EXPOSURE_CHOICES)}")
     seed = check_seed("seed", seed)
+    check_number("probes_per_input", probes_per_input, low=1.0, unit="probes per input")
     camera_estimate = None
-    if camera or (camera is None and device.exposure_us is not None):
+    # Auto: only where the photon transfer has points enough (one per output and exposure).
+    if camera or (camera is None and device.exposure_us is not None
+                  and device.n_out * len(TRANSFER_EXPOSURES) >= MIN_TRANSFER_POINTS):
         try:
             camera_estimate = estimate_camera(device, seed=seed, dark=dark)
         except NoiseFreeCamera:

@@ -63,6 +63,7 @@ import numpy as np
 from scipy.linalg import hadamard
 
 from photon import array_module, to_numpy
+from photon.support.arguments import check_number
 
 from .acquisition import acquire_all
 from .priors import (MIN_NEIGHBOUR_PAIRS, column_noise, denoise_rows, input_correlation,
@@ -539,9 +540,9 @@ def estimate_transmission_matrix(device, *, probes_per_input: float = 4.0, seed:
     n_in, n_out = device.n_in, device.n_out
     if n_in < 4:
         raise ValueError(f"device.n_in = {n_in}: expected at least 4 inputs to calibrate")
-    if not probes_per_input >= 1:
-        raise ValueError(f"probes_per_input = {probes_per_input!r}: expected >= 1 (each column "
-                         "needs a probe; fewer leave the least-squares problem underdetermined)")
+    probes_per_input = check_number("probes_per_input", probes_per_input, low=1.0,
+                                    unit="probes per input: fewer leave the least-squares "
+                                         "problem underdetermined")
     censor, clip = _saturation_levels(device, camera, saturation_dn)
     digital = device.full_scale is not None
     xp = array_module(like)

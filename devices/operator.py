@@ -184,7 +184,7 @@ class OPU:
         The open device the operator acquires with (the ``device`` instance itself, or
         the one built from its name).
     n_features_in_ : int
-        Input dimension (``n_features_`` is the same number, kept for old readers).
+        Input dimension.
     n_anchor_ : int
         Anchor inputs (0 for ``"complement"``).
     exposure_us_, initial_exposure_us_ : float or None
@@ -297,12 +297,6 @@ class OPU:
         """The open device the fitted operator acquires with."""
         self._require_fitted("device_")
         return self._device
-
-    @property
-    def n_features_(self) -> int:
-        """Same as ``n_features_in_`` (the name before the estimator contract)."""
-        self._require_fitted("n_features_")
-        return self.n_features_in_
 
     # ------------------------------------------------------------------ sizes
     @property

@@ -22,9 +22,9 @@ Two optional capabilities, with defaults that say "not available":
 from __future__ import annotations
 
 import abc
-import math
 
 from photon import array_module, check_binary_frames
+from photon.support.arguments import check_number
 from photon.support.memory import map_rows, plan_chunk_rows
 
 __all__ = ["OPUDevice", "DeviceClosedError"]
@@ -100,9 +100,7 @@ class OPUDevice(abc.ABC):
 
     @exposure_us.setter
     def exposure_us(self, value: float) -> None:
-        value = float(value)
-        if not (math.isfinite(value) and value > 0):
-            raise ValueError(f"exposure_us = {value!r}: expected a finite exposure > 0 us")
+        value = check_number("exposure_us", value, low=0.0, low_open=True, unit="us")
         self._set_exposure_us(value)
 
     def _set_exposure_us(self, value: float) -> None:

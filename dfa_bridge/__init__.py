@@ -29,9 +29,9 @@ from .nn.models import GCN, MLP, Block, Network
 from .nn.optim import SGD, Adam, make_optimizer
 from .nn.transformer import TransformerLM
 from .training.alignment import angle_deg, feedback_angles, update_angles
-from .training.experiment import run_experiment, run_language_experiment
+from .training.experiment import run_experiment
 from .training.feedback import DeviceFeedback, Feedback, IdealFeedback, make_feedback
-from .training.language import LanguageTrainer, fit_language_model, sample
+from .training.language import sample
 from .training.trainer import METHODS, GraphTask, History, TabularTask, Task, TextTask, Trainer, fit
 
 __all__ = [
@@ -43,6 +43,6 @@ __all__ = [
     "SoftmaxCrossEntropy", "GCN", "MLP", "Block", "Network", "SGD", "Adam", "make_optimizer",
     "METHODS", "History", "Trainer", "fit", "Task", "TabularTask", "GraphTask",
     "TextTask",
-    "LanguageTrainer", "fit_language_model", "run_language_experiment", "sample",
+    "sample",
     "CharCorpus", "load_pydoc", "load_text_file", "TransformerLM",
 ]

@@ -88,12 +88,17 @@ from photon.support.arguments import check_int, check_seed
 
 from .training.alignment import angle_deg
 from .training.feedback import ENCODERS, Feedback, make_feedback
+from .training.trainer import FEEDBACK_MODES as TRAINER_FEEDBACK_MODES
+from .training.trainer import METHODS as TRAINER_METHODS
 
 __all__ = ["FeedbackPoint", "DFA", "DFAUsageError", "METHODS", "FEEDBACK_MODES",
            "FEEDBACK_OPTIONS", "to_array", "from_array"]
 
-METHODS = ("bp", "dfa", "shallow")
-FEEDBACK_MODES = ("sliced", "shared")
+#: The methods of the trainer (:data:`dfa_bridge.training.trainer.METHODS`).
+METHODS = TRAINER_METHODS
+#: The trainer's macro feedback modes (a user's points carry no block structure for the
+#: micro modes); the default is ``"sliced"``, the MLP form, as for the trainer's MLP.
+FEEDBACK_MODES = tuple(mode for mode in TRAINER_FEEDBACK_MODES if not mode.startswith("micro"))
 #: ``feedback_options`` keys by kind of feedback (a device also takes its configuration
 #: fields, e.g. ``camera__read_noise_e``, checked against the device).
 FEEDBACK_OPTIONS = {"ideal": ("seed",), "structured": ("seed",),

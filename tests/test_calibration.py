@@ -96,7 +96,7 @@ def test_the_calibrated_device_gives_the_same_linear_projection():
 
 def test_too_few_probes_and_tiny_devices_are_refused():
     device = open_device("ideal", n_in=16, n_out=8)
-    with pytest.raises(ValueError, match=r"probes_per_input = 0.5: expected >= 1"):
+    with pytest.raises(ValueError, match=r"probes_per_input = 0.5: expected a finite number >= 1"):
         estimate_transmission_matrix(device, probes_per_input=0.5)
     with pytest.raises(ValueError, match=r"device.n_in = 3: expected at least 4"):
         estimate_transmission_matrix(open_device("ideal", n_in=3, n_out=8))
@@ -256,3 +256,17 @@ def test_calibrate_refuses_what_it_cannot_calibrate_and_warns_about_a_dark_devic
     # One output is a device too: it calibrates.
     single = calibrate(open_device("ideal", n_in=8, n_out=1))
     assert single.intensity_r > 0.999 and single.untrusted.size == 0
+
+
+def test_a_string_exposure_infinite_probes_and_a_one_output_device_are_named():
+    device = VirtualDevice("lab-bench", n_in=8, n_out=16).open()
+    with pytest.raises(ValueError, match=r"exposure_us = 'fast': expected a finite number > 0"):
+        device.exposure_us = "fast"
+    with pytest.raises(ValueError, match=r"probes_per_input = inf: expected a finite number >= 1"):
+        calibrate(device, probes_per_input=float("inf"))
+    single = VirtualDevice("lab-bench", n_in=8, n_out=1).open()
+    with pytest.raises(ValueError, match=r"n_out = 1 outputs at 4 exposures give at most 4 "
+                                         r"photon-transfer points: expected at least 10"):
+        estimate_camera(single)
+    calibration = calibrate(single)     # auto: no camera estimate where it cannot be made
+    assert calibration.camera is None and calibration.intensity_r > 0.99

@@ -360,7 +360,8 @@ def test_fit_on_data_gives_the_same_operator_as_fit_on_the_feature_count(encoder
     x = rng.uniform(-1, 1, (12, 40)) if encoder else (rng.random((12, 40)) < 0.5).astype(np.uint8)
     on_data = OPU(open_device("ideal", n_in=64, n_out=96), encoder=encoder).fit(x)
     on_count = OPU(open_device("ideal", n_in=64, n_out=96), encoder=encoder).fit(n_features=40)
-    assert on_data.n_features_in_ == on_count.n_features_in_ == 40 == on_data.n_features_
+    assert on_data.n_features_in_ == on_count.n_features_in_ == 40
+    assert not hasattr(on_data, "n_features_")          # no former name
     np.testing.assert_array_equal(on_data.effective_matrix(), on_count.effective_matrix())
     np.testing.assert_array_equal(on_data.linear_transform(x), on_count.linear_transform(x))
     assert on_data.fit(x, n_features=40) is on_data  # both, when they agree

@@ -11,12 +11,12 @@ Imports point down: ``experiment -> language -> trainer -> (alignment, feedback)
 """
 
 from .alignment import angle_deg, feedback_angles, update_angles
-from .experiment import run_experiment, run_language_experiment
+from .experiment import run_experiment
 from .feedback import DeviceFeedback, Feedback, IdealFeedback, StructuredFeedback, make_feedback
-from .language import LanguageTrainer, fit_language_model, sample
+from .language import sample
 from .trainer import (METHODS, GraphTask, History, TabularTask, Task, TextTask, Trainer, fit)
 
 __all__ = ["angle_deg", "feedback_angles", "update_angles", "run_experiment",
            "DeviceFeedback", "Feedback", "IdealFeedback", "StructuredFeedback", "make_feedback",
-           "LanguageTrainer", "fit_language_model", "run_language_experiment", "sample",
+           "sample",
            "METHODS", "History", "Trainer", "fit", "Task", "TabularTask", "GraphTask", "TextTask"]

@@ -45,7 +45,7 @@ from .trainer import (METHODS, GraphTask, History, TabularTask, Task, TextTask, 
                       feedback_path, fit)
 
 __all__ = ["MODELS", "BUDGETS", "DEFAULTS", "DEFAULT_ENCODERS", "derive_seeds",
-           "resolve_settings", "run_experiment", "run_language_experiment"]
+           "resolve_settings", "run_experiment"]
 
 MODELS = ("mlp", "gcn", "transformer")
 
@@ -424,18 +424,3 @@ def _result(model, method, source, backend, seed, data_seed, settings, run, hist
     if n_sample:
         result["sample"] = sample(run.network, run.corpus, n_sample, seed=seeds["sample"], xp=xp)
     return result
-
-
-def run_language_experiment(data: str = "pydoc", method: str = "dfa", feedback=None,
-                            **options) -> tuple[dict, History]:
-    """``run_experiment("transformer", data, method, feedback, **options)``, under its former name.
-
-    Parameters
-    ----------
-    data, method, feedback
-        See :func:`run_experiment`.
-    **options
-        Keyword arguments of :func:`run_experiment` (``steps``, ``seed``, ``n_sample``,
-        ``max_eval_chars``, the Transformer's hyper-parameters ...).
-    """
-    return run_experiment("transformer", data, method, feedback, **options)

@@ -10,25 +10,20 @@ run by :func:`~dfa_bridge.training.trainer.fit`;
 :func:`~dfa_bridge.training.experiment.run_experiment` with ``model="transformer"``
 builds a whole run from names and numbers.
 
-This module holds :data:`LM_DEFAULTS`, :func:`sample`, and the names of the former
-language trainer, kept for existing code: :data:`LanguageTrainer` is
-:class:`~dfa_bridge.training.trainer.Trainer`, :data:`LMHistory` is
-:class:`~dfa_bridge.training.trainer.History`, and :func:`fit_language_model` calls
-:func:`~dfa_bridge.training.trainer.fit` on a corpus.
+This module holds :data:`LM_DEFAULTS` and :func:`sample`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from photon import array_module, to_numpy
+from photon import to_numpy
 
 from ..data.text import CharCorpus
 from ..nn.transformer import TransformerLM
-from .trainer import FEEDBACK_MODES, History, TextTask, Trainer, fit, perplexity
+from .trainer import FEEDBACK_MODES, TextTask, perplexity
 
-__all__ = ["LM_DEFAULTS", "FEEDBACK_MODES", "LanguageTrainer", "LMHistory", "TextTask",
-           "perplexity", "fit_language_model", "sample"]
+__all__ = ["LM_DEFAULTS", "FEEDBACK_MODES", "TextTask", "perplexity", "sample"]
 
 #: Defaults of the character Transformer runs (the issue's acceptance model): blocks,
 #: width ``D``, heads, context ``T`` (characters), tied head, optimizer, learning rate,
@@ -36,51 +31,6 @@ __all__ = ["LM_DEFAULTS", "FEEDBACK_MODES", "LanguageTrainer", "LMHistory", "Tex
 LM_DEFAULTS = {"n_blocks": 4, "width": 128, "heads": 4, "context": 64, "tied": False,
                "optimizer": "adam", "lr": 2e-3, "weight_decay": 0.0, "batch_size": 16,
                "steps": 1500, "warmup": 100, "feedback_mode": "shared"}
-
-#: The former name of the one :class:`~dfa_bridge.training.trainer.Trainer` (which takes a
-#: TransformerLM; its ``feedback_mode`` defaults to ``"shared"``).
-LanguageTrainer = Trainer
-
-#: The former name of :class:`~dfa_bridge.training.trainer.History`.
-LMHistory = History
-
-
-def fit_language_model(trainer: Trainer, corpus: CharCorpus, steps: int, batch_size: int = 16,
-                       seed: int = 0, warmup: int = 100, evaluations: int = 5,
-                       align_steps: int = 4, max_eval_chars: int | None = None, xp=None,
-                       progress: bool | None = None) -> History:
-    """Train a Transformer for ``steps`` steps on random windows of ``corpus``.
-
-    The same as ``fit(trainer, TextTask(corpus, steps, trainer.model.context, ...))``
-    (:func:`~dfa_bridge.training.trainer.fit`,
-    :class:`~dfa_bridge.training.trainer.TextTask`), kept under its former name.
-
-    Parameters
-    ----------
-    trainer
-        A trainer of a :class:`~dfa_bridge.nn.transformer.TransformerLM`.
-    corpus, steps, batch_size, seed, warmup, evaluations, max_eval_chars
-        See :class:`~dfa_bridge.training.trainer.TextTask`.
-    align_steps, progress
-        See :func:`~dfa_bridge.training.trainer.fit`.
-    xp
-        Array module of the model (None: the one its parameters are on).
-
-    Returns
-    -------
-    History
-        One record per evaluation: ``step``, ``train_loss``, ``val_loss`` (nats per
-        character), ``val_perplexity`` and ``update_angle_deg`` (per block, or None).
-    """
-    if not isinstance(trainer.model, TransformerLM):
-        raise ValueError(f"trainer.model = {type(trainer.model).__name__}: expected a "
-                         "TransformerLM")
-    if xp is None:
-        xp = array_module(trainer.model.parameters()[0].value)
-    task = TextTask(corpus, steps, trainer.model.context, batch_size, seed, warmup, evaluations,
-                    max_eval_chars, xp)
-    return fit(trainer, task, align_steps=align_steps, progress=progress)
-
 
 def sample(model: TransformerLM, corpus: CharCorpus, n_chars: int, seed: int = 0,
            prompt: str = "\n", temperature: float = 1.0, xp=np) -> str:
