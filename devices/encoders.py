@@ -36,7 +36,7 @@ import warnings
 
 import numpy as np
 
-from photon.support.arguments import check_int
+from photon.support.arguments import check_bool, check_int, check_number
 from photon.support.arrays import array_module
 
 __all__ = [
@@ -52,29 +52,6 @@ def _index_of_first(mask, xp) -> tuple[int, ...]:
     """Index (a tuple of ints) of the first True entry of ``mask``."""
     flat = int(xp.argmax(mask.ravel()))
     return tuple(int(i) for i in np.unravel_index(flat, mask.shape))
-
-
-def _check_float(name: str, value, positive: bool = False, nonnegative: bool = False,
-                 optional: bool = True):
-    """Return ``value`` as a Python float (or None when optional and None)."""
-    if value is None and optional:
-        return None
-    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-    ok = ok and math.isfinite(value)
-    if ok and positive:
-        ok = value > 0
-    if ok and nonnegative:
-        ok = value >= 0
-    if not ok:
-        what = "a finite number" + (" > 0" if positive else " >= 0" if nonnegative else "")
-        raise ValueError(f"{name} = {value!r}: expected {what}" + (" or None" if optional else ""))
-    return float(value)
-
-
-def _check_signed(signed):
-    if signed is not None and not isinstance(signed, (bool, np.bool_)):
-        raise ValueError(f"signed = {signed!r}: expected True, False or None (auto-detect in fit)")
-    return None if signed is None else bool(signed)
 
 
 class Encoder:
@@ -249,7 +226,7 @@ class ThresholdEncoder(Encoder):
 
     def __init__(self, threshold: float | None = None):
         super().__init__()
-        self.threshold = _check_float("threshold", threshold)
+        self.threshold = check_number("threshold", threshold, optional=True)
         self.threshold_ = self.threshold
         if self.threshold is not None:
             self._weights_ = np.ones(1)
@@ -280,8 +257,8 @@ class _ScaledEncoder(Encoder):
 
     def __init__(self, scale: float | None, signed: bool | None):
         super().__init__()
-        self.scale = _check_float("scale", scale, positive=True)
-        self.signed = _check_signed(signed)
+        self.scale = check_number("scale", scale, low=0.0, low_open=True, optional=True)
+        self.signed = check_bool("signed", signed, optional=True, none_means="detected in fit")
         self.scale_ = self.scale
         self.signed_ = self.signed
         if self.scale_ is not None and self.signed_ is not None:
@@ -466,8 +443,8 @@ class TernaryEncoder(Encoder):
 
     def __init__(self, threshold: float | None = None, scale: float | None = None):
         super().__init__()
-        self.threshold = _check_float("threshold", threshold, nonnegative=True)
-        self.scale = _check_float("scale", scale, positive=True)
+        self.threshold = check_number("threshold", threshold, low=0.0, optional=True)
+        self.scale = check_number("scale", scale, low=0.0, low_open=True, optional=True)
         self.threshold_, self.scale_, self.range_ = self.threshold, self.scale, math.inf
         if self.threshold is not None and self.scale is not None:
             self._weights_ = np.array([self.scale, -self.scale])

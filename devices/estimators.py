@@ -53,7 +53,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from photon import DeviceConfig, preset_names, resolve_config
-from photon.support.arguments import check_int
+from photon.support.arguments import check_choice, check_int
 
 from .encoders import BitPlaneEncoder
 from .operator import OPU
@@ -151,12 +151,6 @@ def _fingerprint_changes(expected: dict, got: dict) -> list[str]:
         if gap > FINGERPRINT_RTOL:
             changes.append(f"{name} (by {gap:.2g} relative)")
     return changes
-
-
-def _check_choice(name: str, value, choices: tuple[str, ...]) -> str:
-    if not isinstance(value, str) or value not in choices:
-        raise ValueError(f"{name} = {value!r}: expected " + " or ".join(map(repr, choices)))
-    return value
 
 
 class _OPUEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -403,11 +397,11 @@ class OPURandomFeatures(_OPUEstimator):
         self.random_state = random_state
 
     def _check_own(self) -> None:
-        _check_choice("encoder", self.encoder, ("auto", "quantile", "linspace", "binary"))
+        check_choice("encoder", self.encoder, ("auto", "quantile", "linspace", "binary"))
         check_int("n_levels", self.n_levels)
         if self.encoder == "binary" and self.n_levels != 1:
             raise ValueError(f"n_levels = {self.n_levels!r}: expected 1 with encoder='binary'")
-        _check_choice("rescale", self.rescale, ("standard", "none"))
+        check_choice("rescale", self.rescale, ("standard", "none"))
         check_int("batch_size", self.batch_size)
 
     @property
@@ -516,8 +510,8 @@ class OPULinearProjection(_OPUEstimator):
         if isinstance(n_bits, bool) or not isinstance(n_bits, numbers.Integral) \
                 or not 1 <= n_bits <= 16:
             raise ValueError(f"n_bits = {n_bits!r}: expected an integer in 1..16")
-        _check_choice("linear_method", self.linear_method, ("complement", "anchor"))
-        _check_choice("scale", self.scale, ("norm", "variance", "unit"))
+        check_choice("linear_method", self.linear_method, ("complement", "anchor"))
+        check_choice("scale", self.scale, ("norm", "variance", "unit"))
         check_int("batch_size", self.batch_size)
 
     def _device_options(self, n_in: int) -> dict:

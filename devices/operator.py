@@ -62,6 +62,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from photon import DeviceConfig, array_module, check_binary_frames, to_numpy
+from photon.support.arguments import check_bool, check_choice, check_int, is_integer
 from photon.support.progress import Progress
 
 from .cost import JobCost, job_cost
@@ -96,30 +97,6 @@ class NotFittedError(ValueError, AttributeError):
     A subclass of both ValueError and AttributeError, as scikit-learn's
     ``NotFittedError``: ``hasattr(opu, "device_")`` is False before ``fit``.
     """
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-
-
-def _check_int(name: str, value, low: int) -> int:
-    if not _is_int(value) or value < low:
-        what = "a positive integer" if low == 1 else f"an integer >= {low}"
-        raise ValueError(f"{name} = {value!r}: expected {what}")
-    return int(value)
-
-
-def _check_bool(name: str, value, optional: bool = False):
-    if value is None and optional:
-        return
-    if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{name} = {value!r}: expected True or False"
-                         + (" or None" if optional else ""))
-
-
-def _check_choice(name: str, value, choices: tuple[str, ...]) -> None:
-    if not isinstance(value, str) or value not in choices:
-        raise ValueError(f"{name} = {value!r}: expected " + " or ".join(map(repr, choices)))
 
 
 class OPU:
@@ -235,23 +212,23 @@ class OPU:
         if device_options is not None and not isinstance(device_options, Mapping):
             raise TypeError(f"device_options = {device_options!r}: expected a dict of "
                             "open_device keyword arguments, or None")
-        _check_choice("linear_method", linear_method, ("complement", "anchor"))
-        _check_choice("complement_mean", complement_mean, COMPLEMENT_MEANS)
+        check_choice("linear_method", linear_method, ("complement", "anchor"))
+        check_choice("complement_mean", complement_mean, COMPLEMENT_MEANS)
         if n_anchor is not None:
             if linear_method != "anchor":
                 raise ValueError(f"n_anchor = {n_anchor!r}: expected None with "
                                  f"linear_method = {linear_method!r} (an anchor is reserved only "
                                  "with linear_method='anchor')")
-            _check_int("n_anchor", n_anchor, 1)
+            check_int("n_anchor", n_anchor, low=1)
         if encoder is not None and not isinstance(encoder, Encoder):
             raise TypeError(f"encoder = {encoder!r}: expected None or a devices.Encoder "
                             "(e.g. BitPlaneEncoder(n_bits=8), TernaryEncoder())")
-        _check_int("batch_size", batch_size, 1)
-        _check_choice("rescale", rescale, ("standard", "none"))
-        _check_bool("progress", progress, optional=True)
-        _check_bool("auto_exposure", auto_exposure)
-        _check_int("probe_frames", probe_frames, 2)
-        _check_int("seed", seed, 0)
+        check_int("batch_size", batch_size, low=1)
+        check_choice("rescale", rescale, ("standard", "none"))
+        check_bool("progress", progress, optional=True, none_means="bars for long jobs")
+        check_bool("auto_exposure", auto_exposure)
+        check_int("probe_frames", probe_frames, low=2)
+        check_int("seed", seed, low=0)
         self.device = device
         self.device_options = device_options
         self.linear_method = linear_method
@@ -370,9 +347,9 @@ class OPU:
             if n_features is None:
                 raise ValueError("fit: X = None and n_features = None: expected data X "
                                  "(n_samples, n_features) or fit(n_features=<positive integer>)")
-            return None, np, _check_int("n_features", n_features, 1)
+            return None, np, check_int("n_features", n_features, low=1)
         if isinstance(X, (bool, int, float, complex, str, np.generic)):
-            hint = (f"fit(n_features={int(X)})" if _is_int(X) and X >= 1
+            hint = (f"fit(n_features={int(X)})" if is_integer(X) and X >= 1
                     else "fit(n_features=<positive integer>)")
             raise TypeError(f"X = {X!r}: expected an array (n_samples, n_features); to fit "
                             f"without data, pass the feature count by keyword: {hint}")
@@ -392,7 +369,7 @@ class OPU:
                 index = tuple(int(i) for i in np.unravel_index(int(xp.argmax(bad)), X.shape))
                 raise ValueError(f"X: value {X[index].item()!r} at index {index}: expected "
                                  "finite values")
-        if n_features is not None and (not _is_int(n_features) or n_features != X.shape[1]):
+        if n_features is not None and (not is_integer(n_features) or n_features != X.shape[1]):
             raise ValueError(f"n_features = {n_features!r}: expected None or X's width, "
                              f"{X.shape[1]}")
         return X, xp, int(X.shape[1])

@@ -24,7 +24,7 @@ from __future__ import annotations
 import abc
 
 from photon import array_module, check_binary_frames
-from photon.support.arguments import check_number
+from photon.support.arguments import check_int, check_number
 from photon.support.memory import map_rows, plan_chunk_rows
 
 __all__ = ["OPUDevice", "DeviceClosedError"]
@@ -216,8 +216,7 @@ class OPUDevice(abc.ABC):
         if not self.is_open:
             raise DeviceClosedError(f"{self.backend} device '{self.name}' is closed: call open() "
                                     "or use it in a 'with' block")
-        if isinstance(n_frames, bool) or int(n_frames) != n_frames or n_frames < 1:
-            raise ValueError(f"n_frames = {n_frames!r}: expected a positive integer")
+        n_frames = check_int("n_frames", n_frames)
         if not self.can_block_light:
             return None
         counts = self._acquire_dark(int(n_frames))

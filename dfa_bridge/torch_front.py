@@ -84,7 +84,7 @@ except ImportError as _error:  # pragma: no cover - exercised only without torch
 from devices import Encoder, backend_names
 from devices.registry import check_device_name
 from photon import preset_names, resolve_config
-from photon.support.arguments import check_int, check_seed
+from photon.support.arguments import check_choice, check_int, check_seed
 
 from .training.alignment import angle_deg
 from .training.feedback import ENCODERS, Feedback, make_feedback
@@ -233,12 +233,6 @@ def _at_point(dfa: "DFA", index: int, module, args, output):
     return dfa._at_point(index, output)
 
 
-def _check_choice(name: str, value, choices: Sequence[str]) -> str:
-    if not isinstance(value, str) or value not in choices:
-        raise ValueError(f"{name} = {value!r}: expected one of {', '.join(choices)}")
-    return value
-
-
 def _check_feedback_options(feedback, options) -> dict:
     """``options`` as a dict, or an error naming the key that would be ignored or wrong."""
     if isinstance(feedback, str) and feedback not in ("ideal", "structured"):
@@ -338,8 +332,8 @@ class DFA(nn.Module):
         super().__init__()
         if not isinstance(model, nn.Module):
             raise TypeError(f"model = {model!r}: expected a torch.nn.Module")
-        _check_choice("method", method, METHODS)
-        _check_choice("feedback_mode", feedback_mode, FEEDBACK_MODES)
+        check_choice("method", method, METHODS)
+        check_choice("feedback_mode", feedback_mode, FEEDBACK_MODES)
         if method == "dfa" and not (isinstance(feedback, Feedback)
                                     or (isinstance(feedback, str) and feedback)):
             raise TypeError(f"feedback = {feedback!r}: expected a Feedback or a feedback name")

@@ -36,6 +36,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, replace
 
+from photon.support.arguments import check_number
+
 __all__ = ["GPUSpec", "H100_SXM", "H200_SXM", "GPUS", "PRECISIONS", "Roofline", "gpu_spec",
            "match_gpu", "PHILOX_INSTRUCTIONS_PER_ENTRY"]
 
@@ -146,12 +148,6 @@ def match_gpu(device_name: str) -> GPUSpec | None:
     return None
 
 
-def _check_fraction(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
-        raise ValueError(f"{name} = {value!r}: expected a fraction in (0, 1]")
-    return float(value)
-
-
 @dataclass(frozen=True)
 class Roofline:
     """Time and energy of operations on one GPU, by the roofline model (module notes).
@@ -185,8 +181,10 @@ class Roofline:
     def __post_init__(self):
         object.__setattr__(self, "spec", gpu_spec(self.spec))
         self.spec.peak_flops(self.precision)  # validates the precision
-        _check_fraction("compute_efficiency", self.compute_efficiency)
-        _check_fraction("bandwidth_efficiency", self.bandwidth_efficiency)
+        check_number("compute_efficiency", self.compute_efficiency, low=0.0, high=1.0,
+                     low_open=True)
+        check_number("bandwidth_efficiency", self.bandwidth_efficiency, low=0.0, high=1.0,
+                     low_open=True)
         if not (isinstance(self.launch_s, (int, float)) and self.launch_s >= 0):
             raise ValueError(f"launch_s = {self.launch_s!r}: expected a non-negative number of "
                              "seconds")
@@ -264,7 +262,7 @@ class Roofline:
             ``seconds`` for the batch, ``storage`` (``"stored"`` or ``"generated"``),
             ``blocks``, ``flops``.
         """
-        _check_fraction("memory_fraction", memory_fraction)
+        check_number("memory_fraction", memory_fraction, low=0.0, high=1.0, low_open=True)
         flops = 2.0 * batch * n_in * n_out
         if 4.0 * n_in * n_out <= memory_fraction * self.spec.memory_bytes:
             return {"seconds": self.gemm_seconds(batch, n_in, n_out), "storage": "stored",

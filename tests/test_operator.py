@@ -402,7 +402,7 @@ def test_construction_refuses_bad_settings_by_name():
          r"device_options = \{'n_in': 4\}: expected None when device is an OPUDevice instance"),
         (dict(device="ideal", device_options=[1]), TypeError, r"device_options = \[1\]: expected"),
         (dict(linear_method="hologram"), ValueError,
-         r"linear_method = 'hologram': expected 'complement' or 'anchor'"),
+         r"linear_method = 'hologram': expected one of 'complement', 'anchor'"),
         (dict(n_anchor=4), ValueError,
          r"n_anchor = 4: expected None with linear_method = 'complement'"),
         (dict(linear_method="anchor", n_anchor=0), ValueError,
@@ -412,12 +412,12 @@ def test_construction_refuses_bad_settings_by_name():
         (dict(batch_size=0), ValueError, r"batch_size = 0: expected a positive integer"),
         (dict(batch_size=True), ValueError, r"batch_size = True: expected a positive integer"),
         (dict(batch_size=2.5), ValueError, r"batch_size = 2.5: expected a positive integer"),
-        (dict(rescale="log"), ValueError, r"rescale = 'log': expected 'standard' or 'none'"),
+        (dict(rescale="log"), ValueError, r"rescale = 'log': expected one of 'standard', 'none'"),
         (dict(progress="yes"), ValueError, r"progress = 'yes': expected True or False or None"),
         (dict(auto_exposure=None), ValueError, r"auto_exposure = None: expected True or False"),
         (dict(probe_frames=1), ValueError, r"probe_frames = 1: expected an integer >= 2"),
-        (dict(seed=-1), ValueError, r"seed = -1: expected an integer >= 0"),
-        (dict(seed=None), ValueError, r"seed = None: expected an integer >= 0"),
+        (dict(seed=-1), ValueError, r"seed = -1: expected a non-negative integer"),
+        (dict(seed=None), ValueError, r"seed = None: expected a non-negative integer"),
     ]
     for settings, error, message in cases:
         settings = {"device": device, **settings}

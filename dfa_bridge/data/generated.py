@@ -33,6 +33,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from photon.support.arguments import check_int
+
 from .tabular import Dataset
 
 __all__ = ["teacher_task", "TEACHER_DEFAULTS"]
@@ -40,12 +42,6 @@ __all__ = ["teacher_task", "TEACHER_DEFAULTS"]
 #: Sizes of the ``teacher`` dataset of :func:`dfa_bridge.data.load_dataset`.
 TEACHER_DEFAULTS = {"n_features": 32, "n_hidden": 4, "n_classes": 4, "n_train": 3000,
                     "n_test": 2000}
-
-
-def _check_positive(name: str, value, low: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name} = {value!r}: expected an integer >= {low}")
-    return int(value)
 
 
 def teacher_task(n_features: int = 32, n_hidden: int = 4, n_classes: int = 4,
@@ -71,14 +67,14 @@ def teacher_task(n_features: int = 32, n_hidden: int = 4, n_classes: int = 4,
     Dataset
         Named ``"teacher"``; float32 standard Gaussian features, balanced int64 labels.
     """
-    d = _check_positive("n_features", n_features)
-    k = _check_positive("n_hidden", n_hidden)
+    d = check_int("n_features", n_features)
+    k = check_int("n_hidden", n_hidden)
     if k > d:
         raise ValueError(f"n_hidden = {n_hidden!r}: expected at most n_features = {d} "
                          "(orthonormal directions)")
-    c = _check_positive("n_classes", n_classes, 2)
-    n_train = _check_positive("n_train", n_train)
-    n_test = _check_positive("n_test", n_test)
+    c = check_int("n_classes", n_classes, low=2)
+    n_train = check_int("n_train", n_train)
+    n_test = check_int("n_test", n_test)
     teacher_seed, balance_seed, sample_seed = np.random.SeedSequence(seed).spawn(3)
     rng = np.random.default_rng(teacher_seed)
     directions = np.linalg.qr(rng.standard_normal((d, k)))[0].T          # (k, d) orthonormal

@@ -14,6 +14,7 @@ import pathlib
 import pickle
 
 import numpy as np
+from photon.support.arguments import check_int
 import scipy.sparse as sp
 
 from photon.support.arrays import asarray_like
@@ -211,8 +212,7 @@ def contextual_sbm(n_nodes: int = 2000, n_classes: int = 5, n_features: int = 50
         Seed of the graph, the features and the split (independent streams).
     """
     for name, value in (("n_nodes", n_nodes), ("n_classes", n_classes), ("n_features", n_features)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name} = {value!r}: expected a positive integer")
+        check_int(name, value)
     if n_classes < 2 or n_nodes % n_classes:
         raise ValueError(f"n_classes = {n_classes!r}: expected at least 2 classes dividing "
                          f"n_nodes = {n_nodes}")

@@ -21,6 +21,7 @@ import math
 import pathlib
 
 import numpy as np
+from photon.support.arguments import check_int, check_number
 
 from photon import array_module
 
@@ -98,11 +99,8 @@ def build_corpus(text: str, name: str = "text", val_fraction: float = 0.1,
     """
     if not isinstance(text, str):
         raise TypeError(f"text: {type(text).__name__}: expected a str")
-    if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)) \
-            or not 0 < val_fraction < 1:
-        raise ValueError(f"val_fraction = {val_fraction!r}: expected a fraction in (0, 1)")
-    if isinstance(min_count, bool) or not isinstance(min_count, (int, np.integer)) or min_count < 1:
-        raise ValueError(f"min_count = {min_count!r}: expected a positive integer")
+    check_number("val_fraction", val_fraction, low=0.0, high=1.0, low_open=True, high_open=True)
+    min_count = check_int("min_count", min_count)
     split = len(text) - int(round(len(text) * val_fraction))
     if split < 2 or len(text) - split < 2:
         raise ValueError(f"text: {len(text)} characters: expected enough for a training and a "

@@ -24,6 +24,7 @@ import math
 import numpy as np
 
 from photon import array_module
+from photon.support.arguments import check_int
 from photon.support.arrays import asarray_like
 
 __all__ = ["Parameter", "Layer", "Linear", "GraphConv", "Tanh", "ReLU", "Dropout"]
@@ -108,12 +109,6 @@ def _check_width(layer: str, x, expected: int) -> None:
                          f"(n, {expected})")
 
 
-def _check_size(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} = {value!r}: expected a positive integer")
-    return int(value)
-
-
 def _glorot_uniform(rng: np.random.Generator, n_out: int, n_in: int, dtype):
     """Glorot/Xavier uniform weights ``U(-r, r)``, ``r = sqrt(6 / (n_in + n_out))``."""
     limit = math.sqrt(6.0 / (n_in + n_out))
@@ -138,8 +133,8 @@ class Linear(Layer):
     """
 
     def __init__(self, n_in: int, n_out: int, rng: np.random.Generator, dtype=np.float32):
-        self.n_in = _check_size("n_in", n_in)
-        self.n_out = _check_size("n_out", n_out)
+        self.n_in = check_int("n_in", n_in)
+        self.n_out = check_int("n_out", n_out)
         self.weight = Parameter(_glorot_uniform(rng, self.n_out, self.n_in, dtype), "weight")
         self.bias = Parameter(np.zeros(self.n_out, dtype), "bias")
         self._x = None
@@ -194,8 +189,8 @@ class GraphConv(Layer):
         if shape is None or len(shape) != 2 or shape[0] != shape[1] or not hasattr(adjacency, "tocsr"):
             raise ValueError(f"adjacency: {type(adjacency).__name__} of shape {shape}: expected "
                              "a square sparse matrix (n_nodes, n_nodes)")
-        self.n_in = _check_size("n_in", n_in)
-        self.n_out = _check_size("n_out", n_out)
+        self.n_in = check_int("n_in", n_in)
+        self.n_out = check_int("n_out", n_out)
         self.adjacency = adjacency.tocsr().astype(dtype)
         self.adjacency_t = self.adjacency.T.tocsr()
         self.weight = Parameter(_glorot_uniform(rng, self.n_out, self.n_in, dtype), "weight")

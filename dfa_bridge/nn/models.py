@@ -22,6 +22,8 @@ from typing import Sequence
 
 import numpy as np
 
+from photon.support.arguments import check_widths
+
 from .layers import Dropout, GraphConv, Layer, Linear, Parameter, ReLU, Tanh
 
 __all__ = ["Block", "Network", "MLP", "GCN", "ACTIVATIONS"]
@@ -166,14 +168,6 @@ def _activation(name: str) -> Layer:
     return ACTIVATIONS[name]()
 
 
-def _check_widths(hidden) -> tuple[int, ...]:
-    widths = tuple(hidden)
-    if not widths or any(isinstance(w, bool) or not isinstance(w, (int, np.integer)) or w < 1
-                         for w in widths):
-        raise ValueError(f"hidden = {hidden!r}: expected one or more positive layer widths")
-    return tuple(int(w) for w in widths)
-
-
 def _seeds(seed: int, count: int) -> tuple[np.random.Generator, list[int]]:
     """The weight generator and ``count`` dropout seeds, independent streams of ``seed``."""
     weight_seed, dropout_seed = np.random.SeedSequence(seed).spawn(2)
@@ -205,7 +199,7 @@ class MLP(Network):
     def __init__(self, n_features: int, n_classes: int, hidden: Sequence[int] = (256, 256),
                  activation: str = "tanh", dropout: float = 0.0, seed: int = 0,
                  dtype=np.float32):
-        widths = _check_widths(hidden)
+        widths = check_widths("hidden", hidden)
         rng, dropout_seeds = _seeds(seed, len(widths))
         blocks, n_in = [], n_features
         for width, dropout_seed in zip(widths, dropout_seeds):
@@ -246,7 +240,7 @@ class GCN(Network):
     def __init__(self, adjacency, n_features: int, n_classes: int, hidden: Sequence[int] = (64,),
                  activation: str = "relu", dropout: float = 0.5, seed: int = 0,
                  dtype=np.float32):
-        widths = _check_widths(hidden)
+        widths = check_widths("hidden", hidden)
         rng, dropout_seeds = _seeds(seed, len(widths) + 1)
         blocks, n_in = [], n_features
         for index, width in enumerate((*widths, n_classes)):

@@ -11,20 +11,11 @@ from __future__ import annotations
 import math
 
 from photon import array_module
+from photon.support.arguments import check_number
 
 from .layers import Parameter
 
 __all__ = ["Optimizer", "SGD", "Adam", "OPTIMIZERS", "make_optimizer"]
-
-
-def _check_rate(name: str, value, low: float = 0.0, high: float = math.inf,
-                closed_low: bool = False) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    ok = ok and (value >= low if closed_low else value > low) and value < high
-    if not ok:
-        bound = f"{'>=' if closed_low else '>'} {low}" + (f" and < {high}" if high < math.inf else "")
-        raise ValueError(f"{name} = {value!r}: expected a number {bound}")
-    return float(value)
 
 
 class Optimizer:
@@ -44,8 +35,8 @@ class Optimizer:
         self.parameters: list[Parameter] = list(parameters)
         if not self.parameters:
             raise ValueError("parameters: an empty list: expected at least one parameter to train")
-        self.lr = _check_rate("lr", lr)
-        self.weight_decay = _check_rate("weight_decay", weight_decay, closed_low=True)
+        self.lr = check_number("lr", lr, low=0.0, low_open=True)
+        self.weight_decay = check_number("weight_decay", weight_decay, low=0.0)
         self.steps = 0
 
     def _gradient(self, parameter: Parameter):
@@ -80,7 +71,7 @@ class SGD(Optimizer):
     def __init__(self, parameters, lr: float = 0.01, momentum: float = 0.9,
                  weight_decay: float = 0.0):
         super().__init__(parameters, lr, weight_decay)
-        self.momentum = _check_rate("momentum", momentum, high=1.0, closed_low=True)
+        self.momentum = check_number("momentum", momentum, low=0.0, high=1.0, high_open=True)
         self._velocity: list = [None] * len(self.parameters)
 
     def _update(self, index, parameter, gradient):
@@ -112,9 +103,9 @@ class Adam(Optimizer):
     def __init__(self, parameters, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.0):
         super().__init__(parameters, lr, weight_decay)
-        self.beta1 = _check_rate("betas[0]", betas[0], high=1.0, closed_low=True)
-        self.beta2 = _check_rate("betas[1]", betas[1], high=1.0, closed_low=True)
-        self.eps = _check_rate("eps", eps)
+        self.beta1 = check_number("betas[0]", betas[0], low=0.0, high=1.0, high_open=True)
+        self.beta2 = check_number("betas[1]", betas[1], low=0.0, high=1.0, high_open=True)
+        self.eps = check_number("eps", eps, low=0.0, low_open=True)
         self._moments: list = [None] * len(self.parameters)
 
     def _update(self, index, parameter, gradient):

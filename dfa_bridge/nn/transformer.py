@@ -36,8 +36,9 @@ import math
 import numpy as np
 
 from photon import array_module
+from photon.support.arguments import check_int
 
-from .layers import Layer, Linear, Parameter, _check_size
+from .layers import Layer, Linear, Parameter
 
 __all__ = ["TokenEmbedding", "PositionalEmbedding", "LayerNorm", "GELU", "FeedForward",
            "CausalSelfAttention", "TransformerBlock", "OutputProjection", "TransformerLM"]
@@ -69,8 +70,8 @@ class TokenEmbedding(Layer):
 
     def __init__(self, n_tokens: int, width: int, rng: np.random.Generator, std: float = 0.5,
                  dtype=np.float32):
-        self.n_tokens = _check_size("n_tokens", n_tokens)
-        self.width = _check_size("width", width)
+        self.n_tokens = check_int("n_tokens", n_tokens)
+        self.width = check_int("width", width)
         self.weight = Parameter((std * rng.standard_normal((self.n_tokens, self.width))).astype(dtype),
                                 "embedding")
         self._tokens = None
@@ -118,8 +119,8 @@ class PositionalEmbedding(Layer):
 
     def __init__(self, context: int, width: int, rng: np.random.Generator, std: float = 0.1,
                  dtype=np.float32):
-        self.context = _check_size("context", context)
-        self.width = _check_size("width", width)
+        self.context = check_int("context", context)
+        self.width = check_int("width", width)
         self.weight = Parameter((std * rng.standard_normal((self.context, self.width))).astype(dtype),
                                 "position")
         self._length = None
@@ -165,7 +166,7 @@ class LayerNorm(Layer):
     """
 
     def __init__(self, width: int, eps: float = 1e-5, dtype=np.float32):
-        self.width = _check_size("width", width)
+        self.width = check_int("width", width)
         self.eps = float(eps)
         self.gain = Parameter(np.ones(self.width, dtype), "gain")
         self.bias = Parameter(np.zeros(self.width, dtype), "bias")
@@ -254,7 +255,7 @@ class FeedForward(Layer):
     """
 
     def __init__(self, width: int, hidden: int, rng: np.random.Generator, dtype=np.float32):
-        self.width = _check_size("width", width)
+        self.width = check_int("width", width)
         self.up = Linear(self.width, hidden, rng, dtype)
         self.activation = GELU()
         self.down = Linear(hidden, self.width, rng, dtype)
@@ -318,8 +319,8 @@ class CausalSelfAttention(Layer):
     """
 
     def __init__(self, width: int, heads: int, rng: np.random.Generator, dtype=np.float32):
-        self.width = _check_size("width", width)
-        self.heads = _check_size("heads", heads)
+        self.width = check_int("width", width)
+        self.heads = check_int("heads", heads)
         if self.width % self.heads:
             raise ValueError(f"heads = {heads!r}: expected a divisor of width = {width}")
         self.head_width = self.width // self.heads
@@ -418,11 +419,11 @@ class TransformerBlock(Layer):
 
     def __init__(self, width: int, heads: int, rng: np.random.Generator, dtype=np.float32,
                  ffn_factor: int = 4):
-        self.width = _check_size("width", width)
+        self.width = check_int("width", width)
         self.norm1 = LayerNorm(self.width, dtype=dtype)
         self.attention = CausalSelfAttention(self.width, heads, rng, dtype)
         self.norm2 = LayerNorm(self.width, dtype=dtype)
-        self.ffn = FeedForward(self.width, _check_size("ffn_factor", ffn_factor) * self.width,
+        self.ffn = FeedForward(self.width, check_int("ffn_factor", ffn_factor) * self.width,
                                rng, dtype)
 
     def layers(self) -> list[Layer]:
@@ -484,8 +485,8 @@ class OutputProjection(Layer):
 
     def __init__(self, width: int, n_tokens: int, rng: np.random.Generator, dtype=np.float32,
                  tied_to: TokenEmbedding | None = None):
-        self.width = _check_size("width", width)
-        self.n_tokens = _check_size("n_tokens", n_tokens)
+        self.width = check_int("width", width)
+        self.n_tokens = check_int("n_tokens", n_tokens)
         self.tied_to = tied_to
         if tied_to is not None and (tied_to.n_tokens, tied_to.width) != (self.n_tokens, self.width):
             raise ValueError(f"tied_to: embedding ({tied_to.n_tokens}, {tied_to.width}): expected "
@@ -546,15 +547,15 @@ class TransformerLM:
     def __init__(self, n_tokens: int, context: int = 64, width: int = 128, heads: int = 4,
                  n_blocks: int = 4, tied: bool = False, seed: int = 0, dtype=np.float32):
         rng = np.random.default_rng(np.random.SeedSequence(seed))
-        self.n_tokens = _check_size("n_tokens", n_tokens)
-        self.context = _check_size("context", context)
-        self.width = _check_size("width", width)
-        self.heads = _check_size("heads", heads)
+        self.n_tokens = check_int("n_tokens", n_tokens)
+        self.context = check_int("context", context)
+        self.width = check_int("width", width)
+        self.heads = check_int("heads", heads)
         self.tied = bool(tied)
         self.embedding = TokenEmbedding(self.n_tokens, self.width, rng, dtype=dtype)
         self.position = PositionalEmbedding(self.context, self.width, rng, dtype=dtype)
         self.blocks = [TransformerBlock(self.width, heads, rng, dtype)
-                       for _ in range(_check_size("n_blocks", n_blocks))]
+                       for _ in range(check_int("n_blocks", n_blocks))]
         self.final_norm = LayerNorm(self.width, dtype=dtype)
         self.head = OutputProjection(self.width, self.n_tokens, rng, dtype,
                                      tied_to=self.embedding if self.tied else None)

@@ -34,9 +34,10 @@ import numpy as np
 from devices import (OPU, BitPlaneEncoder, Encoder, OPUDevice, TernaryEncoder, backend_names,
                      open_device)
 from photon import array_module
+from photon.support.arguments import check_widths
 from photon.support.arrays import asarray_like
 
-from .feedback_base import Feedback, check_widths
+from .feedback_base import NO_HIDDEN, Feedback
 from .structured_feedback import StructuredFeedback
 
 __all__ = ["Feedback", "IdealFeedback", "DeviceFeedback", "StructuredFeedback", "ENCODERS",
@@ -256,7 +257,7 @@ def make_feedback(name: str, widths: Sequence[int], n_classes: int, *, seed: int
     if name == "structured":
         return StructuredFeedback(widths, n_classes, seed=seed)
     device_name = name.removeprefix("device:")
-    options = {"n_in": n_classes, "n_out": sum(check_widths(widths))}
+    options = {"n_in": n_classes, "n_out": sum(check_widths("widths", widths, why=NO_HIDDEN))}
     if device_name not in backend_names() or device_name == "virtual":
         options["dmd__macropixel_mirrors"] = macropixel_mirrors
     options.update(device_options)

@@ -13,17 +13,12 @@ from typing import Sequence
 
 import numpy as np
 
+from photon.support.arguments import check_widths
 
-__all__ = ["Feedback", "check_widths"]
+__all__ = ["Feedback", "NO_HIDDEN"]
 
-
-def check_widths(widths: Sequence[int]) -> tuple[int, ...]:
-    widths = tuple(widths)
-    if not widths or any(isinstance(w, bool) or not isinstance(w, (int, np.integer)) or w < 1
-                         for w in widths):
-        raise ValueError(f"widths = {widths!r}: expected one or more positive hidden widths "
-                         "(a network with no hidden layer has nothing to feed back to)")
-    return tuple(int(w) for w in widths)
+#: Why a network needs a hidden layer to be trained by DFA (for the widths' message).
+NO_HIDDEN = "a network with no hidden layer has nothing to feed back to"
 
 
 class Feedback(abc.ABC):
@@ -38,7 +33,7 @@ class Feedback(abc.ABC):
     """
 
     def __init__(self, widths: Sequence[int], n_classes: int):
-        self.widths = check_widths(widths)
+        self.widths = check_widths("widths", widths, why=NO_HIDDEN)
         if isinstance(n_classes, bool) or not isinstance(n_classes, (int, np.integer)) or n_classes < 2:
             raise ValueError(f"n_classes = {n_classes!r}: expected an integer >= 2")
         self.n_classes = int(n_classes)

@@ -15,10 +15,11 @@ import numbers
 import numpy as np
 
 __all__ = ["check_int", "check_number", "check_seed", "check_bool", "check_choice",
-           "check_array"]
+           "check_array", "check_widths", "is_integer"]
 
 
-def _is_integer(value) -> bool:
+def is_integer(value) -> bool:
+    """Whether ``value`` is a Python or NumPy integer (not a bool)."""
     return isinstance(value, numbers.Integral) and not isinstance(value, bool) \
         and type(value).__name__ != "bool_"
 
@@ -35,7 +36,7 @@ def check_int(name: str, value, low: int = 1, high: float = math.inf) -> int:
     low, high
         The inclusive bounds.
     """
-    if not _is_integer(value) or not low <= value <= high:
+    if not is_integer(value) or not low <= value <= high:
         if high < math.inf:
             what = f"an integer in [{low}, {high}]"
         elif low == 1:
@@ -55,7 +56,7 @@ def check_seed(name: str, value) -> int:
 
 def check_number(name: str, value, *, low: float = -math.inf, high: float = math.inf,
                  low_open: bool = False, high_open: bool = False, unit: str = "",
-                 allow_inf: bool = False) -> float:
+                 allow_inf: bool = False, optional: bool = False) -> float | None:
     """``value`` as a ``float``, or a ValueError unless it is a real number in range.
 
     Parameters
@@ -70,7 +71,11 @@ def check_number(name: str, value, *, low: float = -math.inf, high: float = math
         The unit, for the message (``"s"``, ``"W"``).
     allow_inf
         Accept an infinite value (within the bounds).
+    optional
+        Accept None (returned as None).
     """
+    if value is None and optional:
+        return None
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool) \
         and type(value).__name__ != "bool_"
     if ok:
@@ -87,15 +92,37 @@ def check_number(name: str, value, *, low: float = -math.inf, high: float = math
         kind = "a number" if allow_inf else "a finite number"
         bounds = f" {' and '.join(parts)}" if parts else ""
         raise ValueError(f"{name} = {value!r}: expected {kind}{bounds}"
-                         + (f" ({unit})" if unit else ""))
+                         + (f" ({unit})" if unit else "") + (" or None" if optional else ""))
     return value
 
 
-def check_bool(name: str, value) -> bool:
-    """``value`` as a ``bool``, or a ValueError unless it is True or False (Python or NumPy)."""
+def check_bool(name: str, value, *, optional: bool = False, none_means: str = "") -> bool | None:
+    """``value`` as a ``bool``, or a ValueError unless it is True or False (Python or NumPy).
+
+    ``optional``: None is accepted (and returned); ``none_means`` says what None does,
+    for the message.
+    """
+    if value is None and optional:
+        return None
     if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{name} = {value!r}: expected True or False")
+        alternative = ""
+        if optional:
+            alternative = " or None" + (f" ({none_means})" if none_means else "")
+        raise ValueError(f"{name} = {value!r}: expected True or False{alternative}")
     return bool(value)
+
+
+def check_widths(name: str, value, *, why: str = "") -> tuple[int, ...]:
+    """``value`` as a tuple of layer widths, or a ValueError unless it holds one or more
+    positive integers; ``why`` completes the message (why none is not enough)."""
+    try:
+        widths = tuple(value)
+    except TypeError:
+        widths = ()
+    if not widths or not all(is_integer(w) and w >= 1 for w in widths):
+        raise ValueError(f"{name} = {value!r}: expected one or more positive layer widths"
+                         + (f" ({why})" if why else ""))
+    return tuple(int(w) for w in widths)
 
 
 def check_choice(name: str, value, choices) -> str:

@@ -136,10 +136,6 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return p / p.sum(axis=1, keepdims=True)
 
 
-def _check_n_errors(n_errors) -> int:
-    return check_int("n_errors", n_errors, low=1)
-
-
 def classification_errors(data: str = "digits", n_errors: int = 1024, *, epochs: int = 2,
                           hidden: Sequence[int] = (256, 256), seed: int = 0,
                           batch_size: int = 32) -> ErrorSet:
@@ -166,7 +162,7 @@ def classification_errors(data: str = "digits", n_errors: int = 1024, *, epochs:
     from dfa_bridge.nn.models import MLP  # noqa: PLC0415
     from dfa_bridge.training.trainer import TabularTask, Trainer, fit  # noqa: PLC0415
 
-    n_errors = _check_n_errors(n_errors)
+    n_errors = check_int("n_errors", n_errors)
     dataset = load_dataset(data, seed=seed)
     if isinstance(dataset, GraphData):
         dataset = dataset.feature_dataset()
@@ -207,7 +203,7 @@ def graph_errors(data: str = "cora", n_errors: int = 1024, *, epochs: int = 20,
     from dfa_bridge.nn.models import GCN  # noqa: PLC0415
     from dfa_bridge.training.trainer import GraphTask, Trainer, fit  # noqa: PLC0415
 
-    n_errors = _check_n_errors(n_errors)
+    n_errors = check_int("n_errors", n_errors)
     epochs = check_int("epochs", epochs, low=1)
     graph = load_dataset(data, seed=seed)
     if not isinstance(graph, GraphData):
@@ -249,7 +245,7 @@ def language_errors(n_errors: int = 1024, *, corpus: str = "pydoc", seed: int = 
     """
     from dfa_bridge.data.text import load_text_dataset  # noqa: PLC0415
 
-    n_errors = _check_n_errors(n_errors)
+    n_errors = check_int("n_errors", n_errors)
     text = load_text_dataset(corpus)
     v = text.n_tokens
     counts = np.ones((v, v))
