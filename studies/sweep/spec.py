@@ -106,7 +106,7 @@ FAMILIES = {
 # ---------------------------------------------------------------------------- code version
 #: Source on the computation path of a run: hashed into every key.
 CODE_PACKAGES = ("photon", "devices", "dfa_bridge")
-CODE_MODULES = ("studies/noise_budget.py", "studies/sweep/job.py")
+CODE_MODULES = ("studies/noise_budget", "studies/sweep/job.py")   # a package's folder, or a module
 #: Fronts that no sweep run goes through.
 CODE_EXCLUDED = ("dfa_bridge/torch_front.py", "devices/lightonml_compat",
                  "devices/estimators.py")
@@ -126,7 +126,9 @@ def _source_files(root: pathlib.Path) -> list[pathlib.Path]:
     files = []
     for package in CODE_PACKAGES:
         files += sorted((root / package).rglob("*.py"))
-    files += [root / module for module in CODE_MODULES]
+    for module in CODE_MODULES:
+        path = root / module
+        files += sorted(path.rglob("*.py")) if path.is_dir() else [path]
     excluded = [root / name for name in CODE_EXCLUDED]   # a module, or a package's folder
     return [f for f in files if f.exists()
             and not any(f == path or path in f.parents for path in excluded)]
