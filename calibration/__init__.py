@@ -23,9 +23,9 @@ from .drift import DriftCheck, DriftMonitor
 from .exposure import ExposureSetting, settle_exposure
 from .metrics import (fresh_frames, intensity_correlation, projection_error, row_correlation,
                       row_projection_errors)
+from .saturation import detect_saturation
 from .session import Calibration, calibrate
-from .transmission import (TMEstimate, detect_saturation, estimate_transmission_matrix, min_frames,
-                           mixed_frames)
+from .transmission import TMEstimate, estimate_transmission_matrix, min_frames, mixed_frames
 
 __all__ = [
     "CameraEstimate", "estimate_camera", "fit_rounded_gaussian", "DriftCheck", "DriftMonitor",

@@ -50,6 +50,7 @@ from photon import to_numpy
 from photon.support.arguments import check_int, check_number
 
 from .acquisition import acquire_all
+from .saturation import ADC_CENSOR_MARGIN_DN, adc_censor_dn
 
 __all__ = ["CameraEstimate", "NoiseFreeCamera", "estimate_camera", "fit_rounded_gaussian",
            "DARK_METHODS", "DarkCurrentEstimate", "estimate_dark_current", "FlatFieldEstimate",
@@ -114,7 +115,7 @@ class CameraEstimate:
         """
         if not math.isfinite(self.saturation_dn):
             return math.inf
-        return self.saturation_dn - max(4.0 * self.saturation_spread_dn, 0.5)
+        return self.saturation_dn - max(4.0 * self.saturation_spread_dn, ADC_CENSOR_MARGIN_DN)
 
     def as_dict(self) -> dict:
         """Plain-data form."""
@@ -366,12 +367,14 @@ def estimate_camera(device, *, exposure_factors=TRANSFER_EXPOSURES, repeats: int
     if not math.isfinite(saturation_dn):
         saturation_e = math.inf
     elif full is not None and saturation_dn >= full:
-        saturation_e = (full - 0.5 - mu_dark) / gain  # where the signal rounds to the top
+        saturation_e = (adc_censor_dn(full) - mu_dark) / gain  # where it rounds to the top
     else:
         saturation_e = (saturation_dn - mu_dark) / gain
-    return CameraEstimate(gain, sd_dark / gain, mu_dark, sd_dark, float(saturation_e),
-                          frames_used, int(mean.size), float(saturation_dn), float(spread),
-                          method)
+    return CameraEstimate(gain_dn_per_e=gain, read_noise_e=sd_dark / gain,
+                          black_offset_dn=mu_dark, dark_noise_dn=sd_dark,
+                          saturation_e=float(saturation_e), frames=frames_used,
+                          pixels_used=int(mean.size), saturation_dn=float(saturation_dn),
+                          saturation_spread_dn=float(spread), dark_method=method)
 
 
 def _extrapolated_dark(short, mid, gain, digital):
@@ -567,8 +570,9 @@ def estimate_dark_current(device, gain_dn_per_e: float, *, frames: int = 8,
     sxx = float(np.sum(w * (t_s - t_mean) ** 2))
     slope = float(np.sum(w * (t_s - t_mean) * y) / sxx)
     slope_se = math.sqrt(1.0 / sxx)
-    return DarkCurrentEstimate(max(slope, 0.0) / gain, slope_se / gain, tuple(exposures),
-                               tuple(levels), frames * len(levels), gain)
+    return DarkCurrentEstimate(e_per_s=max(slope, 0.0) / gain, e_per_s_se=slope_se / gain,
+                               exposures_us=tuple(exposures), levels_dn=tuple(levels),
+                               frames=frames * len(levels), gain_dn_per_e=gain)
 
 
 # ---------------------------------------------------------------------------- flat field
@@ -639,4 +643,6 @@ def estimate_flat_field(camera, wavelength_nm: float, *, frames: int = 32,
     noise = math.sqrt(float((flat.var(axis=0, ddof=1) + dark.var(axis=0, ddof=1)).mean())
                       / frames) / mean
     prnu = math.sqrt(max(float(gain.var(ddof=1)) - noise ** 2, 0.0))
-    return FlatFieldEstimate(gain, prnu, noise, mean / float(camera.gain_dn_per_e), 2 * frames)
+    return FlatFieldEstimate(gain=gain, prnu_rms=prnu, noise_rms=noise,
+                             mean_electrons=mean / float(camera.gain_dn_per_e),
+                             frames=2 * frames)

@@ -59,8 +59,8 @@ class DriftMonitor:
         frames = fresh_frames(self.n_frames, self.device.n_in, self.seed + len(self.history))
         measured = to_numpy(self.device.acquire(frames))
         r = intensity_correlation(measured, self.calibration.tm.predict(frames))
-        result = DriftCheck(self.device.frames_acquired, r,
-                            r < self.calibration.intensity_r - self.tolerance)
+        result = DriftCheck(frames_acquired=self.device.frames_acquired, intensity_r=r,
+                            drifted=r < self.calibration.intensity_r - self.tolerance)
         self.history.append(result)
         return result
 

@@ -78,7 +78,8 @@ def settle_exposure(device, censor_dn: float | None, seed: int = 0) -> ExposureS
     initial = device.exposure_us
     if not device.exposure_settable or initial is None or censor_dn is None \
             or not math.isfinite(censor_dn):
-        return ExposureSetting(initial, initial, 0, math.nan)
+        return ExposureSetting(initial_us=initial, final_us=initial, frames=0,
+                               rows_saturating=math.nan)
     frames = fresh_frames(PILOT_FRAMES, device.n_in, seed)
     shown, share = 0, math.nan
     for attempt in range(PILOT_TRIES + 1):
@@ -93,7 +94,8 @@ def settle_exposure(device, censor_dn: float | None, seed: int = 0) -> ExposureS
             break
         factor = min(_factor(quantile, ROW_SATURATION), _factor(largest, ROW_SATURATION_MAX))
         device.exposure_us = device.exposure_us * 0.9 * max(factor, SMALLEST_STEP)
-    return ExposureSetting(initial, device.exposure_us, shown, share)
+    return ExposureSetting(initial_us=initial, final_us=device.exposure_us, frames=shown,
+                           rows_saturating=share)
 
 
 def _factor(fraction: float, target: float) -> float:

@@ -45,6 +45,7 @@ import numpy as np
 
 from photon import to_numpy
 
+from .records import CountBlock
 from .refine import normal_equations
 
 __all__ = ["InputCorrelation", "column_noise", "input_correlation", "map_functions",
@@ -167,8 +168,8 @@ def input_correlation(xp, probes, pinv, sigma2, w) -> InputCorrelation | None:
         return None
     z = xp.abs(signal) * xp.sqrt(n - lags) / scale
     significant = int(((z[1:half] > INPUT_Z)).sum())
-    return InputCorrelation(np.asarray(to_numpy(signal / level)), np.asarray(to_numpy(z)),
-                            significant)
+    return InputCorrelation(profile=np.asarray(to_numpy(signal / level)),
+                            z=np.asarray(to_numpy(z)), significant=significant)
 
 
 def map_functions(xp, probes, pinv, sigma2, w, prior):
@@ -205,7 +206,7 @@ def map_functions(xp, probes, pinv, sigma2, w, prior):
 
 
 # ---------------------------------------------------------------------- outputs
-@dataclass
+@dataclass(frozen=True)
 class RowNeighbours:
     """Each row's most correlated rows (see :func:`row_neighbours`).
 
@@ -223,6 +224,10 @@ class RowNeighbours:
         Neighbours per row, on average (all pairs above the threshold).
     null_mean : float
         ``mu``: the mean ``a^2`` of unrelated rows.
+    direct, product : (n_out, n_out) complex
+        ``D[l, m] = sum u_l conj(u_m)`` and ``E[l, m] = sum u_l u_m`` of the unit rows
+        ``u`` (dimensionless): the overlaps :func:`denoise_rows` builds its Gram matrices
+        from.
     """
 
     index: object
@@ -260,7 +265,8 @@ def row_neighbours(xp, tm) -> RowNeighbours:
     # <u_j, v> = sum conj(u_j) v: conj(D[j, l]) for v = u_l, conj(E[j, l]) for conj(u_l).
     overlap = xp.where(conjugate, xp.conj(product[rows, index]), xp.conj(direct[rows, index]))
     phase = xp.conj(overlap) / xp.maximum(xp.abs(overlap), 1e-300)
-    return RowNeighbours(index, valid, conjugate, phase, per_row, null_mean, direct, product)
+    return RowNeighbours(index=index, valid=valid, conjugate=conjugate, phase=phase,
+                         per_row=per_row, null_mean=null_mean, direct=direct, product=product)
 
 
 def _validation_residual(xp, re, im, counts, weights) -> float:
@@ -272,7 +278,8 @@ def _validation_residual(xp, re, im, counts, weights) -> float:
     return float(xp.sum(xp.maximum(total - (theta * moment).sum(-1), 0.0)))
 
 
-def denoise_rows(xp, tm, noise_share, neighbours: RowNeighbours, validation):
+def denoise_rows(xp, tm, noise_share, neighbours: RowNeighbours, validation: CountBlock,
+                 weights):
     """Each row's best linear unbiased estimate from itself and its aligned neighbours.
 
     Parameters
@@ -284,9 +291,11 @@ def denoise_rows(xp, tm, noise_share, neighbours: RowNeighbours, validation):
         chosen ``kappa``).
     neighbours
         :func:`row_neighbours` of ``tm``.
-    validation : tuple
-        ``(frames, counts, weights)`` of frames no row was fitted to: ``kappa`` is the
-        one of ``KAPPAS`` whose rows predict them best.
+    validation
+        Frames no row was fitted to (all inputs) and their counts: ``kappa`` is the one
+        of ``KAPPAS`` whose rows predict them best.
+    weights : (k, n_out) array
+        Each validation count's inverse noise variance, 1 / DN^2 (0: left out).
 
     Returns
     -------
@@ -318,7 +327,7 @@ def denoise_rows(xp, tm, noise_share, neighbours: RowNeighbours, validation):
         rows = xp.where(flip[:, slot, None], xp.conj(rows), rows)
         correction += (z[:, slot] * phase[:, slot])[:, None] * rows
     correction *= norms[:, None]
-    frames, counts, weights = validation
+    frames, counts = validation.frames, validation.counts
     now_re, now_im = frames @ tm.real.T, frames @ tm.imag.T
     step_re, step_im = frames @ correction.real.T, frames @ correction.imag.T
     best_kappa, best_score = 0.0, None

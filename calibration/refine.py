@@ -18,6 +18,8 @@ and those within three noise deviations of the censoring level are left out.
 
 from __future__ import annotations
 
+from .records import CountBlock, NoiseModel, RowModel, RowStatistics
+
 __all__ = ["row_statistics", "normal_equations", "refit_rows", "polish_rows",
            "POLISH_MAX_INPUTS"]
 
@@ -26,13 +28,16 @@ POLISH_ITERATIONS = 6
 POLISH_ROW_CHUNK = 64
 
 
-def _weights(xp, predicted, dark, counts, censor, noise, floor):
-    """Inverse noise variance at the predicted level; 0 for censored (or nearly) counts."""
+def _weights(xp, predicted, dark, counts, censor, noise: NoiseModel, floor):
+    """Inverse noise variance at the predicted level; 0 for censored (or nearly) counts.
+
+    ``floor`` (n_out,): a variance floor per row, DN^2.
+    """
     variance = xp.maximum(predicted - dark[None, :], 0.0)           # the level, then ...
-    variance *= noise[2]
-    variance += noise[1]
+    variance *= noise.common_mode
+    variance += noise.shot_dn
     variance *= xp.maximum(predicted - dark[None, :], 0.0)
-    variance += noise[0] + floor[None, :]                           # ... its variance
+    variance += noise.read_dn2 + floor[None, :]                     # ... its variance
     if censor is None:
         keep = xp.ones_like(predicted)
     else:
@@ -41,16 +46,20 @@ def _weights(xp, predicted, dark, counts, censor, noise, floor):
     return keep / variance, keep
 
 
-def row_statistics(xp, tm, e0, dark, frames, counts, censor, noise, floor):
+def row_statistics(xp, model: RowModel, block: CountBlock, censor, noise: NoiseModel,
+                   floor) -> RowStatistics:
     """Per row, weighted normal equations of a change of ``(alpha, b, c)`` in
-    ``y ~ alpha |u|^2 + 2 Re(conj(b) u) + c``, ``u = K_j x`` on ``frames``.
+    ``y ~ alpha |u|^2 + 2 Re(conj(b) u) + c``, ``u = K_j x`` on the frames of ``block``.
 
-    The current row is ``(1, e0, |e0|^2 + dark)``; the equations are written for the change
-    on the residual ``y - prediction`` (small), so the residual sum stays exact at any
-    signal-to-noise ratio. Weights from the current prediction. Returns
-    ``(normal (n_out, 4, 4), moment (n_out, 4), sum w r^2, counts used)``, to be summed
-    over blocks of frames and solved by :func:`refit_rows`.
+    The current row is ``(1, e0, |e0|^2 + dark)`` of ``model``; the equations are written
+    for the change on the residual ``y - prediction`` (small), so the residual sum stays
+    exact at any signal-to-noise ratio. Weights from the current prediction (``noise``,
+    plus ``floor`` (n_out,) DN^2); counts at or above ``censor`` (DN; None: none) are left
+    out. The statistics of several blocks add up (``+``) before :func:`refit_rows` solves
+    them.
     """
+    tm, e0, dark = model.tm, model.reference_field, model.dark
+    frames, counts = block.frames, block.counts
     u_re, u_im = frames @ tm.real.T, frames @ tm.imag.T             # two real GEMMs
     power = u_re ** 2
     power += u_im ** 2
@@ -63,7 +72,7 @@ def row_statistics(xp, tm, e0, dark, frames, counts, censor, noise, floor):
     weight, keep = _weights(xp, predicted, dark, counts, censor, noise, floor)
     residual = xp.subtract(counts, predicted, out=predicted)
     normal, moment, total = normal_equations(xp, power, u_re, u_im, weight, residual)
-    return normal, moment, total, keep.sum(0)
+    return RowStatistics(normal=normal, moment=moment, residual=total, used=keep.sum(0))
 
 
 def normal_equations(xp, power, re, im, weight, target):
@@ -87,13 +96,21 @@ def normal_equations(xp, power, re, im, weight, target):
     return normal, moment, xp.einsum("kj,kj->j", weighted[3] * target, target)
 
 
-def refit_rows(xp, tm, e0, dark, normal, moment, total):
+def refit_rows(xp, model: RowModel, statistics: RowStatistics) -> tuple[RowModel, object]:
     """Solve :func:`row_statistics`: rows rescaled, ``e0`` and ``dark`` refitted.
 
     A row whose fit is not usable (no positive scale, not finite) keeps its values.
-    ``|e0|^2`` is bounded by the refitted ``c`` (``dark >= 0``). Returns
-    ``(tm, e0, dark, weighted residual sum of squares)``.
+    ``|e0|^2`` is bounded by the refitted ``c`` (``dark >= 0``).
+
+    Returns
+    -------
+    model : RowModel
+        The refitted rows.
+    rss : (n_out,) array
+        Each row's weighted residual sum of squares after the refit (noise units).
     """
+    tm, e0, dark = model.tm, model.reference_field, model.dark
+    normal, moment, total = statistics.normal, statistics.moment, statistics.residual
     diagonal = xp.diagonal(normal, axis1=1, axis2=2)
     damped = normal + (1e-10 * diagonal + 1e-300)[:, :, None] * xp.eye(4)
     step = xp.linalg.solve(damped, moment[..., None])[..., 0]
@@ -109,21 +126,25 @@ def refit_rows(xp, tm, e0, dark, normal, moment, total):
     new_dark = level - xp.abs(fixed) ** 2
     tm = xp.where(ok[:, None], tm * scale[:, None], tm)
     rss = xp.where(ok, rss, total)
-    return tm, xp.where(ok, fixed, e0), xp.where(ok, new_dark, dark), rss
+    refitted = RowModel(tm=tm, reference_field=xp.where(ok, fixed, e0),
+                        dark=xp.where(ok, new_dark, dark))
+    return refitted, rss
 
 
-def polish_rows(xp, tm, e0, dark, blocks, censor, noise, floor):
-    """Levenberg-Marquardt on every count of ``blocks`` (``(frames, counts)`` pairs), per row.
+def polish_rows(xp, model: RowModel, blocks: list[CountBlock], censor, noise: NoiseModel,
+                floor) -> RowModel:
+    """Levenberg-Marquardt on every count of ``blocks``, per row.
 
     Parameters per row: ``Re K_j``, ``Im K_j``, ``e0_j``, ``dark_j``; the global phase, which
     intensities cannot see, is held by the damping. A step is kept only where it lowers the
-    row's weighted residual.
+    row's weighted residual (weights from ``noise`` plus ``floor`` (n_out,) DN^2; counts at
+    or above ``censor``, DN, left out).
     """
-    frames = xp.concatenate([f for f, _ in blocks])
-    counts = xp.concatenate([c for _, c in blocks])
+    frames = xp.concatenate([block.frames for block in blocks])
+    counts = xp.concatenate([block.counts for block in blocks])
     n = frames.shape[1]
-    n_out = tm.shape[0]
-    tm, e0, dark = tm.copy(), e0.copy(), dark.copy()
+    n_out = model.tm.shape[0]
+    tm, e0, dark = model.tm.copy(), model.reference_field.copy(), model.dark.copy()
     size = 2 * n + 3
     eye = xp.eye(size)
     for r0 in range(0, n_out, POLISH_ROW_CHUNK):
@@ -137,8 +158,7 @@ def polish_rows(xp, tm, e0, dark, blocks, censor, noise, floor):
             k = params[:, :n] + 1j * params[:, n:2 * n]
             field_ = k @ frames.T + (params[:, 2 * n] + 1j * params[:, 2 * n + 1])[:, None]
             level = field_.real ** 2 + field_.imag ** 2
-            variance = (noise[0] + noise[1] * level + noise[2] * level ** 2
-                        + floor[rows][:, None])
+            variance = noise.variance(level) + floor[rows][:, None]
             weight = keep / variance
             residual = y - level - params[:, 2 * n + 2][:, None]
             return field_, weight, residual, (weight * residual ** 2).sum(1)
@@ -168,4 +188,4 @@ def polish_rows(xp, tm, e0, dark, blocks, censor, noise, floor):
         tm[rows] = theta[:, :n] + 1j * theta[:, n:2 * n]
         e0[rows] = theta[:, 2 * n] + 1j * theta[:, 2 * n + 1]
         dark[rows] = theta[:, 2 * n + 2]
-    return tm, e0, dark
+    return RowModel(tm=tm, reference_field=e0, dark=dark)

@@ -24,6 +24,7 @@ from .camera import (MIN_TRANSFER_POINTS, TRANSFER_EXPOSURES, CameraEstimate, No
                      estimate_camera)
 from .exposure import ExposureSetting, settle_exposure
 from .metrics import fresh_frames, intensity_correlation
+from .saturation import saturation_levels
 from .transmission import TMEstimate, estimate_transmission_matrix
 
 __all__ = ["Calibration", "calibrate", "SATURATION_WARNING_FRACTION", "ROW_SATURATION_WARNING"]
@@ -32,13 +33,6 @@ SATURATION_WARNING_FRACTION = 0.01  # pooled fraction of censored calibration co
 ROW_SATURATION_WARNING = 0.10       # fraction of one row's counts censored
 POOR_FIT_R = 0.9                    # intensity_r below this is warned about
 EXPOSURE_CHOICES = ("auto", "keep")
-
-
-def _censor_level(device, camera) -> float | None:
-    """Counts at or above this level are saturated: the camera estimate's, else the ADC's."""
-    if camera is not None and math.isfinite(camera.saturation_dn):
-        return float(camera.censor_dn)
-    return None if device.full_scale is None else float(device.full_scale) - 0.5
 
 
 @dataclass
@@ -180,9 +174,11 @@ def calibrate(device, *, probes_per_input: float = 4.0, camera: bool | None = No
             if camera:  # asked for explicitly: say why there is none
                 raise
     if exposure == "auto":
-        setting = settle_exposure(device, _censor_level(device, camera_estimate), seed + 2)
+        setting = settle_exposure(device, saturation_levels(device, camera_estimate).censor_dn,
+                                  seed + 2)
     else:
-        setting = ExposureSetting(device.exposure_us, device.exposure_us, 0, math.nan)
+        setting = ExposureSetting(initial_us=device.exposure_us, final_us=device.exposure_us,
+                                  frames=0, rows_saturating=math.nan)
     estimate = estimate_transmission_matrix(device, probes_per_input=probes_per_input,
                                             seed=seed, like=like, progress=progress,
                                             camera=camera_estimate)
@@ -206,9 +202,12 @@ def calibrate(device, *, probes_per_input: float = 4.0, camera: bool | None = No
                       f"'{device.name}': expected near 1; its counts barely follow its frames "
                       "(too dark, saturated, or drifting faster than the calibration): check "
                       "the exposure", RuntimeWarning, stacklevel=2)
-    return Calibration(estimate, camera_estimate, r, device.name, device.frame_time_s,
-                       device.electrical_power_w, device.exposure_us, level,
-                       scoring_frames, r_trusted, setting)
+    return Calibration(tm=estimate, camera=camera_estimate, intensity_r=r,
+                       device_name=device.name, frame_time_s=device.frame_time_s,
+                       electrical_power_w=device.electrical_power_w,
+                       exposure_us=device.exposure_us, full_scale=level,
+                       scoring_frames=scoring_frames, intensity_r_trusted=r_trusted,
+                       exposure=setting)
 
 
 def _warn_rows(device, estimate) -> None:

@@ -49,59 +49,43 @@ camera estimate or, without one, with the common-mode term ``c`` fitted on the r
 reference frames). Near 1 a row is calibrated to the noise.
 
 All of it is a handful of GEMMs and batched small solves, on NumPy or CuPy (the backend
-of ``like``).
+of ``like``). Each half is fitted in :mod:`calibration.halves`, the halves aligned in
+:mod:`calibration.alignment`, the censoring level set in :mod:`calibration.saturation`;
+the steps hand each other the records of :mod:`calibration.records`.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 
 import numpy as np
-
-from scipy.linalg import hadamard
 
 from photon import array_module, to_numpy
 from photon.support.arguments import check_number
 
 from .acquisition import acquire_all
-from .priors import (MIN_NEIGHBOUR_PAIRS, column_noise, denoise_rows, input_correlation,
-                     map_functions, row_neighbours)
+from .alignment import align
+from .halves import (N_ANCHORS, REFERENCE_FRAMES, HalfCounts, HalfFit, HalfFrames, fit_half,
+                     half_counts, half_frames, probe_count, reference_repeats)
+from .priors import MIN_NEIGHBOUR_PAIRS, denoise_rows, row_neighbours
+from .records import CountBlock, NoiseModel, RowModel, RowStatistics
 from .refine import POLISH_MAX_INPUTS, polish_rows, refit_rows, row_statistics
+from .saturation import SaturationLevels, detect_saturation, saturation_levels
 
 __all__ = ["TMEstimate", "estimate_transmission_matrix", "min_frames", "mixed_frames",
-           "detect_saturation",
            "QUALITY_FACTOR", "QUALITY_MIN", "MAX_CENSORED_FRACTION"]
 
-N_ANCHORS = 6
-REFERENCE_REPEATS = 4
-MAX_METRIC_CONDITION = 1e4
-CENSOR_PASSES = 12           # passes filling censored anchor values in the shared solve, at most
-CENSOR_TOLERANCE = 1e-7      # ... as many as bring the fill's error below this fraction
-CENSOR_FEW = 0.02            # columns missing at most this share are filled as one group
-MAX_ANCHOR_MISSING = 0.25    # an anchor missing more of a row's values is dropped there
 MIN_ANCHORS = 2              # a row needs this many usable anchors (a plane)
 MIXED_FRAMES_MIN = 32        # mixed frames: max(32, probes_per_input n_in / 8)
 MIXED_FRAMES_PER_PROBE = 1.0 / 8.0
 QUALITY_FACTOR = 3.0         # untrusted: row_quality > QUALITY_FACTOR x the median row ...
 QUALITY_MIN = 3.0            # ... and > QUALITY_MIN (residual rms in noise units)
 MAX_CENSORED_FRACTION = 0.5  # untrusted: more than half of a row's counts censored
-HANDEDNESS_Z = 5.0           # rotation-or-reflection evidence needed, in noise units
 QUALITY_BLOCKS = 1           # anchored-probe blocks per half scored in row_quality
-ANCHOR_BLOCKS = 8            # blocks of consecutive inputs the anchors light (Hadamard rows)
 INPUT_PROFILE_LAGS = 64      # lags of the estimated input correlation kept in the estimate
-
-
-@dataclass
-class _HalfFit:
-    """One half's rows, fixed field, anchor functions, noise share and input correlation."""
-
-    rows: object
-    e0: object
-    w3: object
-    noise_share: object
-    correlation: object
 
 
 @dataclass
@@ -144,8 +128,9 @@ class TMEstimate:
     untrusted_reasons : dict
         Row index -> why (``"dark frame saturated"``, ``"censored"``,
         ``"residual"``, ``"alignment"``).
-    noise_model : tuple of float
-        ``(a, b, c)`` of ``var(y) = a + b s + c s^2`` (DN^2) with ``s = y - dark``.
+    noise_model : NoiseModel
+        ``(a, b, c)`` of ``var(y) = a + b s + c s^2`` (DN^2) with ``s = y - dark``
+        (:class:`calibration.records.NoiseModel`, a named tuple).
     input_correlation : (k,) float64 or None
         The correlation between inputs ``d = 0 .. k - 1`` apart in index order, estimated
         from the first half's anchor functions (:func:`calibration.priors.input_correlation`;
@@ -166,7 +151,7 @@ class TMEstimate:
     row_censored: np.ndarray | None = None
     untrusted: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     untrusted_reasons: dict = field(default_factory=dict)
-    noise_model: tuple = (0.0, 0.0, 0.0)
+    noise_model: NoiseModel = NoiseModel(0.0, 0.0, 0.0)
     input_correlation: np.ndarray | None = None
 
     def predict(self, frames, clip: bool = True) -> np.ndarray:
@@ -201,305 +186,50 @@ def min_frames(n_in: int, probes_per_input: float = 1.0) -> int:
     """Frames :func:`estimate_transmission_matrix` takes for ``n_in`` inputs."""
     total = 0
     for n_half in (n_in // 2, n_in - n_in // 2):
-        m = max(int(np.ceil(probes_per_input * n_half)), n_half + 8)
-        total += (1 + N_ANCHORS) * m + (1 + N_ANCHORS) * REFERENCE_REPEATS
+        total += (1 + N_ANCHORS) * probe_count(n_half, probes_per_input) + REFERENCE_FRAMES
     return total + mixed_frames(n_in, probes_per_input)
 
 
-# ---------------------------------------------------------------------- one half
-def _apply_rows(rows, probes):
-    """``(m, n_out, c)`` values of per-row linear maps ``rows`` (n_out, c, n) on ``probes``
-    (m, n): one GEMM."""
-    n_out, c, n = rows.shape
-    return (probes @ rows.reshape(n_out * c, n).T).reshape(probes.shape[0], n_out, c)
-
-
-def _row_dot(design, target):
-    """``sum_m design[r, m, k] target[r, m]`` for every row: batched ``D^T t``."""
-    return (design.transpose(0, 2, 1) @ target[..., None])[..., 0]
-
-
-def _fit_half(xp, counts_x, counts_anchor, reference, probes, censor, reference_censored):
-    """Row frames of one half from its probe and anchor counts.
-
-    Parameters
-    ----------
-    counts_x : (m, n_out)          counts of the probes x
-    counts_anchor : (N_ANCHORS, m, n_out)  counts of x + a_i
-    reference : (1 + N_ANCHORS, n_out)     mean counts of 0, a_1, ..., a_N
-    probes : (m, n_half) float64   the probes
-    censor
-        Counts at or above it are censored (None: none are). An anchor value
-        ``s_i(x)`` with ``y(x)`` or ``y(x + a_i)`` censored is missing: the shared
-        least-squares solve fills it with its own current fit, pass after pass (up to
-        :data:`CENSOR_PASSES`), which converges to the least-squares fit of the values
-        that are there; the per-row metric fit leaves censored probes out.
-    reference_censored : (1 + N_ANCHORS, n_out) bool
-        References with a censored repeat: such an anchor is dropped for that row.
-
-    Returns
-    -------
-    rows : (n_out, 2, n_half)   real and imaginary parts of K on this half (own frame)
-    e0 : (n_out, 2)             the fixed field in the same frame
-    w3 : (n_out, N_ANCHORS, n_half)  the anchor functions ``s_i = w3_i . x``
-    """
-    y0 = reference[0]
-    anchor_gain = (reference[1:] - y0)[:, None, :]                  # y(a_i) - y(0)
-    usable = (~reference_censored[1:]).T.astype(probes.dtype)       # (n_out, anchors)
-    m, n_out = counts_x.shape
-    censored_x = None
-    # Anchor identity: s_i(x) = (y(x + a_i) - y(x) - y(a_i) + y(0)) / 2.
-    s = counts_anchor - counts_x[None]                              # in place from here
-    s -= anchor_gain
-    s *= 0.5
-    s = s.transpose(1, 0, 2).reshape(m, N_ANCHORS * n_out)          # (m, anchors * n_out)
-    # Pseudo-inverse through the normal equations: random probes with m >= n + 8 have
-    # a well-conditioned Gram matrix, and one LU solve costs far less than an SVD.
-    pinv = xp.linalg.solve(probes.T @ probes, probes.T)             # (n_half, m)
-    w3 = pinv @ s
-    if censor is not None:
-        censored_x = counts_x >= censor
-        missing = (counts_anchor >= censor) | censored_x[None]
-        missing = missing.transpose(1, 0, 2).reshape(m, N_ANCHORS * n_out)
-        # An anchor missing too many of its values on a row (a bright anchor field
-        # saturates most of its frames) leaves too few to fit: drop it there.
-        fraction = missing.mean(axis=0).reshape(N_ANCHORS, n_out).T  # (n_out, anchors)
-        usable = usable * (fraction <= MAX_ANCHOR_MISSING)
-        columns = xp.flatnonzero(missing.any(axis=0) & (fraction.T.reshape(-1)
-                                                        <= MAX_ANCHOR_MISSING))
-        if columns.size:
-            # Fill the missing values with the fit of the others until it settles. The
-            # error contracts by about a column's missing fraction each pass: columns
-            # missing little need few passes (a group of them, then the rest).
-            share = missing[:, columns].mean(axis=0)
-            for group in (share <= CENSOR_FEW, share > CENSOR_FEW):
-                chosen = columns[group]
-                if not chosen.size:
-                    continue
-                worst = float(to_numpy(share[group].max()))
-                passes = min(CENSOR_PASSES, max(1, math.ceil(
-                    math.log(CENSOR_TOLERANCE) / math.log(max(worst, 1e-12)))))
-                sub, sub_missing = s[:, chosen], missing[:, chosen]
-                w_sub = w3[:, chosen]
-                for _ in range(passes):
-                    fitted = probes @ w_sub
-                    sub = xp.where(sub_missing, fitted, sub)
-                    w_sub = pinv @ sub
-                w3[:, chosen] = w_sub
-        else:
-            censored_x = None
-    sigma2 = column_noise(xp, probes, s, w3)
-    correlation = input_correlation(xp, probes, pinv, sigma2, w3)
-    if correlation is not None and correlation.prior is not None:
-        w3 = map_functions(xp, probes, pinv, sigma2, w3, correlation.prior)
-    w3 = w3.reshape(-1, N_ANCHORS, n_out).transpose(2, 1, 0)        # (n_out, anchors, n_half)
-    w3 = w3 * usable[..., None]
-    rows, e0, noise_share = _metric(xp, w3, probes, counts_x, y0, censored_x)
-    return _HalfFit(rows, e0, w3, noise_share, correlation)
-
-
-def _metric(xp, w3, probes, counts_x, y0, censored_x):
-    """Per-row plane and metric: ``y(x) - y(0) = w^T Q w + q^T w`` with ``w`` in the plane.
-
-    Also each row's noise share: the anchor functions' energy outside their plane is
-    noise (the signal is rank 2), so ``2 mean(lambda_1 .. lambda_(A-2)) / (lambda_(A-1) +
-    lambda_A - 2 noise)`` estimates the noise over the signal energy of the plane.
-    """
-    # Each row's anchor functions span a plane: keep its top-2 principal directions.
-    gram = w3 @ w3.transpose(0, 2, 1)                               # (n_out, anchors, anchors)
-    eigen, vectors = xp.linalg.eigh(gram)
-    used = ((w3 ** 2).sum(-1) > 0).sum(-1)
-    noise = xp.where(used > 2, eigen[:, :-2].sum(-1) / xp.maximum(used - 2, 1), 0.0)
-    noise_share = 2.0 * noise / xp.maximum(eigen[:, -2:].sum(-1) - 2.0 * noise, 1e-300)
-    plane = vectors[:, :, -2:]                                      # (n_out, anchors, 2)
-    w2 = plane.transpose(0, 2, 1) @ w3                              # (n_out, 2, n_half)
-    w = _apply_rows(w2, probes).transpose(1, 0, 2)                  # (n_out, m, 2)
-    # Plane coordinates of order one keep the normal equations well conditioned (the
-    # metric is fitted in these units; the row comes out the same).
-    unit = xp.sqrt((w ** 2).sum(-1).mean(-1))
-    unit = xp.where(unit > 0, unit, 1.0)
-    w2 = w2 / unit[:, None, None]
-    w /= unit[:, None, None]
-    target = (counts_x - y0[None, :]).T                             # (n_out, m)
-    if censored_x is not None:                                      # censored counts: weight 0
-        keep = (~censored_x).T
-        w *= keep[..., None]             # every feature below is then 0 there (keep^2 = keep)
-        target *= keep
-    design = xp.stack([w[..., 0] ** 2, 2 * w[..., 0] * w[..., 1], w[..., 1] ** 2,
-                       w[..., 0], w[..., 1]], axis=-1)              # (n_out, m, 5)
-    normal = design.transpose(0, 2, 1) @ design
-    # A row with (nearly) every count censored has no information: a tiny ridge keeps
-    # the solve regular (the row is named untrusted later).
-    ridge = 1e-12 * xp.trace(normal, axis1=1, axis2=2) + 1e-300
-    normal = normal + ridge[:, None, None] * xp.eye(5, dtype=normal.dtype)
-    rhs = _row_dot(design, target)
-    theta = xp.linalg.solve(normal, rhs[..., None])[..., 0]         # (n_out, 5)
-    q_matrix = xp.stack([xp.stack([theta[:, 0], theta[:, 1]], -1),
-                         xp.stack([theta[:, 1], theta[:, 2]], -1)], -2)
-    values, axes = xp.linalg.eigh(q_matrix)
-    # A row whose metric has no positive direction (too few usable counts or anchors)
-    # has no estimate: it is zeroed, and its residual names it untrusted.
-    top = values.max(axis=1, keepdims=True)
-    broken = ~(top[:, 0] > 0) | ~xp.isfinite(theta).all(axis=1)
-    top = xp.where(broken[:, None], 1.0, top)
-    # A plane direction that carries no intensity is noise: bound the metric's condition.
-    values = xp.where(broken[:, None], 1.0, xp.maximum(values, MAX_METRIC_CONDITION ** -1 * top))
-    sqrt_q = axes @ (xp.sqrt(values)[..., None] * axes.transpose(0, 2, 1))
-    inv_sqrt_q = axes @ ((1.0 / xp.sqrt(values))[..., None] * axes.transpose(0, 2, 1))
-    rows = sqrt_q @ w2                                              # (n_out, 2, n_half)
-    e0 = 0.5 * (inv_sqrt_q @ xp.nan_to_num(theta[:, 3:5, None]))[..., 0]  # (n_out, 2)
-    rows = xp.where(broken[:, None, None], 0.0, rows)
-    e0 = xp.where(broken[:, None], 0.0, e0)
-    return rows, e0, noise_share
-
-
-def _anchor_patterns(n_in: int, anchor_region) -> np.ndarray:
-    """The ``N_ANCHORS`` anchors: rows 1-6 of the 8 x 8 Sylvester-Hadamard matrix over 8
-    blocks of consecutive inputs of ``anchor_region`` (a block lit where the row is +1).
-
-    Each anchor lights half of the region and any two share exactly a quarter of it, as
-    random half-on anchors do on average, so on independent inputs their fields are as
-    diverse. Neighbouring inputs of a correlated medium fall in the same block: the
-    anchors' fields then differ by whole blocks instead of sharing the region's common
-    (bright, low spatial frequency) field, which random anchors all carry.
-    """
-    rows = hadamard(ANCHOR_BLOCKS)[1:1 + N_ANCHORS] > 0
-    block = (np.arange(anchor_region.size) * ANCHOR_BLOCKS) // anchor_region.size
-    anchors = np.zeros((N_ANCHORS, n_in), np.uint8)
-    anchors[:, anchor_region] = rows[:, block]
-    return anchors
-
-
-def _half_frames(rng, n_in, signal, anchor_region, m):
-    """Probe and anchor frames for calibrating the columns ``signal``."""
-    probes = (rng.random((m, signal.size)) < 0.5).astype(np.uint8)
-    anchors = _anchor_patterns(n_in, anchor_region)
-    frames = np.zeros(((1 + N_ANCHORS) * m, n_in), np.uint8)
-    frames[:m, signal] = probes
-    for i in range(N_ANCHORS):
-        block = frames[(1 + i) * m:(2 + i) * m]
-        block[:, signal] = probes
-        block |= anchors[i]
-    references = np.zeros((1 + N_ANCHORS, n_in), np.uint8)
-    references[1:] = anchors
-    references = np.repeat(references, REFERENCE_REPEATS, axis=0)
-    return probes, anchors, np.concatenate([references, frames])
-
-
-# ---------------------------------------------------------------------- alignment
-def _anchor_coordinates(xp, w3, rows):
-    """Each anchor function ``w3_i`` (n_out, anchors, n) written in its row's frame
-    ``rows`` (n_out, 2, n): ``c_i`` with ``w3_i ~ c_i^T rows``, shape (n_out, anchors, 2)."""
-    gram = rows @ rows.transpose(0, 2, 1)                           # (n_out, 2, 2)
-    scale = xp.trace(gram, axis1=1, axis2=2)
-    gram = gram + (1e-12 * scale + 1e-300)[:, None, None] * xp.eye(2, dtype=gram.dtype)
-    projected = rows @ w3.transpose(0, 2, 1)                        # (n_out, 2, anchors)
-    return xp.linalg.solve(gram, projected).transpose(0, 2, 1)
-
-
-def _procrustes(xp, pairs):
-    """Orthogonal ``C`` (n_out, 2, 2) minimizing ``sum |p - C q|^2`` over ``pairs`` of
-    (n_out, k, 2) arrays ``(p, q, weight)``; with the best map of the other handedness
-    and the residual sums of both."""
-    m = 0.0
-    total = 0.0
-    count = 0.0
-    for p, q, weight in pairs:
-        m = m + (p * weight[..., None]).transpose(0, 2, 1) @ q      # sum_i w p_i q_i^T
-        total = total + (weight * ((p ** 2).sum(-1) + (q ** 2).sum(-1))).sum(-1)
-        count = count + 2.0 * weight.sum(-1)
-    u, s, vt = xp.linalg.svd(m)
-    flip = xp.ones((m.shape[0], 2), dtype=m.dtype)
-    flip[:, 1] = -1.0
-    best = u @ vt
-    other = (u * flip[:, None, :]) @ vt
-    rss_best = xp.maximum(total - 2.0 * (s[:, 0] + s[:, 1]), 0.0)
-    rss_other = total - 2.0 * (s[:, 0] - s[:, 1])
-    return best, other, rss_best, rss_other, count
-
-
-def _cross_residuals(xp, va, vb, cross, keep, maps):
-    """Residual sums of the mixed frames' cross terms ``cross ~ 2 va^T C vb`` for each
-    map in ``maps`` (n_out, 2, 2)."""
-    out = []
-    for c in maps:
-        predicted = 2.0 * ((va @ c) * vb).sum(-1)                   # va^T C vb, (n_out, k)
-        out.append((keep * (cross - predicted) ** 2).sum(-1))
-    return out
-
-
-def _align(xp, halves_fit, anchors, half_columns, mixed, counts_mix, y0, censor, noise):
-    """The orthogonal map taking half B's row frames into half A's, per row, and its check.
-
-    Returns ``(C, conflict, margin)``: ``conflict`` marks rows where the mixed frames
-    prefer the other handedness or where neither source decides; ``margin`` is the
-    anchors' evidence for the chosen handedness in noise units.
-    """
-    (rows_a, e0_a, w3_a), (rows_b, e0_b, w3_b) = ((f.rows, f.e0, f.w3) for f in halves_fit)
-    cols_a, cols_b = half_columns
-    # Half A's anchors light half B: c_i = C v_i with v_i = rows_B a_i.
-    c_a = _anchor_coordinates(xp, w3_a, rows_a)                     # (n_out, anchors, 2)
-    v_b = _apply_rows(rows_b, anchors[0][:, cols_b]).transpose(1, 0, 2)
-    # Half B's anchors light half A: v'_i = C c'_i.
-    c_b = _anchor_coordinates(xp, w3_b, rows_b)
-    v_a = _apply_rows(rows_a, anchors[1][:, cols_a]).transpose(1, 0, 2)
-    weight_a = ((w3_a ** 2).sum(-1) > 0).astype(c_a.dtype)          # dropped anchors: 0
-    weight_b = ((w3_b ** 2).sum(-1) > 0).astype(c_b.dtype)
-    best, other, rss_best, rss_other, count = _procrustes(
-        xp, [(c_a, v_b, weight_a), (v_a, c_b, weight_b)])
-    sigma2 = rss_best / xp.maximum(count - 1.0, 1.0) + 1e-300
-    anchor_z = (rss_other - rss_best) / sigma2 / xp.sqrt(xp.maximum(count, 1.0))
-    # Mixed frames: the cross term 2 Re(conj(K_A x_A) K_B x_B) = 2 va^T C vb.
-    va = _apply_rows(rows_a, mixed[:, cols_a]).transpose(1, 0, 2)   # (n_out, k, 2)
-    vb = _apply_rows(rows_b, mixed[:, cols_b]).transpose(1, 0, 2)
-    own = ((va ** 2).sum(-1) + 2 * (va * e0_a[:, None, :]).sum(-1)
-           + (vb ** 2).sum(-1) + 2 * (vb * e0_b[:, None, :]).sum(-1))
-    cross = (counts_mix - y0[None, :]).T - own                      # (n_out, k)
-    keep = xp.ones_like(cross) if censor is None else (counts_mix < censor).T.astype(cross.dtype)
-    rss_mix_best, rss_mix_other = _cross_residuals(xp, va, vb, cross, keep, (best, other))
-    level = xp.maximum((counts_mix - y0[None, :]).T, 0.0)
-    variance = (noise[0] + noise[1] * level + noise[2] * level ** 2) * keep
-    mix_sigma2 = variance.sum(-1) / xp.maximum(keep.sum(-1), 1.0) + 1e-300
-    mix_z = (rss_mix_other - rss_mix_best) / mix_sigma2 / xp.sqrt(xp.maximum(keep.sum(-1), 1.0))
-    # Choose by both sources; a row where they disagree clearly, or neither decides, is
-    # not trusted: one of its halves may be conjugated.
-    total_z = anchor_z + mix_z
-    rotation = xp.where((total_z >= 0)[:, None, None], best, other)
-    conflict = ((anchor_z > HANDEDNESS_Z) & (mix_z < -HANDEDNESS_Z)) | \
-               ((anchor_z < -HANDEDNESS_Z) & (mix_z > HANDEDNESS_Z)) | \
-               (xp.abs(total_z) < HANDEDNESS_Z)
-    return rotation, conflict, xp.abs(total_z), anchor_z, mix_z
-
-
 # ---------------------------------------------------------------------- quality
-def _noise_model(xp, ref_means, ref_vars, ref_ok, dark, camera, digital):
+def _noise_model(xp, halves, camera, digital: bool) -> NoiseModel:
     """``(a, b, c)`` of ``var(y) = a + b s + c s^2``, ``s = y - dark`` (DN^2).
 
     From the camera estimate (``a = sigma_d^2`` with the rounding's 1/12, ``b = K``) with
-    ``c`` fitted on the repeated reference frames, or all three fitted there.
+    ``c`` fitted on both halves' repeated reference frames (those with no censored
+    repeat), or all three fitted there; ``dark`` from the first half's all-off count and
+    fixed field.
     """
+    fit_a, references = halves[0].fit, [half.counts.references for half in halves]
+    y0_a = references[0].dark
+    dark = y0_a - xp.minimum((fit_a.e0 ** 2).sum(-1), y0_a)
+    ref_means = xp.concatenate([references[0].mean, references[1].mean])
+    ref_vars = xp.concatenate([references[0].variance, references[1].variance])
+    ref_ok = ~xp.concatenate([references[0].censored, references[1].censored])
     s = xp.maximum(ref_means - dark[None, :], 0.0)[ref_ok]
     v = ref_vars[ref_ok]
     if s.size == 0:
-        return (0.0, 0.0, 0.0)
+        return NoiseModel(0.0, 0.0, 0.0)
     if camera is not None:
         a = camera.dark_noise_dn ** 2 + (1.0 / 12.0 if digital else 0.0)
         b = camera.gain_dn_per_e
         resid = v - a - b * s
         c = float(to_numpy((resid * s ** 2).sum() / xp.maximum((s ** 4).sum(), 1e-300)))
-        return (float(a), float(b), max(c, 0.0))
+        return NoiseModel(read_dn2=float(a), shot_dn=float(b), common_mode=max(c, 0.0))
     design = xp.stack([xp.ones_like(s), s, s ** 2], axis=1)
     scale = xp.maximum(xp.abs(design).max(axis=0), 1e-300)
     coef = xp.linalg.lstsq(design / scale, v, rcond=None)[0] / scale
     coef = [max(float(to_numpy(c)), 0.0) for c in coef]
-    return tuple(coef)
+    return NoiseModel(*coef)
 
 
-def _mixed_weights(xp, counts, y0, censor, noise):
-    """Inverse noise variance of mixed-frame counts at their own level; 0 where censored."""
+def _mixed_weights(xp, counts, y0, censor, noise: NoiseModel):
+    """Inverse noise variance of mixed-frame counts at their own level; 0 where censored.
+
+    Returns ``(weights, keep)`` (k, n_out): 1 / DN^2, and 1.0 / 0.0 for a count kept.
+    """
     keep = xp.ones_like(counts) if censor is None else (counts < censor).astype(counts.dtype)
     level = xp.maximum(counts - y0[None, :], 0.0)
-    return keep / (noise[0] + noise[1] * level + noise[2] * level ** 2 + 1e-12), keep
+    return keep / (noise.variance(level) + 1e-12), keep
 
 
 # ---------------------------------------------------------------------- the estimator
@@ -537,74 +267,198 @@ def estimate_transmission_matrix(device, *, probes_per_input: float = 4.0, seed:
     ValueError
         For a device too small, or too few probes to determine every column.
     """
-    n_in, n_out = device.n_in, device.n_out
+    n_in = device.n_in
     if n_in < 4:
         raise ValueError(f"device.n_in = {n_in}: expected at least 4 inputs to calibrate")
     probes_per_input = check_number("probes_per_input", probes_per_input, low=1.0,
                                     unit="probes per input: fewer leave the least-squares "
                                          "problem underdetermined")
-    censor, clip = _saturation_levels(device, camera, saturation_dn)
-    digital = device.full_scale is not None
+    levels = saturation_levels(device, camera, saturation_dn)
     xp = array_module(like)
     rng = np.random.default_rng(seed)
-    halves = (np.arange(n_in // 2), np.arange(n_in // 2, n_in))
-    acquired = 0
-    censored_counts = xp.zeros(n_out)
-    compute_s = 0.0
-    fits, anchor_sets, bodies, references = [], [], [], []
-    for index, signal in enumerate(halves):
-        anchor_region = halves[1 - index]
-        m = max(int(np.ceil(probes_per_input * signal.size)), signal.size + 8)
-        probes, anchors, frames = _half_frames(rng, n_in, signal, anchor_region, m)
-        counts = acquire_all(device, xp.asarray(frames), progress=progress,
-                             description=f"calibrating half {index + 1}/2")
-        acquired += frames.shape[0]
-        start = time.perf_counter()
-        repeats = counts[:(1 + N_ANCHORS) * REFERENCE_REPEATS].reshape(
-            1 + N_ANCHORS, REFERENCE_REPEATS, n_out)
-        if index == 0 and camera is None and saturation_dn is None:
-            # No camera estimate: look for the level where the counts pile up (a well
-            # filling below the ADC's top) in the counts themselves.
-            found = detect_saturation(counts, device.full_scale,
-                                      float(to_numpy(xp.median(repeats[0].var(axis=0, ddof=1)))),
-                                      float(to_numpy(xp.median(repeats[0]))))
-            if found is not None:
-                clip, censor = found
-        if censor is not None:
-            censored_counts += (counts >= censor).sum(axis=0)
-        refs = repeats.mean(axis=1)
-        ref_censored = (repeats >= censor).any(axis=1) if censor is not None else \
-            xp.zeros(refs.shape, bool)
-        body = counts[(1 + N_ANCHORS) * REFERENCE_REPEATS:].reshape(1 + N_ANCHORS, m, n_out)
-        probes_x = xp.asarray(probes, dtype=np.float64)
-        fits.append(_fit_half(xp, body[0], body[1:], refs, probes_x, censor, ref_censored))
-        references.append((refs, repeats.var(axis=1, ddof=1), ref_censored))
-        anchor_sets.append(xp.asarray(anchors, dtype=np.float64))
-        bodies.append((frames[(1 + N_ANCHORS) * REFERENCE_REPEATS:], body))
-        compute_s += time.perf_counter() - start
+    ledger = _Ledger(censored=xp.zeros(device.n_out))
+    columns = (np.arange(n_in // 2), np.arange(n_in // 2, n_in))
+    # Without a camera estimate or an override, the first half's counts may show where a
+    # well fills below the ADC's top: those levels then hold for both halves.
+    half_a, levels = _calibrate_half(device, xp, rng, ledger, columns, 0, levels,
+                                     probes_per_input, progress,
+                                     detect=camera is None and saturation_dn is None)
+    half_b, levels = _calibrate_half(device, xp, rng, ledger, columns, 1, levels,
+                                     probes_per_input, progress, detect=False)
+    halves = (half_a, half_b)
     # Mixed frames on both halves check the alignment found from the anchors.
     k = mixed_frames(n_in, probes_per_input)
-    mixed = (rng.random((k, n_in)) < 0.5).astype(np.uint8)
-    counts_mix = acquire_all(device, xp.asarray(mixed), progress=False)
-    acquired += k
-    start = time.perf_counter()
-    if censor is not None:
-        censored_counts += (counts_mix >= censor).sum(axis=0)
-    (rows_a, e0_a), (rows_b, e0_b) = ((fit.rows, fit.e0) for fit in fits)
-    y0_a, y0_b = references[0][0][0], references[1][0][0]
-    y0 = (y0_a + y0_b) / 2
-    dark_a = y0_a - xp.minimum((e0_a ** 2).sum(-1), y0_a)
-    ref_means = xp.concatenate([references[0][0], references[1][0]])
-    ref_vars = xp.concatenate([references[0][1], references[1][1]])
-    ref_ok = ~xp.concatenate([references[0][2], references[1][2]])
-    noise = _noise_model(xp, ref_means, ref_vars, ref_ok, dark_a, camera, digital)
-    mixed_x = xp.asarray(mixed, dtype=np.float64)
-    rotation, conflict, margin, anchor_z, mix_z = _align(
-        xp, fits, anchor_sets, halves, mixed_x, counts_mix, y0, censor, noise)
-    rows_b = rotation @ rows_b
+    shown = (rng.random((k, n_in)) < 0.5).astype(np.uint8)
+    counts_mix = ledger.acquire(device, xp.asarray(shown), progress=False)
+    with ledger.computing():
+        censor = levels.censor_dn
+        ledger.count_censored(counts_mix, censor)
+        mixed = CountBlock(frames=xp.asarray(shown, dtype=np.float64), counts=counts_mix)
+        y0 = (halves[0].counts.references.dark + halves[1].counts.references.dark) / 2
+        noise = _noise_model(xp, halves, camera, digital=device.full_scale is not None)
+        alignment = align(xp, tuple(half.fit for half in halves),
+                          tuple(half.anchors for half in halves), columns, mixed, y0, censor,
+                          noise)
+        joined = _join_halves(xp, halves, alignment.rotation, y0)
+        variance_floor = _variance_floor(xp, y0, joined.model.dark)
+        prior = _output_prior(xp, halves, joined.model, mixed, y0, censor, noise)
+        model, conflict = prior.model, alignment.conflict
+        if n_in <= POLISH_MAX_INPUTS:
+            model = _polish(xp, halves, model, mixed, censor, noise, variance_floor)
+            # Each row is now fitted to every count, the mixed frames included: a half left
+            # conjugated would show in its residual, which decides alone.
+            conflict = xp.zeros_like(conflict)
+        scored = _refit_and_score(xp, halves, model, mixed, censor, noise, variance_floor)
+        row_censored = ledger.censored / ledger.frames
+    row_quality, row_censored, conflict = (to_numpy(a) for a in (scored.row_quality,
+                                                                 row_censored, conflict))
+    untrusted, reasons = _untrusted_rows(row_quality, row_censored, conflict,
+                                         _dark_saturated(halves), to_numpy(scored.used),
+                                         _few_anchors(halves))
+    diagnostics = {"e0_half_mismatch_median": joined.e0_mismatch_median,
+                   "handedness_margin_min": float(to_numpy(alignment.margin.min())),
+                   "handedness_anchor_z_median": float(to_numpy(xp.median(alignment.anchor_z))),
+                   "handedness_mixed_z_median": float(to_numpy(xp.median(alignment.mixed_z))),
+                   "row_quality_median": float(np.median(row_quality)),
+                   "mixed_frames": k,
+                   "input_correlation_lags": [half.fit.correlation.significant
+                                              if half.fit.correlation is not None else 0
+                                              for half in halves],
+                   "output_neighbours_per_row": prior.neighbours_per_row,
+                   "output_prior_kappa": prior.kappa}
+    correlation = halves[0].fit.correlation
+    return TMEstimate(
+        tm=to_numpy(scored.model.tm), reference_field=to_numpy(scored.model.reference_field),
+        dark=to_numpy(scored.model.dark), frames=ledger.frames,
+        acquisition_s=ledger.frames * device.frame_time_s, compute_s=ledger.compute_s,
+        saturated_fraction=float(row_censored.mean()), diagnostics=diagnostics,
+        saturation_dn=levels.saturation_dn, censor_dn=censor, row_quality=row_quality,
+        row_censored=row_censored, untrusted=untrusted, untrusted_reasons=reasons,
+        noise_model=noise,
+        input_correlation=(None if correlation is None
+                           else correlation.profile[:INPUT_PROFILE_LAGS]))
+
+
+# ---------------------------------------------------------------------- its steps
+@dataclass
+class _Ledger:
+    """What an estimate has spent so far (mutable; one per estimate).
+
+    Attributes
+    ----------
+    censored : (n_out,) float
+        Calibration counts at or above the censoring level, per output.
+    frames : int
+        Device frames shown.
+    compute_s : float
+        Wall-clock seconds of computation (acquisition excluded).
+    """
+
+    censored: object
+    frames: int = 0
+    compute_s: float = 0.0
+
+    def acquire(self, device, frames, **options):
+        """Show ``frames`` (:func:`calibration.acquisition.acquire_all`) and count them."""
+        counts = acquire_all(device, frames, **options)
+        self.frames += frames.shape[0]
+        return counts
+
+    @contextmanager
+    def computing(self):
+        """Time the block as computation."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.compute_s += time.perf_counter() - start
+
+    def count_censored(self, counts, censor) -> None:
+        """Add the counts at or above ``censor`` (DN; None: none) per output."""
+        if censor is not None:
+            self.censored += (counts >= censor).sum(axis=0)
+
+
+@dataclass(frozen=True)
+class _Half:
+    """One half of the estimate: its inputs, what it showed, what it measured, its fit.
+
+    Attributes
+    ----------
+    columns : (n_half,) int
+        The half's input indices.
+    shown : HalfFrames
+        Its probe, anchor and reference frames (uint8).
+    counts : HalfCounts
+        Their counts by role, DN.
+    anchors : (N_ANCHORS, n_in) float64
+        Its anchors (on the other half's inputs), on the computation's backend.
+    fit : HalfFit
+        Its rows, each in its own frame.
+    """
+
+    columns: np.ndarray
+    shown: HalfFrames
+    counts: HalfCounts
+    anchors: object
+    fit: HalfFit
+
+
+def _calibrate_half(device, xp, rng, ledger, columns, index, levels, probes_per_input,
+                    progress, detect) -> tuple[_Half, SaturationLevels]:
+    """Show half ``index``'s frames and fit its rows.
+
+    ``detect``: look for a saturation plateau in these counts first (no camera estimate,
+    no override); the levels found replace ``levels`` for this half and the next. Returns
+    the half and the saturation levels in force.
+    """
+    signal = columns[index]
+    m = probe_count(signal.size, probes_per_input)
+    shown = half_frames(rng, device.n_in, signal, columns[1 - index], m)
+    counts = ledger.acquire(device, xp.asarray(shown.frames), progress=progress,
+                            description=f"calibrating half {index + 1}/2")
+    with ledger.computing():
+        if detect:
+            # No camera estimate: look for the level where the counts pile up (a well
+            # filling below the ADC's top) in the counts themselves.
+            dark_repeats = reference_repeats(counts)[0]
+            found = detect_saturation(counts, device.full_scale,
+                                      float(to_numpy(xp.median(dark_repeats.var(axis=0,
+                                                                                ddof=1)))),
+                                      float(to_numpy(xp.median(dark_repeats))))
+            if found is not None:
+                levels = found
+        ledger.count_censored(counts, levels.censor_dn)
+        measured = half_counts(xp, counts, m, levels.censor_dn)
+        fit = fit_half(xp, measured, xp.asarray(shown.probes, dtype=np.float64),
+                       levels.censor_dn)
+        half = _Half(columns=signal, shown=shown, counts=measured,
+                     anchors=xp.asarray(shown.anchors, dtype=np.float64), fit=fit)
+    return half, levels
+
+
+@dataclass(frozen=True)
+class _Joined:
+    """The two halves in one frame per row.
+
+    ``model``: the rows, the mean of the halves' fixed fields (shrunk to ``|e0|^2 <=
+    y(0)``) and the dark level; ``e0_mismatch_median``: the median over rows of the
+    halves' fixed-field difference (sqrt(DN), summed over its two parts).
+    """
+
+    model: RowModel
+    e0_mismatch_median: float
+
+
+def _join_halves(xp, halves, rotation, y0) -> _Joined:
+    """Half B's rows and fixed field turned into half A's frame by ``rotation``; ``y0``
+    (n_out,) the all-off count, DN."""
+    fit_a, fit_b = halves[0].fit, halves[1].fit
+    rows_a, e0_a = fit_a.rows, fit_a.e0
+    rows_b = rotation @ fit_b.rows
     tm = xp.concatenate([rows_a[:, 0] + 1j * rows_a[:, 1], rows_b[:, 0] + 1j * rows_b[:, 1]],
                         axis=1)
-    e0_b_in_a = (rotation @ e0_b[..., None])[..., 0]
+    e0_b_in_a = (rotation @ fit_b.e0[..., None])[..., 0]
     e0 = (e0_a + e0_b_in_a) / 2
     reference_field = e0[:, 0] + 1j * e0[:, 1]
     # y(0) = |e0|^2 + dark with dark >= 0: a fixed field brighter than the dark frame
@@ -613,129 +467,98 @@ def estimate_transmission_matrix(device, *, probes_per_input: float = 4.0, seed:
     magnitude = xp.abs(reference_field)
     reference_field = reference_field * xp.minimum(1.0, bound / xp.maximum(magnitude, 1e-300))
     dark = y0 - xp.abs(reference_field) ** 2
-    floor = (1e-4 * xp.maximum(y0 - dark, 1.0)) ** 2 + (1e-4 * xp.abs(dark)) ** 2 + 1e-12
-    # Correlated outputs (a speckle grain): each row from its aligned neighbours, the
-    # strength chosen on the mixed frames (no row was fitted to them).
-    neighbours = row_neighbours(xp, tm)
-    kappa = None
-    if neighbours.per_row >= MIN_NEIGHBOUR_PAIRS:
-        energy = [(fit.rows ** 2).sum((1, 2)) for fit in fits]
-        share = (fits[0].noise_share * energy[0] + fits[1].noise_share * energy[1]) / \
-            xp.maximum(energy[0] + energy[1], 1e-300)
-        weight_mix, _ = _mixed_weights(xp, counts_mix, y0, censor, noise)
-        tm, kappa = denoise_rows(xp, tm, share, neighbours, (mixed_x, counts_mix, weight_mix))
-    if n_in <= POLISH_MAX_INPUTS:
-        every = [(xp.asarray(f, dtype=np.float64), c.reshape(-1, n_out)) for f, c in bodies]
-        tm, reference_field, dark = polish_rows(xp, tm, reference_field, dark,
-                                                every + [(mixed_x, counts_mix)], censor, noise,
-                                                floor)
-        # Each row is now fitted to every count, the mixed frames included: a half left
-        # conjugated would show in its residual, which decides alone.
-        conflict = xp.zeros_like(conflict)
-    # Each row rescaled and its fixed field and dark refitted on its probes, two blocks of
-    # anchored probes per half and the mixed frames; the residual is its quality.
-    blocks = [(mixed_x, counts_mix)]
-    for frames_body, body in bodies:
-        m = body.shape[1]
-        blocks += [(xp.asarray(frames_body[i * m:(i + 1) * m], dtype=np.float64), body[i])
-                   for i in range(1 + QUALITY_BLOCKS)]
-    normal = moment = total = used = 0.0
-    for frames_q, counts_q in blocks:
-        parts = row_statistics(xp, tm, reference_field, dark, frames_q, counts_q, censor,
-                               noise, floor)
-        normal, moment, total, used = (normal + parts[0], moment + parts[1],
-                                       total + parts[2], used + parts[3])
-    tm, reference_field, dark, sum_sq = refit_rows(xp, tm, reference_field, dark, normal,
-                                                   moment, total)
-    row_quality = xp.sqrt(sum_sq / xp.maximum(used, 1.0))
-    row_censored = censored_counts / acquired
-    compute_s += time.perf_counter() - start
-    row_quality, row_censored, conflict = (to_numpy(a) for a in (row_quality, row_censored,
-                                                                 conflict))
-    dark_saturated = to_numpy(references[0][2][0] | references[1][2][0])
-    anchors_left = [to_numpy(((fit.w3 ** 2).sum(-1) > 0).sum(-1)) for fit in fits]
-    few_anchors = (anchors_left[0] < MIN_ANCHORS) | (anchors_left[1] < MIN_ANCHORS)
-    untrusted, reasons = _untrusted_rows(row_quality, row_censored, conflict,
-                                         dark_saturated, to_numpy(used), few_anchors)
-    consistency = float(to_numpy(xp.median(xp.abs(e0_a - e0_b_in_a).sum(axis=1))))
-    diagnostics = {"e0_half_mismatch_median": consistency,
-                   "handedness_margin_min": float(to_numpy(margin.min())),
-                   "handedness_anchor_z_median": float(to_numpy(xp.median(anchor_z))),
-                   "handedness_mixed_z_median": float(to_numpy(xp.median(mix_z))),
-                   "row_quality_median": float(np.median(row_quality)),
-                   "mixed_frames": k,
-                   "input_correlation_lags": [fit.correlation.significant
-                                              if fit.correlation is not None else 0
-                                              for fit in fits],
-                   "output_neighbours_per_row": neighbours.per_row,
-                   "output_prior_kappa": kappa}
-    correlation = fits[0].correlation
-    return TMEstimate(to_numpy(tm), to_numpy(reference_field), to_numpy(dark), acquired,
-                      acquired * device.frame_time_s, compute_s,
-                      float(row_censored.mean()), diagnostics, clip, censor,
-                      row_quality, row_censored, untrusted, reasons, noise,
-                      None if correlation is None else correlation.profile[:INPUT_PROFILE_LAGS])
+    mismatch = float(to_numpy(xp.median(xp.abs(e0_a - e0_b_in_a).sum(axis=1))))
+    return _Joined(model=RowModel(tm=tm, reference_field=reference_field, dark=dark),
+                   e0_mismatch_median=mismatch)
 
 
-def detect_saturation(counts, full_scale=None, dark_variance: float = 0.0,
-                      dark_level: float | None = None):
-    """``(level, censor)`` where counts pile up below the device's full scale, or None.
+def _variance_floor(xp, y0, dark):
+    """A small variance per row (DN^2) under the noise model's: 1e-4 of the row's signal
+    and dark level, so that a count of a noise-free camera still has a finite weight."""
+    return (1e-4 * xp.maximum(y0 - dark, 1.0)) ** 2 + (1e-4 * xp.abs(dark)) ** 2 + 1e-12
 
-    A well that fills below the ADC's top leaves its mark in any set of counts: a spike
-    of values, spread by the read noise, at the top of a tail that otherwise thins out.
-    With ``w = 4 sqrt(dark_variance) + 1`` DN (four read-noise deviations), the counts
-    within ``2 w`` of the largest one (the whole spike) are compared with the band ``4 w``
-    below: a density ten times higher there (and at least 20 counts) is a plateau at the
-    median of the top band, censored from ``w`` below it. Counts that reach the full
-    scale are left to it (the caller's default). An analog read-out (no full scale) is
-    not checked: the band is measured in DN, the steps of an ADC.
 
-    Parameters
-    ----------
-    counts : array
-        Any counts of the device (NumPy or CuPy).
-    full_scale
-        The device's largest count (None: an analog read-out, not checked).
-    dark_variance
-        Temporal variance of a dark or dim count, DN^2 (sets the band width).
-    dark_level
-        The counts of an all-off frame, DN: a pile-up within ``2 w`` of it is a device
-        that sees (almost) no light, not a full well.
+@dataclass(frozen=True)
+class _OutputPrior:
+    """The rows after the correlated-outputs step.
+
+    ``model``: the rows (re-estimated from their neighbours, or as they were);
+    ``neighbours_per_row``: neighbours per row on average; ``kappa``: the strength chosen
+    (None: no output correlation, the rows kept).
     """
-    values = np.asarray(to_numpy(counts), np.float64).ravel()
-    if values.size == 0 or full_scale is None:
-        return None
-    top = float(values.max())
-    if full_scale is not None and top >= full_scale - 0.5:
-        return None
-    width = 4.0 * math.sqrt(max(dark_variance, 0.0)) + 1.0
-    near = values[values >= top - 2 * width]
-    below = np.count_nonzero((values >= top - 6 * width) & (values < top - 2 * width))
-    if near.size < 20 or near.size < 10.0 * below / 2.0:
-        return None
-    level = float(np.median(near))
-    if dark_level is not None and level <= dark_level + 2 * width:
-        return None
-    return level, level - width
+
+    model: RowModel
+    neighbours_per_row: float
+    kappa: float | None
 
 
-def _saturation_levels(device, camera, saturation_dn):
-    """``(censor, clip)``: the censoring level and the level predictions clip at."""
-    full = device.full_scale
-    clip = None if full is None else float(full)
-    censor = None if full is None else float(full) - 0.5
-    if camera is not None and math.isfinite(camera.saturation_dn):
-        clip = float(camera.saturation_dn)
-        censor = float(camera.censor_dn)
-    if saturation_dn is not None:
-        saturation_dn = float(saturation_dn)
-        if not math.isfinite(saturation_dn):
-            raise ValueError(f"saturation_dn = {saturation_dn!r}: expected a finite count "
-                             "(DN) or None")
-        censor = saturation_dn
-        if clip is None:
-            clip = saturation_dn
-    return censor, clip
+def _output_prior(xp, halves, model, mixed, y0, censor, noise) -> _OutputPrior:
+    """Correlated outputs (a speckle grain): each row from its aligned neighbours, the
+    strength chosen on the mixed frames (no row was fitted to them)."""
+    neighbours = row_neighbours(xp, model.tm)
+    if neighbours.per_row < MIN_NEIGHBOUR_PAIRS:
+        return _OutputPrior(model=model, neighbours_per_row=neighbours.per_row, kappa=None)
+    fits = [half.fit for half in halves]
+    energy = [(fit.rows ** 2).sum((1, 2)) for fit in fits]
+    share = (fits[0].noise_share * energy[0] + fits[1].noise_share * energy[1]) / \
+        xp.maximum(energy[0] + energy[1], 1e-300)
+    weights, _ = _mixed_weights(xp, mixed.counts, y0, censor, noise)
+    tm, kappa = denoise_rows(xp, model.tm, share, neighbours, mixed, weights)
+    return _OutputPrior(model=replace(model, tm=tm), neighbours_per_row=neighbours.per_row,
+                        kappa=kappa)
+
+
+def _polish(xp, halves, model, mixed, censor, noise, variance_floor) -> RowModel:
+    """Every row polished on every count of the calibration (a small device)."""
+    n_out = model.tm.shape[0]
+    every = [CountBlock(frames=xp.asarray(half.shown.body, dtype=np.float64),
+                        counts=half.counts.body.reshape(-1, n_out)) for half in halves]
+    return polish_rows(xp, model, every + [mixed], censor, noise, variance_floor)
+
+
+@dataclass(frozen=True)
+class _Scored:
+    """The refitted rows and their quality.
+
+    ``model``: each row rescaled, its fixed field and dark refitted; ``row_quality``
+    (n_out,): the refit's rms residual in noise units; ``used`` (n_out,): the counts
+    that entered it.
+    """
+
+    model: RowModel
+    row_quality: object
+    used: object
+
+
+def _refit_and_score(xp, halves, model, mixed, censor, noise, variance_floor) -> _Scored:
+    """Each row rescaled and its fixed field and dark refitted on the mixed frames and,
+    per half, its probes and ``QUALITY_BLOCKS`` blocks of anchored probes; the residual
+    is its quality."""
+    blocks = [mixed]
+    for half in halves:
+        body, m = half.shown.body, half.counts.body.shape[1]
+        blocks += [CountBlock(frames=xp.asarray(body[i * m:(i + 1) * m], dtype=np.float64),
+                              counts=half.counts.body[i])
+                   for i in range(1 + QUALITY_BLOCKS)]
+    statistics = RowStatistics.zero()
+    for block in blocks:
+        statistics = statistics + row_statistics(xp, model, block, censor, noise,
+                                                 variance_floor)
+    refitted, rss = refit_rows(xp, model, statistics)
+    row_quality = xp.sqrt(rss / xp.maximum(statistics.used, 1.0))
+    return _Scored(model=refitted, row_quality=row_quality, used=statistics.used)
+
+
+def _dark_saturated(halves) -> np.ndarray:
+    """``(n_out,)`` bool: rows whose all-off frame was censored in either half."""
+    return to_numpy(halves[0].counts.references.dark_censored
+                    | halves[1].counts.references.dark_censored)
+
+
+def _few_anchors(halves) -> np.ndarray:
+    """``(n_out,)`` bool: rows left with fewer than ``MIN_ANCHORS`` anchors in a half."""
+    left = [to_numpy(half.fit.anchors_used.sum(-1)) for half in halves]
+    return (left[0] < MIN_ANCHORS) | (left[1] < MIN_ANCHORS)
 
 
 def _untrusted_rows(quality, censored, conflict, dark_saturated, used, few_anchors):
