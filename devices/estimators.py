@@ -459,9 +459,10 @@ class OPULinearProjection(_OPUEstimator):
     Model: ``M`` (n_components, n_features) has i.i.d. N(0, 1)-like entries (the device's
     linear mode, normalized by :class:`devices.OPU`). The default anchor identity gives
     an unbiased ``M`` (zero-mean entries, no constraint between them), as a Gaussian
-    random projection is; with the complement identity the rows of ``M`` sum to zero,
-    so ``M`` sees ``x - mean(x)`` and loses each sample's mean (distances between samples
-    of different means shrink). Each
+    random projection is; the complement identity measures ``M`` on ``x - mean(x)``
+    and completes the component along the mean with a drawn Gaussian column
+    (:class:`devices.OPU`'s ``complement_mean="drawn"``: unbiased in distribution, but
+    that component is the draw's, not the device's). Each
     sample is divided by its own largest ``|x|`` (exact: the map is linear), written as
     ``n_bits`` signed bit planes, projected plane by plane and recombined; the result is
     exact up to the bit planes' rounding, ``|x - x_q| <= max|x| / (2 (2**n_bits - 1))`` per
@@ -480,7 +481,7 @@ class OPULinearProjection(_OPUEstimator):
         Bit planes per sign (1..16): ``2 n_bits`` planes per sample, two frames each.
     linear_method
         ``"anchor"`` (unbiased; a third more device inputs hold the anchor) or
-        ``"complement"`` (rows of ``M`` sum to zero) (:class:`devices.OPU`).
+        ``"complement"`` (the mean's component drawn, above) (:class:`devices.OPU`).
     scale
         ``"norm"``, ``"variance"`` or ``"unit"`` (above).
 
