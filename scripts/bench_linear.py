@@ -1,16 +1,15 @@
 """Bit-plane linear mode against lightonml's simulator, side by side in one run.
 
-A thin caller of :mod:`studies.commands.bench_linear`, for a checkout that is not
-installed; once it is, ``photon-dfa bench-linear`` runs the same command.
+A thin caller of :mod:`studies.commands.bench_linear` that runs this checkout's code,
+installed or not; installed, ``photon-dfa bench-linear`` runs the same command.
 ``python scripts/bench_linear.py --help`` lists its arguments.
 """
 
-import importlib.util
 import pathlib
 import sys
 
-if importlib.util.find_spec("studies") is None:  # run from a checkout without installing
-    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+# this checkout's packages, installed or not (an older install elsewhere is not used)
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
 from photon.support.cli import run_main  # noqa: E402
 from studies.commands.bench_linear import main  # noqa: E402

@@ -1,16 +1,15 @@
 """Benchmark the simulated optical chain against the bare GEMM it is built on.
 
-A thin caller of :mod:`studies.commands.bench_physics`, for a checkout that is not
-installed; once it is, ``photon-dfa bench-physics`` runs the same command.
+A thin caller of :mod:`studies.commands.bench_physics` that runs this checkout's code,
+installed or not; installed, ``photon-dfa bench-physics`` runs the same command.
 ``python scripts/bench_physics.py --help`` lists its arguments.
 """
 
-import importlib.util
 import pathlib
 import sys
 
-if importlib.util.find_spec("studies") is None:  # run from a checkout without installing
-    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+# this checkout's packages, installed or not (an older install elsewhere is not used)
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
 from photon.support.cli import run_main  # noqa: E402
 from studies.commands.bench_physics import main  # noqa: E402

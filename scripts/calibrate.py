@@ -1,16 +1,15 @@
 """Calibrate a device from its frames alone and report the quality.
 
-A thin caller of :mod:`studies.commands.calibrate`, for a checkout that is not
-installed; once it is, ``photon-dfa calibrate`` runs the same command.
+A thin caller of :mod:`studies.commands.calibrate` that runs this checkout's code,
+installed or not; installed, ``photon-dfa calibrate`` runs the same command.
 ``python scripts/calibrate.py --help`` lists its arguments.
 """
 
-import importlib.util
 import pathlib
 import sys
 
-if importlib.util.find_spec("studies") is None:  # run from a checkout without installing
-    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+# this checkout's packages, installed or not (an older install elsewhere is not used)
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
 from photon.support.cli import run_main  # noqa: E402
 from studies.commands.calibrate import main  # noqa: E402

@@ -1,16 +1,15 @@
 """What a TF32 or bf16 transmission matrix changes: speckle statistics and projection error.
 
-A thin caller of :mod:`studies.commands.precision_study`, for a checkout that is not
-installed; once it is, ``photon-dfa precision-study`` runs the same command.
+A thin caller of :mod:`studies.commands.precision_study` that runs this checkout's code,
+installed or not; installed, ``photon-dfa precision-study`` runs the same command.
 ``python scripts/precision_study.py --help`` lists its arguments.
 """
 
-import importlib.util
 import pathlib
 import sys
 
-if importlib.util.find_spec("studies") is None:  # run from a checkout without installing
-    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+# this checkout's packages, installed or not (an older install elsewhere is not used)
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
 from photon.support.cli import run_main  # noqa: E402
 from studies.commands.precision_study import main  # noqa: E402
