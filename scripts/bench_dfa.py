@@ -1,116 +1,20 @@
 """Time one training step of backpropagation and of DFA, side by side, in one run.
 
-Usage::
-
-    python scripts/bench_dfa.py --json
-    python scripts/bench_dfa.py --hidden 1024,1024,1024,1024 --batch 256 --repeats 30
-    python scripts/bench_dfa.py --backend cupy --json
-    python scripts/bench_dfa.py --json --device-feedback lab-bench --device-repeats 9
-
-An MLP (default: 4 hidden layers of 1024 tanh units, 784 inputs, 10 classes) takes the
-same batch (default 256) by BP and by DFA with ideal feedback; the steps are timed
-interleaved and the medians compared. Prints ``bp_s``, ``dfa_s`` and ``dfa_over_bp``
-(goal <= 1.0: DFA needs one projection of the error where BP needs a chain of
-transposed products), and the same for the backward alone.
-
-Beside them (``device_feedback``, skipped with ``--device-feedback none``): a DFA step of
-the digits MLP (64-256-256-10, batches of 32) through a small virtual device
-(``--device-feedback``, default ``lab-bench`` with every noise source of the preset on; 10
-inputs onto 512 outputs, about 130 frames a step) against the same step with ideal
-feedback, in NumPy and in the PyTorch front, timed in interleaved blocks
-(:func:`studies.device_feedback_bench.time_device_feedback_steps`): ``device_over_ideal``
-is the median of the repeats' ratios (goal <= 2.0), with its range. ``--device-threads 1``
-limits BLAS and torch to one thread on both sides (a loaded machine's multi-threaded BLAS
-spends its time waiting for its threads).
+A thin caller of :mod:`studies.commands.bench_dfa` that runs this checkout's code,
+installed or not; installed, ``photon-dfa bench-dfa`` runs the same command.
+``python scripts/bench_dfa.py --help`` lists its arguments.
 """
 
-from __future__ import annotations
-
-import argparse
-import importlib.util
-import json
 import pathlib
 import sys
 
-if importlib.util.find_spec("dfa_bridge") is None:  # run from a checkout without installing
-    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+# this checkout's packages, installed or not (an older install elsewhere is not used)
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
-from studies.benchmark import time_training_steps  # noqa: E402
-from studies.device_feedback_bench import time_device_feedback_steps  # noqa: E402
-from photon.support.arrays import BACKENDS  # noqa: E402
 from photon.support.cli import run_main  # noqa: E402
+from studies.commands.bench_dfa import main  # noqa: E402
 
 __all__ = ["main"]
-
-
-def main(argv=None) -> int:
-    """Command-line entry point."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--features", type=int, default=784)
-    parser.add_argument("--hidden", default="1024,1024,1024,1024", help="hidden widths")
-    parser.add_argument("--classes", type=int, default=10)
-    parser.add_argument("--batch", type=int, default=256)
-    parser.add_argument("--repeats", type=int, default=20, help="timed steps per method")
-    parser.add_argument("--backend", choices=BACKENDS, default="numpy")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--device-feedback", default="lab-bench",
-                        help="device of the device-vs-ideal DFA step (a preset, YAML path or "
-                             "device:BACKEND; 'none' skips it)")
-    parser.add_argument("--device-repeats", type=int, default=7,
-                        help="interleaved repeats of the device-vs-ideal blocks (>= 1)")
-    parser.add_argument("--device-steps", type=int, default=40,
-                        help="steps per block of the device-vs-ideal timing (>= 1)")
-    parser.add_argument("--device-threads", type=int, default=None,
-                        help="limit BLAS and torch threads in the device-vs-ideal timing "
-                             "(default: their own; 1 makes a loaded machine's figures stable)")
-    args = parser.parse_args(argv)
-    if args.device_threads is not None and args.device_threads < 1:
-        parser.error(f"--device-threads = {args.device_threads}: expected >= 1")
-    for name in ("device_repeats", "device_steps"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} = {getattr(args, name)}: expected >= 1")
-    try:
-        hidden = tuple(int(w) for w in args.hidden.split(","))
-    except ValueError:
-        parser.error(f"--hidden = {args.hidden!r}: expected comma-separated widths")
-    try:
-        result = time_training_steps(args.features, hidden, args.classes, args.batch,
-                                     repeats=args.repeats, backend=args.backend)
-    except ValueError as error:
-        parser.error(str(error))
-    if args.device_feedback != "none":
-        try:
-            result["device_feedback"] = time_device_feedback_steps(
-                args.device_feedback, repeats=args.device_repeats,
-                steps_per_repeat=args.device_steps, threads=args.device_threads)
-        except ValueError as error:
-            parser.error(str(error))
-    if args.json:
-        print(json.dumps(result, indent=2))
-        return 0
-    print(f"MLP {args.features}-{'-'.join(map(str, hidden))}-{args.classes}, batch {args.batch}, "
-          f"{args.backend}, median of {args.repeats} interleaved steps")
-    print(f"  step:     bp {1e3 * result['bp_s']:.2f} ms, dfa {1e3 * result['dfa_s']:.2f} ms, "
-          f"dfa/bp {result['dfa_over_bp']:.3f}")
-    print(f"  backward: bp {1e3 * result['bp_backward_s']:.2f} ms, dfa "
-          f"{1e3 * result['dfa_backward_s']:.2f} ms, dfa/bp {result['backward_dfa_over_bp']:.3f}")
-    device = result.get("device_feedback")
-    if device:
-        print(f"DFA step through '{device['device']}' ({device['frames_per_step']:.0f} frames, "
-              f"{device['device_outputs'][0]} -> {device['device_outputs'][1]}) over ideal "
-              f"feedback, {device['model']}, median of {device['repeats']} interleaved blocks "
-              f"(goal <= {device['goal_device_over_ideal_max']}):")
-        for front in ("numpy", "torch"):
-            part = device[front]
-            if part is None:
-                print(f"  {front}: not timed (torch does not import)")
-                continue
-            print(f"  {front}: ideal {1e3 * part['ideal_step_s']:.3f} ms, device "
-                  f"{1e3 * part['device_step_s']:.3f} ms, device/ideal "
-                  f"{part['device_over_ideal']:.2f} (range {part['device_over_ideal_min']:.2f}"
-                  f"-{part['device_over_ideal_max']:.2f})")
-    return 0
-
 
 if __name__ == "__main__":
     sys.exit(run_main(main))

@@ -23,6 +23,8 @@ modules (``from studies.sweep import run_sweep``):
 :mod:`~studies.calibration_quality`        calibration quality against fresh frames
 :mod:`~studies.physics_pages`              the speckle histogram and the TM-precision table
 :mod:`~studies.plots`                      learning and alignment curves as PNG
+:mod:`~studies.commands`                   one module per command, ``main(argv) -> int``
+:mod:`~studies.cli`                        ``photon-dfa COMMAND``: the console command
 =========================================  ==================================================
 """
 

@@ -152,7 +152,7 @@ def calibration_page(report: dict, rows, command: str, cost_rows=(), budget_rows
     Parameters
     ----------
     report
-        What :func:`scripts.calibrate.calibration_report` returns for one device.
+        What :func:`studies.commands.calibrate.calibration_report` returns for one device.
     rows
         :func:`quality_against_frames` rows (any presets and seeds).
     command
