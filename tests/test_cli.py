@@ -97,3 +97,58 @@ def test_pyproject_installs_the_one_command():
     assert project["scripts"] == {"photon-dfa": "studies.cli:main"}
     module, function = project["scripts"]["photon-dfa"].split(":")
     assert getattr(importlib.import_module(module), function) is cli.main
+
+
+# ---------------------------------------------------------------------------- every number checked
+def _parser_of(command: str, monkeypatch):
+    """The parser a command builds (caught as it parses ``--help``)."""
+    from studies.commands import _parser
+
+    caught = []
+    original = _parser.CommandParser.parse_known_args
+
+    def catch(self, args=None, namespace=None):
+        caught.append(self)
+        return original(self, args, namespace)
+
+    monkeypatch.setattr(_parser.CommandParser, "parse_known_args", catch)
+    module = importlib.import_module(f"studies.commands.{command.replace('-', '_')}")
+    with pytest.raises(SystemExit) as done:
+        module.main(["--help"])
+    assert done.value.code == 0
+    monkeypatch.undo()
+    return caught[0]
+
+
+@pytest.mark.parametrize("command", cli.command_names())
+def test_every_numeric_argument_states_its_range_and_refuses_in_one_line(command, monkeypatch,
+                                                                        capsys):
+    from studies.commands._parser import CommandParser
+
+    parser = _parser_of(command, monkeypatch)
+    assert isinstance(parser, CommandParser)    # no bare int or float (it would have raised)
+    capsys.readouterr()
+    module = importlib.import_module(f"studies.commands.{command.replace('-', '_')}")
+    numeric = [a for a in parser._actions if a.option_strings and callable(a.type)
+               and getattr(a.type, "__name__", "") not in ("str", "widths", "_widths",
+                                                            "_override", "_seconds")]
+    for action in numeric:
+        option = action.option_strings[-1]
+        for bad in ("nan", "-1e9"):
+            with pytest.raises(SystemExit) as done:
+                module.main([option, bad])
+            err = capsys.readouterr().err
+            assert done.value.code == 2, (option, bad)
+            assert err.count("\n") == 1 and option in err and "expected" in err, (option, err)
+
+
+def test_a_bare_int_is_refused_when_the_parser_parses():
+    from studies.commands._parser import CommandParser, int_in
+
+    parser = CommandParser(prog="demo")
+    parser.add_argument("--count", type=int)
+    with pytest.raises(TypeError, match=r"demo: arguments --count declared with a bare int"):
+        parser.parse_args(["--help"])
+    assert int_in(2, 5)("3") == 3
+    with pytest.raises(Exception, match=r"'x': expected an integer in \[2, 5\]"):
+        int_in(2, 5)("x")

@@ -26,42 +26,37 @@ spends its time waiting for its threads).
 
 from __future__ import annotations
 
-import argparse
 import json
 
 from studies.benchmark import time_training_steps
 from studies.device_feedback_bench import time_device_feedback_steps
 from photon.support.arrays import BACKENDS
+from ._parser import CommandParser, int_in, positive_int
 
 __all__ = ["main"]
 
 
 def main(argv=None) -> int:
     """Command-line entry point."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--features", type=int, default=784)
+    parser = CommandParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--features", type=positive_int, default=784)
     parser.add_argument("--hidden", default="1024,1024,1024,1024", help="hidden widths")
-    parser.add_argument("--classes", type=int, default=10)
-    parser.add_argument("--batch", type=int, default=256)
-    parser.add_argument("--repeats", type=int, default=20, help="timed steps per method")
+    parser.add_argument("--classes", type=int_in(2), default=10)
+    parser.add_argument("--batch", type=positive_int, default=256)
+    parser.add_argument("--repeats", type=positive_int, default=20, help="timed steps per method")
     parser.add_argument("--backend", choices=BACKENDS, default="numpy")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--device-feedback", default="lab-bench",
                         help="device of the device-vs-ideal DFA step (a preset, YAML path or "
                              "device:BACKEND; 'none' skips it)")
-    parser.add_argument("--device-repeats", type=int, default=7,
+    parser.add_argument("--device-repeats", type=positive_int, default=7,
                         help="interleaved repeats of the device-vs-ideal blocks (>= 1)")
-    parser.add_argument("--device-steps", type=int, default=40,
+    parser.add_argument("--device-steps", type=positive_int, default=40,
                         help="steps per block of the device-vs-ideal timing (>= 1)")
-    parser.add_argument("--device-threads", type=int, default=None,
+    parser.add_argument("--device-threads", type=positive_int, default=None,
                         help="limit BLAS and torch threads in the device-vs-ideal timing "
                              "(default: their own; 1 makes a loaded machine's figures stable)")
     args = parser.parse_args(argv)
-    if args.device_threads is not None and args.device_threads < 1:
-        parser.error(f"--device-threads = {args.device_threads}: expected >= 1")
-    for name in ("device_repeats", "device_steps"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} = {getattr(args, name)}: expected >= 1")
     try:
         hidden = tuple(int(w) for w in args.hidden.split(","))
     except ValueError:

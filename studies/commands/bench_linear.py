@@ -20,30 +20,27 @@ toolkit's figures are printed, with the reason.
 
 from __future__ import annotations
 
-import argparse
 import json
 
 from studies.linear_bench import time_linear_modes
+from ._parser import CommandParser, positive_int, seed
 
 __all__ = ["main"]
 
 
 def main(argv=None) -> int:
     """Command-line entry point."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n-features", type=int, default=1024)
-    parser.add_argument("--n-components", type=int, default=1024)
-    parser.add_argument("--samples", type=int, default=1000, help="rows of the batch")
+    parser = CommandParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n-features", type=positive_int, default=1024)
+    parser.add_argument("--n-components", type=positive_int, default=1024)
+    parser.add_argument("--samples", type=positive_int, default=1000, help="rows of the batch")
     parser.add_argument("--bits", default="6,8", help="bits per sign, comma-separated")
-    parser.add_argument("--repeats", type=int, default=5, help="interleaved timed calls (>= 1)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeats", type=positive_int, default=5, help="interleaved timed calls (>= 1)")
+    parser.add_argument("--seed", type=seed, default=0)
     parser.add_argument("--no-lightonml", action="store_true",
                         help="time the toolkit only, even when lightonml imports")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
-    for name in ("n_features", "n_components", "samples", "repeats"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} = {getattr(args, name)}: expected >= 1")
     try:
         bits = tuple(int(b) for b in args.bits.split(","))
     except ValueError:

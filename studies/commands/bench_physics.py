@@ -78,7 +78,6 @@ float32 TM) to time the bare GEMM on exactly the matrix the chain uses.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -92,6 +91,7 @@ import numpy as np
 from photon import build_chain, resolve_config
 from photon.chain import device_frame_time_s
 from photon.precision import TM_PRECISIONS, precise_matmul
+from ._parser import CommandParser, positive_int, seed
 
 __all__ = ["main"]
 
@@ -150,18 +150,18 @@ def _timed(fn, synchronize) -> float:
 
 
 def _parse(argv):
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         description="Time chain.acquire against the bare float32 GEMM and a naive complex "
                     "product (see the module docstring).")
     parser.add_argument("--json", action="store_true",
                         help="print one JSON object on stdout instead of a table")
-    parser.add_argument("--n-in", type=int, default=4096, help="input features (default 4096)")
-    parser.add_argument("--n-out", type=int, default=4096, help="output pixels (default 4096)")
-    parser.add_argument("--batch", type=int, default=1024, help="frames per batch (default 1024)")
-    parser.add_argument("--repeats", type=int, default=5,
+    parser.add_argument("--n-in", type=positive_int, default=4096, help="input features (default 4096)")
+    parser.add_argument("--n-out", type=positive_int, default=4096, help="output pixels (default 4096)")
+    parser.add_argument("--batch", type=positive_int, default=1024, help="frames per batch (default 1024)")
+    parser.add_argument("--repeats", type=positive_int, default=5,
                         help="interleaved timing rounds after the warm-up (default 5; "
                              "ignored with --streamed, which runs acquire once)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random frames (default 0)")
+    parser.add_argument("--seed", type=seed, default=0, help="seed of the random frames (default 0)")
     parser.add_argument("--backend", choices=("numpy", "cupy"), default="numpy",
                         help="array backend of the frames and operands (default numpy)")
     parser.add_argument("--streamed", action="store_true",
@@ -172,23 +172,20 @@ def _parse(argv):
     parser.add_argument("--full-size", action="store_true",
                         help=f"the {FULL_SIZE_PRESET} preset at its own size, streamed "
                              "(--n-in/--n-out ignored)")
-    parser.add_argument("--tile-rows", type=int, default=None,
+    parser.add_argument("--tile-rows", type=positive_int, default=None,
                         help="streamed block height in mirrors (default: the preset's, "
                              "32768 with --full-size; a GPU wants tens of thousands)")
-    parser.add_argument("--tile-cols", type=int, default=None,
+    parser.add_argument("--tile-cols", type=positive_int, default=None,
                         help="streamed block width in pixels (default: the preset's, 8192 "
                              "with --full-size)")
-    parser.add_argument("--measure-columns", type=int, default=None,
+    parser.add_argument("--measure-columns", type=positive_int, default=None,
                         help="streamed only: build the device with this many camera pixels "
                              "and scale the time to all of them")
     args = parser.parse_args(argv)
-    for name in ("n_in", "n_out", "batch", "repeats"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} = {getattr(args, name)}: expected >= 1")
     if args.full_size:
         args.streamed = True
-    if args.measure_columns is not None and (args.measure_columns < 1 or not args.streamed):
-        parser.error(f"--measure-columns = {args.measure_columns}: expected >= 1, with "
+    if args.measure_columns is not None and not args.streamed:
+        parser.error(f"--measure-columns = {args.measure_columns}: expected with "
                      "--streamed or --full-size")
     return args
 

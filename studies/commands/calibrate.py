@@ -23,7 +23,6 @@ measured at ``--n-in x --n-out`` (``datacenter-opu`` and a correlated medium).
 
 from __future__ import annotations
 
-import argparse
 import pathlib
 import shlex
 import sys
@@ -38,6 +37,7 @@ from studies.calibration_quality import (PUBLISHED_R, budget_quality,
 from devices import OPU, VirtualDevice, open_device
 from photon import preset_names
 from photon.support.jsonio import dumps, write_json
+from ._parser import CommandParser, int_in, number_in, positive_int, seed
 
 __all__ = ["main", "calibration_report"]
 
@@ -83,24 +83,22 @@ def calibration_report(device, probes_per_input: float, seed: int = 0,
 
 def main(argv=None) -> int:
     """Command-line entry point."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = CommandParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="lab-bench", help="preset, YAML path or backend")
-    parser.add_argument("--n-in", type=int, default=256)
-    parser.add_argument("--n-out", type=int, default=256)
-    parser.add_argument("--probes-per-input", type=float, default=4.0,
+    parser.add_argument("--n-in", type=int_in(4), default=256)
+    parser.add_argument("--n-out", type=positive_int, default=256)
+    parser.add_argument("--probes-per-input", type=number_in(1.0, unit="probes per input"), default=4.0,
                         help="random probes per input (about 7 frames each)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=seed, default=0)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--plot", metavar="DIR", help="save quality against frames as PNG")
     parser.add_argument("--all-presets", action="store_true",
                         help="with --plot or --out: curves for every shipped preset")
-    parser.add_argument("--seeds", type=int, default=1,
+    parser.add_argument("--seeds", type=positive_int, default=1,
                         help="calibration seeds per point of the quality curves (default 1)")
     parser.add_argument("--out", metavar="DIR",
                         help="write the results page: index.md, calibration.json, the figure")
     args = parser.parse_args(argv)
-    if args.seeds < 1:
-        parser.error(f"--seeds {args.seeds}: expected a positive integer")
     plot_dir = args.out or args.plot
     for option, value in (("--out", args.out), ("--plot", args.plot)):
         if value and pathlib.Path(value).exists() and not pathlib.Path(value).is_dir():

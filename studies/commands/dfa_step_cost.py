@@ -21,13 +21,13 @@ writes one Markdown page (:mod:`studies.step_cost_page`).
 
 from __future__ import annotations
 
-import argparse
 import pathlib
 import shlex
 import sys
 
 from photon.support.jsonio import dumps, write_json
 from studies.gpu_model import GPUS, PRECISIONS
+from ._parser import CommandParser, int_in, non_negative_float, positive_int
 
 __all__ = ["main"]
 
@@ -54,17 +54,17 @@ def _gpu_only(args) -> int:
 
 def main(argv=None) -> int:
     """Command-line entry point."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = CommandParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gpu", default="H100", choices=sorted(GPUS),
                         help="GPU modelled in the crossover tables and maps")
     parser.add_argument("--precision", default="bf16", choices=PRECISIONS,
                         help="GEMM precision of the modelled GPUs (default bf16)")
     parser.add_argument("--device", default="datacenter-opu", help="OPU of dfa-opu (a preset)")
     parser.add_argument("--encoder", default="ternary", choices=("ternary", "bitplanes"))
-    parser.add_argument("--n-bits", type=int, default=4, help="bits per sign of bitplanes")
-    parser.add_argument("--gpu-idle-w", type=float, default=100.0,
+    parser.add_argument("--n-bits", type=int_in(1, 16), default=4, help="bits per sign of bitplanes")
+    parser.add_argument("--gpu-idle-w", type=non_negative_float, default=100.0,
                         help="ASSUMED power of the GPU while it waits for the OPU (W)")
-    parser.add_argument("--repeats", type=int, default=7,
+    parser.add_argument("--repeats", type=positive_int, default=7,
                         help="interleaved timings per validation point (>= 5 for the page)")
     parser.add_argument("--quick", action="store_true",
                         help="validate on the smallest shape only (for tests)")
@@ -76,15 +76,12 @@ def main(argv=None) -> int:
                              "MLP) and of micro DFA (char Transformer) over seeds (long; kept "
                              "in OUT/accuracy.json under its settings and reused by a rerun "
                              "with the same ones)")
-    parser.add_argument("--seeds", type=int, default=5, help="seeds of --accuracy (paired)")
-    parser.add_argument("--micro-steps", type=int, default=600,
+    parser.add_argument("--seeds", type=int_in(2), default=5, help="seeds of --accuracy (paired)")
+    parser.add_argument("--micro-steps", type=positive_int, default=600,
                         help="training steps of each micro/macro Transformer run")
     parser.add_argument("--out", default=None, help="directory for the PNG and Markdown")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    if args.repeats < 1 or args.seeds < 2 or args.micro_steps < 1:
-        parser.error(f"--repeats {args.repeats} --seeds {args.seeds} --micro-steps "
-                     f"{args.micro_steps}: expected repeats >= 1, seeds >= 2, micro steps >= 1")
     if args.gpu_only:
         return _gpu_only(args)
     from studies.step_cost_page import markdown_page, step_cost_study, write_figures  # noqa

@@ -24,7 +24,6 @@ then the learning curves of the first seed) and the index of the pages in ``DIR`
 
 from __future__ import annotations
 
-import argparse
 import json
 import pathlib
 import shlex
@@ -36,27 +35,28 @@ from dfa_bridge.data import DATASET_NAMES
 from studies.acceptance import (STUDY_NAMES, run_study,
                                            run_study_seeds, study_markdown, task_study)
 from photon.support.jsonio import dumps, write_json
+from ._parser import CommandParser, positive_int, seed
 
 __all__ = ["main"]
 
 
 def main(argv=None) -> int:
     """Command-line entry point."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = CommandParser(description=__doc__.splitlines()[0])
     parser.add_argument("--study", choices=STUDY_NAMES, default=None,
                         help="a named study (default cora), or give --model and --data")
     parser.add_argument("--model", choices=("mlp", "gcn"), help="a task of your own: the model")
     parser.add_argument("--data", choices=DATASET_NAMES, help="... and its data set")
     parser.add_argument("--data-path", help="directory of your own files for --data")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--epochs", type=int,
+    parser.add_argument("--seed", type=seed, default=0)
+    parser.add_argument("--epochs", type=positive_int,
                         help="epochs of the digits and csbm studies (default: 30 mlp, 200 gcn)")
-    parser.add_argument("--steps", type=int,
+    parser.add_argument("--steps", type=positive_int,
                         help="steps of the transformer study (default 1500)")
     parser.add_argument("--backend", choices=BACKENDS, default="numpy")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--plot", metavar="DIR", help="save learning and alignment curves as PNG")
-    parser.add_argument("--seeds", type=int, default=1,
+    parser.add_argument("--seeds", type=positive_int, default=1,
                         help="seeds --seed .. --seed + N - 1, summarized with 95 %% intervals")
     parser.add_argument("--out", metavar="DIR", help="write the study's results page in DIR")
     args = parser.parse_args(argv)
@@ -70,8 +70,6 @@ def main(argv=None) -> int:
     else:
         args.study = args.study or "cora"
         args.study_name = args.study
-    if args.seeds < 1:
-        parser.error(f"--seeds {args.seeds}: expected a positive integer")
     for option, value in (("--out", args.out), ("--plot", args.plot)):
         if value and pathlib.Path(value).exists() and not pathlib.Path(value).is_dir():
             parser.error(f"{option} {value}: expected a directory (a file of that name exists)")

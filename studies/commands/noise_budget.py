@@ -34,6 +34,7 @@ from photon.support.cli import positive_int
 from studies.noise_budget import (BUDGET_CHECK, ERROR_KINDS, LASER_REALIZATIONS,
                                   REALIZATIONS, budget_check, budget_markdown, noise_budget,
                                   task_errors)
+from ._parser import CommandParser, seed
 
 __all__ = ["main"]
 
@@ -88,7 +89,7 @@ def _knowledge_text(budget: dict) -> str:
 
 def main(argv=None) -> int:
     """Command-line entry point."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = CommandParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="lab-bench", help="preset name or YAML path")
     parser.add_argument("--errors", choices=tuple(ERROR_KINDS), default="mlp",
                         help="; ".join(f"{k}: {v}" for k, v in ERROR_KINDS.items()))
@@ -103,7 +104,7 @@ def main(argv=None) -> int:
                         help="noise realizations of each stochastic source")
     parser.add_argument("--laser-realizations", type=positive_int, default=LASER_REALIZATIONS,
                         help="fits over which the laser's power drift is measured")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the error set")
+    parser.add_argument("--seed", type=seed, default=0, help="seed of the error set")
     parser.add_argument("--out", default=None,
                         help="directory for budget_ERRORS.md and budget_ERRORS.json")
     parser.add_argument("--json", action="store_true", help="print strict JSON")

@@ -33,7 +33,6 @@ figures, and ``OUT/index.md`` linking every page of ``OUT``.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import os
 import pathlib
@@ -53,12 +52,14 @@ from studies.sweep import (AXES, TASKS, DecisionRule, StudyTask, design_answer,
 from studies.sweep.pages import index_page, sweep_page
 from studies.sweep.render import plot_sweep
 
+from ._parser import CommandParser, number_in
+
 __all__ = ["main", "build_parser"]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> CommandParser:
     """The command line."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = CommandParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="sweep", help="output directory of the pages")
     parser.add_argument("--store", default=None,
                         help="the runs' JSON-lines store (default OUT/noise_sweep.jsonl)")
@@ -93,7 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     decide.add_argument("--margin", type=positive_float, default=None,
                         help="equivalence margin: accuracy points (default 1) or fraction of "
                              "perplexity (default 0.05)")
-    decide.add_argument("--alpha", type=positive_float, default=0.05,
+    decide.add_argument("--alpha", type=number_in(0.0, 0.5, low_open=True, high_open=True),
+                        default=0.05,
                         help="error rate of each decision (default 0.05)")
     decide.add_argument("--first-seeds", type=positive_int, default=3,
                         help="seeds of the first look (default 3)")
@@ -155,8 +157,6 @@ def main(argv=None) -> int:
         if len(names) != 2:
             parser.error(f"--pairs {text!r}: expected two axis names joined by ':'")
         pairs.append(tuple(names))
-    if args.alpha >= 0.5:
-        parser.error(f"--alpha {args.alpha}: expected a number in (0, 0.5)")
     if args.encoding is not None:
         try:
             parse_encoding(args.encoding)

@@ -27,28 +27,28 @@ outputs read at the DMD's rate, only the job's ``--n-features`` inputs and
 
 from __future__ import annotations
 
-import argparse
 
 from calibration.cost import device_calibration_cost
 from devices import OPU, open_device
 from photon import ConfigError
 from photon.support.jsonio import dumps
+from ._parser import CommandParser, int_in, positive_int
 
 __all__ = ["main"]
 
 
 def main(argv=None) -> int:
     """Command-line entry point."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = CommandParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="datacenter-opu",
                         help="preset, YAML path or backend name (default datacenter-opu)")
-    parser.add_argument("--n-vectors", type=int, default=10_000)
-    parser.add_argument("--n-features", type=int, default=1_000)
-    parser.add_argument("--bits", type=int, default=8, help="bit planes per sign of real data")
-    parser.add_argument("--n-out", type=int, default=None,
+    parser.add_argument("--n-vectors", type=positive_int, default=10_000)
+    parser.add_argument("--n-features", type=positive_int, default=1_000)
+    parser.add_argument("--bits", type=int_in(1, 16), default=8, help="bit planes per sign of real data")
+    parser.add_argument("--n-out", type=positive_int, default=None,
                         help="outputs read (default: the device's); sets the camera's region "
                              "of interest and so the frame rate")
-    parser.add_argument("--job-outputs", type=int, default=None,
+    parser.add_argument("--job-outputs", type=positive_int, default=None,
                         help="outputs the job reads, for its calibration plan (default: all)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)

@@ -15,7 +15,6 @@ noise at the device's exposure. ``--out DIR`` also writes ``DIR/precision.md``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import pathlib
 import sys
@@ -23,19 +22,20 @@ import sys
 from photon import resolve_config
 from photon.speckle import precision_effect
 from studies.physics_pages import precision_markdown
+from ._parser import CommandParser, positive_int, seed
 
 __all__ = ["main"]
 
 
 def main(argv=None) -> int:
     """Command-line entry point."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = CommandParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="lab-bench", help="preset name or YAML path")
-    parser.add_argument("--n-in", type=int, default=1024)
-    parser.add_argument("--n-out", type=int, default=4096)
-    parser.add_argument("--frames", type=int, default=64,
+    parser.add_argument("--n-in", type=positive_int, default=1024)
+    parser.add_argument("--n-out", type=positive_int, default=4096)
+    parser.add_argument("--frames", type=positive_int, default=64,
                         help="disjoint frames and random half-on frames, each (default 64)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=seed, default=0)
     parser.add_argument("--out", default=None, help="directory for precision.md")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)

@@ -36,7 +36,6 @@ writes them) and whose code version it states. Progress goes to stderr throughou
 
 from __future__ import annotations
 
-import argparse
 import json
 import pathlib
 import shlex
@@ -62,6 +61,7 @@ from photon import resolve_config
 from photon.speckle import precision_effect
 from studies.physics_pages import precision_markdown
 from photon.support.jsonio import write_json
+from ._parser import CommandParser, int_in, positive_int, seed
 
 __all__ = ["main"]
 
@@ -403,15 +403,15 @@ def _markdown(numbers: dict) -> str:
 
 def main(argv=None) -> int:
     """Command-line entry point."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = CommandParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="report", help="output directory (default report/)")
-    parser.add_argument("--epochs", type=int, default=10,
+    parser.add_argument("--epochs", type=positive_int, default=10,
                         help="epochs of the digits runs through the device and its twin")
     parser.add_argument("--store", default=None,
                         help="the noise study's store to read (default docs/noise/noise_sweep.jsonl)")
-    parser.add_argument("--max-exp", type=int, default=14, help="largest size 2^k of the "
+    parser.add_argument("--max-exp", type=int_in(8, 24), default=14, help="largest size 2^k of the "
                         "throughput comparison")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=seed, default=0)
     parser.add_argument("--throughput-out", default=None,
                         help="also write the throughput page there (e.g. docs/throughput), from "
                              "this run's one measurement (default: OUT/throughput only)")

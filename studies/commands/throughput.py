@@ -20,7 +20,6 @@ Markdown table.
 
 from __future__ import annotations
 
-import argparse
 import json
 import shlex
 import sys
@@ -30,20 +29,21 @@ from photon.support.jsonio import dumps
 from studies.gpu_model import GPUS, PRECISIONS
 from studies.throughput import (throughput_markdown, throughput_study,
                                 throughput_summary, write_throughput_page)
+from ._parser import CommandParser, int_in, non_negative_int, number_in, positive_int
 
 __all__ = ["main"]
 
 
 def main(argv=None) -> int:
     """Command-line entry point."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = CommandParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="datacenter-opu")
-    parser.add_argument("--min-exp", type=int, default=8)
-    parser.add_argument("--max-exp", type=int, default=20)
-    parser.add_argument("--batch", type=int, default=256)
-    parser.add_argument("--cpu-power-w", type=float, default=25.0,
+    parser.add_argument("--min-exp", type=int_in(1, 24), default=8)
+    parser.add_argument("--max-exp", type=int_in(1, 24), default=20)
+    parser.add_argument("--batch", type=positive_int, default=256)
+    parser.add_argument("--cpu-power-w", type=number_in(0.0, low_open=True, unit="W"), default=25.0,
                         help="assumed CPU power for the energy (default 25 W: two busy cores)")
-    parser.add_argument("--gpu-power-w", type=float, default=700.0,
+    parser.add_argument("--gpu-power-w", type=number_in(0.0, low_open=True, unit="W"), default=700.0,
                         help="assumed GPU power (default 700 W: an H100 SXM's board limit)")
     parser.add_argument("--gpu-models", default=",".join(GPUS),
                         help=f"GPUs to model, comma-separated (default {','.join(GPUS)}; "
@@ -53,10 +53,10 @@ def main(argv=None) -> int:
                              "CuPy's float32 product)")
     parser.add_argument("--no-structured", action="store_true",
                         help="leave out the structured projection (SRHT)")
-    parser.add_argument("--threads", type=int, default=1,
+    parser.add_argument("--threads", type=non_negative_int, default=1,
                         help="CPU threads of the measured products (default 1: per core, "
                              "clocked by the process's CPU time; 0: as configured, wall clock)")
-    parser.add_argument("--repeats", type=int, default=5,
+    parser.add_argument("--repeats", type=positive_int, default=5,
                         help="interleaved timings of each measured way (default 5)")
     parser.add_argument("--out", default=None, help="directory for the PNG and Markdown")
     parser.add_argument("--json", action="store_true")
@@ -64,15 +64,18 @@ def main(argv=None) -> int:
     if not 1 <= args.min_exp <= args.max_exp <= 24:
         parser.error(f"--min-exp {args.min_exp} --max-exp {args.max_exp}: expected "
                      "1 <= min <= max <= 24")
-    if args.threads < 0 or args.repeats < 1:
-        parser.error(f"--threads {args.threads} --repeats {args.repeats}: expected threads >= 0 "
-                     "and repeats >= 1")
     gpu_models = [name for name in args.gpu_models.split(",") if name]
     unknown = [name for name in gpu_models if name.upper() not in GPUS]
     if unknown:
         parser.error(f"--gpu-models {args.gpu_models!r}: expected names among {', '.join(GPUS)}")
     sizes = [2 ** e for e in range(args.min_exp, args.max_exp + 1)]
-    with open_device(args.device) as device:
+    try:
+        device = open_device(args.device)
+    except TypeError:  # a backend that needs sizes: no camera whose timing could be modelled
+        parser.error(f"--device {args.device!r}: expected a preset or YAML file of a device "
+                     "with a camera (its frame time and power are modelled), e.g. "
+                     "datacenter-opu")
+    with device:
         result = throughput_study(sizes, device, batch=args.batch, cpu_power_w=args.cpu_power_w,
                                   gpu_power_w=args.gpu_power_w,
                                   structured=not args.no_structured, gpu_models=gpu_models,

@@ -40,6 +40,7 @@ from dfa_bridge.training.experiment import MODELS, run_experiment
 from dfa_bridge.training.feedback import ENCODERS
 from dfa_bridge.training.trainer import FEEDBACK_MODES, METHODS
 from photon.support.arrays import BACKENDS
+from ._parser import CommandParser, fraction, int_in, non_negative_float, non_negative_int, positive_float, positive_int, seed
 
 __all__ = ["main"]
 
@@ -54,14 +55,14 @@ def _widths(text: str) -> tuple[int, ...]:
 
 def main(argv=None) -> int:
     """Command-line entry point."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = CommandParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", choices=MODELS, default="mlp")
     parser.add_argument("--data", choices=DATASET_NAMES + TEXT_DATASETS,
                         help="default: digits (mlp, gcn), pydoc (transformer)")
     parser.add_argument("--data-path", help="directory of your own files (mnist, pubmed; cora "
                         "and citeseer ship embedded and a directory replaces them) or a UTF-8 "
                         "text file (text)")
-    parser.add_argument("--data-seed", type=int, default=0, help="seed of generated data and splits")
+    parser.add_argument("--data-seed", type=seed, default=0, help="seed of generated data and splits")
     parser.add_argument("--method", choices=METHODS, default="dfa")
     parser.add_argument("--feedback",
                         help="'ideal' or a device: preset, YAML path, device:BACKEND (default: "
@@ -70,38 +71,38 @@ def main(argv=None) -> int:
     parser.add_argument("--encoder", choices=ENCODERS, default=None,
                         help="error encoding for a device (default: ternary for mlp and gcn, "
                              "bitplanes for the transformer)")
-    parser.add_argument("--bits", type=int, default=4, help="bits per sign for --encoder bitplanes")
-    parser.add_argument("--epochs", type=int,
+    parser.add_argument("--bits", type=int_in(1, 16), default=4, help="bits per sign for --encoder bitplanes")
+    parser.add_argument("--epochs", type=positive_int,
                         help="epochs of the mlp (default 30) or the gcn (default 200); the "
                              "transformer trains in --steps")
-    parser.add_argument("--seed", type=int, default=0, help="seed of weights, feedback and order")
+    parser.add_argument("--seed", type=seed, default=0, help="seed of weights, feedback and order")
     parser.add_argument("--backend", choices=BACKENDS, default="numpy")
     parser.add_argument("--hidden", type=_widths, help="hidden widths, e.g. 256,256")
     parser.add_argument("--activation", choices=("tanh", "relu"))
-    parser.add_argument("--dropout", type=float)
+    parser.add_argument("--dropout", type=fraction)
     parser.add_argument("--optimizer", choices=tuple(OPTIMIZERS))
-    parser.add_argument("--lr", type=float)
-    parser.add_argument("--weight-decay", type=float)
-    parser.add_argument("--batch-size", type=int,
+    parser.add_argument("--lr", type=positive_float)
+    parser.add_argument("--weight-decay", type=non_negative_float)
+    parser.add_argument("--batch-size", type=positive_int,
                         help="samples per step (mlp, default 32) or windows per step "
                              "(transformer, default 16)")
-    parser.add_argument("--max-train", type=int, help="keep the first N training samples (mlp)")
+    parser.add_argument("--max-train", type=positive_int, help="keep the first N training samples (mlp)")
     transformer = parser.add_argument_group("transformer")
-    transformer.add_argument("--steps", type=int,
+    transformer.add_argument("--steps", type=positive_int,
                              help="training steps (default 1500); the mlp and the gcn train in "
                                   "--epochs")
-    transformer.add_argument("--blocks", type=int, help="number of blocks (default 4)")
-    transformer.add_argument("--width", type=int, help="model width (default 128)")
-    transformer.add_argument("--heads", type=int, help="attention heads (default 4)")
-    transformer.add_argument("--context", type=int, help="context length (default 64)")
+    transformer.add_argument("--blocks", type=positive_int, help="number of blocks (default 4)")
+    transformer.add_argument("--width", type=positive_int, help="model width (default 128)")
+    transformer.add_argument("--heads", type=positive_int, help="attention heads (default 4)")
+    transformer.add_argument("--context", type=positive_int, help="context length (default 64)")
     transformer.add_argument("--tied", action="store_true", default=None,
                              help="tie the output projection to the token embedding")
     transformer.add_argument("--feedback-mode", choices=FEEDBACK_MODES,
                              help="shared: the same signal for every block (default); "
                              "sliced: one slice of the projection per block")
-    transformer.add_argument("--eval-chars", type=int,
+    transformer.add_argument("--eval-chars", type=positive_int,
                              help="validation characters to score (default: all)")
-    transformer.add_argument("--sample", type=int, default=0, metavar="N",
+    transformer.add_argument("--sample", type=non_negative_int, default=0, metavar="N",
                              help="print N characters sampled from the trained model")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--plot", metavar="DIR",
