@@ -149,9 +149,9 @@ def _cora_rows(study: dict) -> list[dict]:
         return []
     entries = {e["label"]: e for e in summary["points"]}
     default = default_encoding(summary["model"])
-    answer = next((a for a in design_answer(summary)["per_axis"] if a["axis"] == "encoding"),
-                  None)
-    chosen = None if answer is None else answer["cheapest_equivalent"]
+    answer = design_answer(summary)
+    axis = next((a for a in answer["per_axis"] if a["axis"] == "encoding"), None)
+    chosen = None if axis is None else axis["cheapest_equivalent"]
     rows = [("backpropagation", summary["references"].get("bp")),
             ("DFA, ideal feedback", summary["references"].get("ideal")),
             (f"DFA through `{PRESET}`, default encoding `{default}`",
@@ -159,6 +159,11 @@ def _cora_rows(study: dict) -> list[dict]:
     if chosen is not None and chosen != default:
         rows.append((f"DFA through `{PRESET}`, the design answer's encoding `{chosen}`",
                      entries.get(f"encoding={chosen}")))
+    overall = answer["answer"]   # the cheapest setting decided equivalent, axes and grids
+    if overall is not None and overall["label"] not in (f"encoding={default}",
+                                                        f"encoding={chosen}"):
+        rows.append((f"DFA through `{PRESET}`, the design answer `{overall['label']}`",
+                     entries.get(overall["label"])))
     if default != "ternary":
         rows.append((f"DFA through `{PRESET}`, ternary encoding (the former default)",
                      entries.get("encoding=ternary")))
