@@ -13,24 +13,22 @@ local backward. Both are measured, not assumed:
 * :func:`micro_dfa_study`: macro against micro DFA on the character Transformer,
   paired likewise.
 
-Each comparison is a decision (:func:`paired_decision`): the paired differences' mean and
-95 % interval (Student t), and an equivalence test with a stated margin: two one-sided
-t-tests at 5 % (the 90 % interval inside ``+-margin``): ``equivalent``; else a 95 %
-interval that excludes zero: ``worse`` or ``better``; else ``undecided`` (the seeds
-cannot tell).
+Each comparison is a decision (:func:`paired_decision`, the rule of the noise study): the
+paired differences' mean and 95 % interval (Student t), and tests against a stated
+margin: two one-sided t-tests at 5 % (the 90 % interval inside ``+-margin``):
+``equivalent``; a one-sided test that puts the difference beyond the margin: ``worse``
+or ``better``; else ``undecided`` (the seeds cannot tell).
 """
 
 from __future__ import annotations
 
-import math
 import time
 
 import numpy as np
-from scipy import stats
 
-from photon.support.arguments import check_int, check_number
+from photon.support.arguments import check_int
 from photon.support.progress import Progress
-from photon.support.stats import describe
+from photon.support.stats import describe, mean_interval, paired_margin_tests
 
 __all__ = ["STALE_TASKS", "paired_decision", "stale_feedback_study", "micro_dfa_study",
            "variants_markdown"]
@@ -42,40 +40,28 @@ STALE_TASKS = (("gcn", "cora", None), ("mlp", "digits", None))
 def paired_decision(differences, margin: float, confidence: float = 0.95) -> dict:
     """Decide a paired difference (variant - reference, one per seed) against ``+-margin``.
 
+    The house's decision (:func:`photon.support.stats.paired_margin_tests`, the rule of
+    the noise study): ``"equivalent"`` when both one-sided t tests of TOST reject a
+    difference beyond the margin at ``1 - confidence``; ``"worse"`` (``"better"``) when a
+    one-sided test puts the difference beyond ``-margin`` (``+margin``); else
+    ``"undecided"``.
+
     Returns
     -------
     dict
-        ``mean``, ``ci95`` (half-width), ``ci90`` (half-width), ``n``, ``margin``,
-        ``p_equivalence`` (the larger of the two one-sided p-values), ``p_difference``
-        (two-sided, against zero) and ``decision``: ``"equivalent"`` (the 90 % interval
-        inside ``+-margin``: TOST at 5 %), ``"worse"`` / ``"better"`` (the 95 % interval
-        below / above zero), or ``"undecided"``.
+        ``mean``, ``ci95`` (half-width of the ``confidence`` interval of the mean),
+        ``ci90`` (half-width of the ``1 - 2 (1 - confidence)`` interval TOST reads),
+        ``n``, ``margin``, ``p_equivalence`` (TOST's p-value), ``p_worse`` and
+        ``p_better``, ``decision`` and the ``values``.
     """
     values = np.asarray(differences, dtype=float).ravel()
-    margin = check_number("margin", margin, low=0.0, low_open=True)
-    n = values.size
-    if n < 2:
-        raise ValueError(f"differences: {n} value(s): expected at least 2 paired seeds")
-    mean, sem = float(values.mean()), float(values.std(ddof=1)) / math.sqrt(n)
-    t95 = float(stats.t.ppf(0.5 + confidence / 2, n - 1))
-    t90 = float(stats.t.ppf(confidence, n - 1))  # one-sided at 1 - confidence: the 90 % interval
-    if sem == 0.0:
-        p_low = p_high = 0.0 if abs(mean) < margin else 1.0
-        p_diff = 0.0 if mean else 1.0
-    else:
-        p_low = float(stats.t.sf((mean + margin) / sem, n - 1))   # H0: mean <= -margin
-        p_high = float(stats.t.cdf((mean - margin) / sem, n - 1))  # H0: mean >= +margin
-        p_diff = float(2 * stats.t.sf(abs(mean) / sem, n - 1))
-    alpha = 1 - confidence
-    if max(p_low, p_high) < alpha:
-        decision = "equivalent"
-    elif p_diff < alpha:
-        decision = "worse" if mean < 0 else "better"
-    else:
-        decision = "undecided"
-    return {"mean": mean, "ci95": t95 * sem, "ci90": t90 * sem, "n": n, "margin": margin,
-            "p_equivalence": max(p_low, p_high), "p_difference": p_diff, "decision": decision,
-            "values": values.tolist()}
+    tests = paired_margin_tests(values, margin, alpha=1.0 - confidence)
+    _, half = mean_interval(values, confidence)
+    low, high = tests["interval"]
+    return {"mean": tests["mean"], "ci95": half, "ci90": (high - low) / 2.0, "n": tests["n"],
+            "margin": tests["margin"], "p_equivalence": tests["p_tost"],
+            "p_worse": tests["p_worse"], "p_better": tests["p_better"],
+            "decision": tests["decision"], "values": values.tolist()}
 
 
 def _arm_runs(run, seeds, arms: dict, label: str, progress) -> tuple[dict, dict]:

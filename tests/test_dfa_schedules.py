@@ -105,7 +105,10 @@ def test_paired_decision_says_equivalent_worse_or_undecided():
     # the 90 % interval is inside +-margin exactly when TOST passes
     assert abs(small["mean"]) + small["ci90"] < 1.0
     worse = paired_decision([-3.1, -2.9, -3.3, -2.7, -3.0], margin=1.0)
-    assert worse["decision"] == "worse" and worse["mean"] + worse["ci95"] < 0
+    assert worse["decision"] == "worse" and worse["mean"] + worse["ci90"] < -1.0
+    # below zero but not beyond the margin: the house's rule does not call it worse
+    slight = paired_decision([-0.6, -0.5, -0.55, -0.45, -0.5, -0.6, -0.4, -0.5], margin=1.0)
+    assert slight["mean"] + slight["ci95"] < 0 and slight["decision"] == "equivalent"
     noisy = paired_decision([-2.0, 1.5, -0.5, 2.5, -3.0], margin=1.0)
     assert noisy["decision"] == "undecided"
     with pytest.raises(ValueError, match="expected at least 2"):
