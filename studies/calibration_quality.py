@@ -146,6 +146,11 @@ def plot_quality(rows, path) -> None:
     fig.savefig(path, dpi=120)
 
 
+def _mean_cell(row: dict, key: str) -> str:
+    """``row[key]`` with its 95 % half-width (``row[key + '_ci95']``; none for one seed)."""
+    half = row[f"{key}_ci95"]
+    return f"{row[key]:.5f}" + ("" if math.isnan(half) else f" +- {half:.5f}")
+
 def calibration_page(report: dict, rows, command: str, cost_rows=(), budget_rows=()) -> str:
     """The Markdown results page of ``scripts/calibrate.py --out``.
 
@@ -191,15 +196,10 @@ def calibration_page(report: dict, rows, command: str, cost_rows=(), budget_rows
                   "Student-t interval (blank for one seed).", "",
                   "| preset | frames per input | intensity r | TM row corr, median | "
                   "TM row corr, 5th percentile | untrusted rows |", "|---|---|---|---|---|---|"]
-
-        def cell(row, key):
-            half = row[f"{key}_ci95"]
-            return f"{row[key]:.5f}" + ("" if math.isnan(half) else f" +- {half:.5f}")
-
         for row in summary:
             lines.append(f"| {row['preset']} | {row['frames_per_input']:.1f} | "
-                         f"{cell(row, 'intensity_r')} | {cell(row, 'tm_corr')} | "
-                         f"{cell(row, 'tm_corr_p05')} | {row['untrusted']:.1f} |")
+                         f"{_mean_cell(row, 'intensity_r')} | {_mean_cell(row, 'tm_corr')} | "
+                         f"{_mean_cell(row, 'tm_corr_p05')} | {row['untrusted']:.1f} |")
         lines += ["", "![calibration quality against frames](calibration_quality.png)"]
     if cost_rows:
         lines += cost_markdown(cost_rows, budget_rows)
@@ -352,13 +352,8 @@ def cost_markdown(cost_rows, budget_rows) -> list[str]:
                   f"way through). Mean over {seeds} seed(s), +- the 95 % half-width.", "",
                   "| device | plan | frames per input | intensity r | TM row corr, 5th "
                   "percentile | untrusted rows |", "|---|---|---|---|---|---|"]
-
-        def cell(row, key):
-            half = row[f"{key}_ci95"]
-            return f"{row[key]:.5f}" + ("" if math.isnan(half) else f" +- {half:.5f}")
-
         for row in summary:
             lines.append(f"| {row['device']} | {row['plan']} | {row['frames_per_input']:.1f} | "
-                         f"{cell(row, 'intensity_r')} | {cell(row, 'tm_corr_p05')} | "
+                         f"{_mean_cell(row, 'intensity_r')} | {_mean_cell(row, 'tm_corr_p05')} | "
                          f"{row['untrusted']:.1f} |")
     return lines
