@@ -1,4 +1,4 @@
-"""What both ``OPUMap`` classes share: building their ``OPU`` and fitting it."""
+"""What both ``OPUMap`` classes share: their settings, building their ``OPU``, fitting it."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from photon.support.arguments import check_bool, check_int
 from ..internal.simulated_device import SimulatedOpuDevice
 from ..opu import OPU
 
-__all__ = ["make_opu", "check_ndims", "fit_opu"]
+__all__ = ["MapSettings", "make_opu", "check_ndims", "fit_opu"]
 
 
 def make_opu(n_components, opu, simulated, max_n_features, verbose_level) -> OPU:
@@ -51,3 +51,51 @@ def fit_opu(opu: OPU, ndims: int, X, n_features, packed: bool, online: bool,
         if n_features is None and packed:
             n_features = n_2d_features
         opu.fit2d(X, n_features=n_features, packed=packed, online=online)
+
+
+class MapSettings:
+    """The settings and the ``OPU`` of an ``OPUMap`` (scikit-learn's or PyTorch's, a base
+    class of both): lightonml's constructor arguments, ``n_components`` read from and
+    written to the ``OPU``, the projection ``linear`` selects, and opening and closing."""
+
+    def _set_settings(self, n_components, opu, ndims, n_2d_features, packed, simulated,
+                      max_n_features, verbose_level, linear) -> None:
+        """Check and keep the constructor's arguments; build (or resize) the ``OPU``."""
+        self.opu = make_opu(n_components, opu, simulated, max_n_features, verbose_level)
+        self.ndims = check_ndims(ndims)
+        self.n_2d_features = n_2d_features
+        self.packed = check_bool("packed", packed)
+        self.simulated = simulated
+        self.linear = check_bool("linear", linear)
+        self.max_n_features = max_n_features
+        self.verbose_level = verbose_level
+        self.fitted = False
+
+    @property
+    def n_components(self) -> int:
+        """Outputs of the ``OPU``."""
+        return self.opu.n_components
+
+    @n_components.setter
+    def n_components(self, value) -> None:
+        self.opu.n_components = value
+
+    @property
+    def projection(self):
+        """``OPU.linear_transform`` with ``linear``, else ``OPU.transform``."""
+        return self.opu.linear_transform if self.linear else self.opu.transform
+
+    def open(self) -> None:
+        """Open the ``OPU``."""
+        self.opu.open()
+
+    def close(self) -> None:
+        """Close the ``OPU``."""
+        self.opu.close()
+
+    def __enter__(self):
+        self.open()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -13,12 +13,12 @@ from sklearn.base import BaseEstimator, TransformerMixin
 
 from photon.support.arguments import check_bool
 
-from ._map import check_ndims, fit_opu, make_opu
+from ._map import MapSettings, fit_opu
 
 __all__ = ["OPUMap"]
 
 
-class OPUMap(BaseEstimator, TransformerMixin):
+class OPUMap(MapSettings, BaseEstimator, TransformerMixin):
     """lightonml's scikit-learn ``OPUMap``: ``transform`` is ``OPU.transform``.
 
     Parameters
@@ -46,24 +46,8 @@ class OPUMap(BaseEstimator, TransformerMixin):
 
     def __init__(self, n_components, opu=None, ndims=1, n_2d_features=None, packed=False,
                  simulated=False, max_n_features=None, verbose_level=-1, linear=False):
-        self.opu = make_opu(n_components, opu, simulated, max_n_features, verbose_level)
-        self.ndims = check_ndims(ndims)
-        self.n_2d_features = n_2d_features
-        self.packed = check_bool("packed", packed)
-        self.simulated = simulated
-        self.linear = check_bool("linear", linear)
-        self.max_n_features = max_n_features
-        self.verbose_level = verbose_level
-        self.fitted = False
-
-    @property
-    def n_components(self) -> int:
-        """Outputs of the ``OPU``."""
-        return self.opu.n_components
-
-    @n_components.setter
-    def n_components(self, value) -> None:
-        self.opu.n_components = value
+        self._set_settings(n_components, opu, ndims, n_2d_features, packed, simulated,
+                           max_n_features, verbose_level, linear)
 
     def fit(self, X=None, y=None, n_features=None, packed=False, online=False):
         """``fit1d``/``fit2d`` the ``OPU`` on ``X`` (or ``n_features``); returns self."""
@@ -78,23 +62,7 @@ class OPUMap(BaseEstimator, TransformerMixin):
             print("OPUMap was not fit to data. Performing fit on the input with default "
                   "parameters...")
             self.fit(X)
-        transform = self.opu.linear_transform if self.linear else self.opu.transform
-        return np.array(transform(X))
-
-    def open(self) -> None:
-        """Open the ``OPU``."""
-        self.opu.open()
-
-    def close(self) -> None:
-        """Close the ``OPU``."""
-        self.opu.close()
-
-    def __enter__(self) -> "OPUMap":
-        self.open()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+        return np.array(self.projection(X))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

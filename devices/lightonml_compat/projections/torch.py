@@ -12,12 +12,12 @@ from torch import nn
 
 from photon.support.arguments import check_bool
 
-from ._map import check_ndims, fit_opu, make_opu
+from ._map import MapSettings, fit_opu
 
 __all__ = ["OPUMap"]
 
 
-class OPUMap(nn.Module):
+class OPUMap(MapSettings, nn.Module):
     """lightonml's PyTorch ``OPUMap``: ``forward`` is ``OPU.transform``, detached.
 
     Parameters
@@ -30,25 +30,9 @@ class OPUMap(nn.Module):
     def __init__(self, n_components, opu=None, ndims=1, n_2d_features=None, packed=False,
                  simulated=False, max_n_features=None, verbose_level=-1, linear=False):
         super().__init__()
-        self.opu = make_opu(n_components, opu, simulated, max_n_features, verbose_level)
-        self.ndims = check_ndims(ndims)
-        self.n_2d_features = n_2d_features
-        self.packed = check_bool("packed", packed)
-        self.simulated = simulated
-        self.linear = check_bool("linear", linear)
-        self.max_n_features = max_n_features
-        self.verbose_level = verbose_level
-        self.fitted = False
+        self._set_settings(n_components, opu, ndims, n_2d_features, packed, simulated,
+                           max_n_features, verbose_level, linear)
         self.online = False
-
-    @property
-    def n_components(self) -> int:
-        """Outputs of the ``OPU``."""
-        return self.opu.n_components
-
-    @n_components.setter
-    def n_components(self, value) -> None:
-        self.opu.n_components = value
 
     def forward(self, input):
         """The projections of a tensor batch (fits on it first if not fitted), detached."""
@@ -58,7 +42,7 @@ class OPUMap(nn.Module):
             print("OPUMap was not fit to data. Performing fit on the first batch with default "
                   "parameters...")
             self.fit(input)
-        transform = self.opu.linear_transform if self.linear else self.opu.transform
+        transform = self.projection
         if self.online:
             return torch.stack([transform(row) for row in input]).detach()
         return transform(input).detach()
@@ -78,17 +62,3 @@ class OPUMap(nn.Module):
         return (f"out_features={self.n_components}, n_dims={self.ndims}, packed={self.packed}, "
                 f"simulated={self.simulated}")
 
-    def open(self) -> None:
-        """Open the ``OPU``."""
-        self.opu.open()
-
-    def close(self) -> None:
-        """Close the ``OPU``."""
-        self.opu.close()
-
-    def __enter__(self) -> "OPUMap":
-        self.open()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
