@@ -240,7 +240,24 @@ class ConcatenatedBitPlanEncoder(BaseTransformer):
             n, f * self.n_bits)
 
 
-class ConcatenatingBitPlanDecoder(BaseTransformer):
+class _PlaneDecoder(BaseTransformer):
+    """Decoders of ``n_bits`` projected planes per sample, weighted ``decoding_decay**k``."""
+
+    def __init__(self, n_bits=8, decoding_decay=0.5):
+        self.n_bits = check_int("n_bits", n_bits, 1)
+        self.decoding_decay = _real("decoding_decay", decoding_decay)
+
+    def _planes(self, X) -> np.ndarray:
+        """``X`` (n_samples * n_bits, n_out) checked, as (n_samples, n_bits, n_out)."""
+        X = check_array("X", X, ndim=2, what="(n_samples * n_bits, n_out)")
+        rows, n_out = X.shape
+        if rows % self.n_bits:
+            raise ValueError(f"X: shape {X.shape}: expected a multiple of n_bits = "
+                             f"{self.n_bits} rows")
+        return X.reshape(rows // self.n_bits, self.n_bits, n_out)
+
+
+class ConcatenatingBitPlanDecoder(_PlaneDecoder):
     """Weight projected bit planes and concatenate them along the outputs (lightonml's).
 
     ``X`` (n_samples * n_bits, n_out), plane ``k`` of a sample weighted by
@@ -254,24 +271,16 @@ class ConcatenatingBitPlanDecoder(BaseTransformer):
         Weight ratio of successive planes.
     """
 
-    def __init__(self, n_bits=8, decoding_decay=0.5):
-        self.n_bits = check_int("n_bits", n_bits, 1)
-        self.decoding_decay = _real("decoding_decay", decoding_decay)
-
     @preserve_type
     def transform(self, X):
         """(n_samples * n_bits, n_out) -> (n_samples, n_bits * n_out), float32."""
-        X = check_array("X", X, ndim=2, what="(n_samples * n_bits, n_out)")
-        rows, n_out = X.shape
-        if rows % self.n_bits:
-            raise ValueError(f"X: shape {X.shape}: expected a multiple of n_bits = "
-                             f"{self.n_bits} rows")
+        planes = self._planes(X)
         decay = (self.decoding_decay ** np.arange(self.n_bits)).reshape(1, self.n_bits, 1)
-        weighted = X.reshape(rows // self.n_bits, self.n_bits, n_out) * decay
-        return weighted.reshape(rows // self.n_bits, self.n_bits * n_out).astype(np.float32)
+        weighted = planes * decay
+        return weighted.reshape(planes.shape[0], self.n_bits * planes.shape[2]).astype(np.float32)
 
 
-class MixingBitPlanDecoder(BaseTransformer):
+class MixingBitPlanDecoder(_PlaneDecoder):
     """Recombine projected bit planes: ``sum_k decoding_decay**k plane_k`` (lightonml < 1.4).
 
     ``X`` (n_samples * n_bits, n_out) becomes (n_samples, n_out), float32.
@@ -284,20 +293,11 @@ class MixingBitPlanDecoder(BaseTransformer):
         Weight ratio of successive planes (0.5 for OPU outputs).
     """
 
-    def __init__(self, n_bits=8, decoding_decay=0.5):
-        self.n_bits = check_int("n_bits", n_bits, 1)
-        self.decoding_decay = _real("decoding_decay", decoding_decay)
-
     @preserve_type
     def transform(self, X):
         """(n_samples * n_bits, n_out) -> (n_samples, n_out), float32."""
-        X = check_array("X", X, ndim=2, what="(n_samples * n_bits, n_out)")
-        rows, n_out = X.shape
-        if rows % self.n_bits:
-            raise ValueError(f"X: shape {X.shape}: expected a multiple of n_bits = "
-                             f"{self.n_bits} rows")
+        planes = self._planes(X).astype(np.float64)
         decay = self.decoding_decay ** np.arange(self.n_bits, dtype=np.float64)
-        planes = X.reshape(rows // self.n_bits, self.n_bits, n_out).astype(np.float64)
         return np.einsum("npo,p->no", planes, decay).astype(np.float32)
 
 
