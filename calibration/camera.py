@@ -47,7 +47,7 @@ import numpy as np
 from scipy import optimize, special
 
 from photon import to_numpy
-from photon.support.arguments import check_int, check_number
+from photon.support.arguments import check_choice, check_int, check_number
 
 from .acquisition import acquire_all
 from .saturation import ADC_CENSOR_MARGIN_DN, adc_censor_dn
@@ -232,8 +232,7 @@ def _all_off(device, repeats, exposure_us):
 
 
 def _resolve_dark_method(device, dark: str) -> str:
-    if dark not in DARK_METHODS:
-        raise ValueError(f"dark = {dark!r}: expected one of {', '.join(map(repr, DARK_METHODS))}")
+    check_choice("dark", dark, DARK_METHODS)
     can_block = bool(getattr(device, "can_block_light", False))
     if dark == "shutter" and not can_block:
         raise ValueError(f"dark = 'shutter': device {device.name!r} cannot block its light "

@@ -17,7 +17,7 @@ import numpy as np
 
 from devices import CalibratedDevice, DeviceClosedError, OPUDevice
 from photon import to_numpy
-from photon.support.arguments import check_int, check_number, check_seed
+from photon.support.arguments import check_choice, check_int, check_number, check_seed
 
 from .acquisition import acquire_all
 from .camera import (MIN_TRANSFER_POINTS, TRANSFER_EXPOSURES, CameraEstimate, NoiseFreeCamera,
@@ -160,8 +160,7 @@ def calibrate(device, *, probes_per_input: float = 4.0, camera: bool | None = No
         raise DeviceClosedError(f"device = '{device.name}': closed: expected an open device "
                                 "(call open() or use it in a 'with' block)")
     scoring_frames = check_int("scoring_frames", scoring_frames, low=2)
-    if exposure not in EXPOSURE_CHOICES:
-        raise ValueError(f"exposure = {exposure!r}: expected one of {', '.join(EXPOSURE_CHOICES)}")
+    check_choice("exposure", exposure, EXPOSURE_CHOICES)
     seed = check_seed("seed", seed)
     check_number("probes_per_input", probes_per_input, low=1.0, unit="probes per input")
     camera_estimate = None

@@ -36,7 +36,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, replace
 
-from photon.support.arguments import check_number
+from photon.support.arguments import check_choice, check_number
 
 __all__ = ["GPUSpec", "H100_SXM", "H200_SXM", "GPUS", "PRECISIONS", "Roofline", "gpu_spec",
            "match_gpu", "PHILOX_INSTRUCTIONS_PER_ENTRY"]
@@ -92,8 +92,7 @@ class GPUSpec:
 
     def peak_flops(self, precision: str) -> float:
         """Peak FLOP/s of ``precision`` (``"fp32"``, ``"tf32"`` or ``"bf16"``)."""
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision = {precision!r}: expected one of {', '.join(PRECISIONS)}")
+        check_choice("precision", precision, PRECISIONS)
         peaks = {"fp32": self.fp32_flops, "tf32": self.tf32_flops, "bf16": self.bf16_flops}
         return peaks[precision]
 

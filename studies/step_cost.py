@@ -87,7 +87,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from devices.cost import job_cost
-from photon.support.arguments import check_int
+from photon.support.arguments import check_choice, check_int
 from photon.support.progress import Progress
 from studies.gpu_model import Roofline, gpu_spec
 
@@ -205,9 +205,7 @@ class TransformerShape:
     def __post_init__(self):
         for key in ("vocab", "width", "n_blocks", "heads", "context", "tokens"):
             check_int(key, getattr(self, key))
-        if self.feedback_mode not in FEEDBACK_MODES:
-            raise ValueError(f"feedback_mode = {self.feedback_mode!r}: expected one of "
-                             f"{', '.join(FEEDBACK_MODES)}")
+        check_choice("feedback_mode", self.feedback_mode, FEEDBACK_MODES)
 
     family = "transformer"
 
@@ -658,8 +656,7 @@ def step_ops(shape, option: str, implementation: Implementation = HOUSE_NUMPY,
         Forward, backward, feedback (machine side only for ``dfa-opu``) and update,
         each on its lane (:class:`Op`).
     """
-    if option not in OPTIONS:
-        raise ValueError(f"option = {option!r}: expected one of {', '.join(OPTIONS)}")
+    check_choice("option", option, OPTIONS)
     dfa = option != "bp"
     if shape.family == "mlp":
         ops = _mlp_forward(shape) + _mlp_backward(shape, bp=not dfa)
@@ -980,8 +977,7 @@ def step_cost(shape, option: str, machine: Machine, opu: OPUSpec | None = None,
     """
     if option == "dfa-opu" and opu is None:
         raise ValueError("opu = None: expected an OPUSpec (see opu_spec) for option 'dfa-opu'")
-    if schedule not in SCHEDULES:
-        raise ValueError(f"schedule = {schedule!r}: expected one of {', '.join(SCHEDULES)}")
+    check_choice("schedule", schedule, SCHEDULES)
     ops = step_ops(shape, option, machine.implementation, planes)
     if transform is not None:
         ops = transform(ops)

@@ -25,7 +25,7 @@ from typing import Callable
 
 import numpy as np
 
-from photon.support.arguments import check_int
+from photon.support.arguments import check_choice, check_int
 
 __all__ = ["CLOCKS", "interleaved_times", "blas_limit", "summary", "spread_text"]
 
@@ -77,8 +77,7 @@ def interleaved_times(functions: dict, repeats: int = 5, warmup: int = 1, clock:
     """
     repeats = check_int("repeats", repeats)
     warmup = check_int("warmup", warmup, low=0)
-    if clock not in CLOCKS:
-        raise ValueError(f"clock = {clock!r}: expected one of {', '.join(CLOCKS)}")
+    check_choice("clock", clock, CLOCKS)
     now, sync = CLOCKS[clock], synchronize or (lambda: None)
     splits = splits or {}
     for function in functions.values():

@@ -84,7 +84,7 @@ def test_calibrate_lowers_a_settable_exposure_until_few_rows_saturate():
     assert device.exposure_us == setting.final_us == result.exposure_us < 600.0
     assert setting.rows_saturating <= 0.01
     assert result.frames == result.tm.frames + setting.frames + result.scoring_frames
-    with pytest.raises(ValueError, match=r"exposure = 'sometimes': expected one of auto, keep"):
+    with pytest.raises(ValueError, match=r"exposure = 'sometimes': expected one of 'auto', 'keep'"):
         calibrate(device, exposure="sometimes")
 
 

@@ -44,7 +44,7 @@ import os
 import numpy as np
 
 from photon import DeviceConfig, preset_names
-from photon.support.arguments import check_array, check_bool, check_int, check_seed
+from photon.support.arguments import check_array, check_bool, check_choice, check_int, check_seed
 
 from ..ideal import IdealDevice
 from ..operator import OPU as ToolkitOPU
@@ -175,9 +175,7 @@ class OPU:
         self._device_options = dict(device_options or {})
         if output_scale is None:
             output_scale = "simulator" if self._simulated else "unit"
-        if output_scale not in OUTPUT_SCALES:
-            raise ValueError(f"output_scale = {output_scale!r}: expected one of "
-                             f"{', '.join(map(repr, OUTPUT_SCALES))}")
+        check_choice("output_scale", output_scale, OUTPUT_SCALES)
         self.output_scale = output_scale
         self.operator: ToolkitOPU | None = None
         self._built_for = None  # (n_features, n_components, seed) of the operator

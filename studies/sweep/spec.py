@@ -49,7 +49,7 @@ from photon import resolve_config
 from photon.budget import mean_signal_electrons
 from photon.config import DeviceConfig, config_from_dict
 from photon.support import jsonio
-from photon.support.arguments import check_int, check_seed
+from photon.support.arguments import check_choice, check_int, check_seed
 from photon.support.schema import to_mapping
 
 from dfa_bridge.data import data_fingerprint, load_dataset
@@ -210,8 +210,7 @@ class StudyTask:
     description: str = ""
 
     def __post_init__(self):
-        if self.model not in MODELS:
-            raise ValueError(f"model = {self.model!r}: expected one of {', '.join(MODELS)}")
+        check_choice("model", self.model, MODELS)
         if self.data is None:
             object.__setattr__(self, "data", FAMILIES[self.model]["default_data"])
         if self.budget is not None:
@@ -452,8 +451,7 @@ def sweep_points(axes: Sequence[str] = ("encoding",), pairs: Sequence[tuple[str,
         For an unknown axis name, or a pair of one axis with itself.
     """
     for name in list(axes) + [n for pair in pairs for n in pair]:
-        if name not in AXES:
-            raise ValueError(f"axis = {name!r}: expected one of {', '.join(AXES)}")
+        check_choice("axis", name, AXES)
     for first, second in pairs:
         if first == second:
             raise ValueError(f"pair = {first}:{second}: expected two different axes")
