@@ -3,8 +3,9 @@
 A :class:`FeedbackMonitor` wraps a :class:`~dfa_bridge.training.feedback.DeviceFeedback`
 and, at every projection of a training run, compares what the device returned, ``B_hat
 e``, with the exact ``B e`` of the device's own noise-free twin (the same optics, seeds
-and transmission matrix with every noise source and the ADC off, measured once on
-unit frames; :meth:`devices.VirtualDevice.noise_free_twin`). Per step it records
+and transmission matrix with every noise source and the ADC off, measured once through
+an operator made as the monitored one, :meth:`devices.OPU.effective_matrix`;
+:meth:`devices.VirtualDevice.noise_free_twin`). Per step it records
 
 ``snr_db``           ``10 log10(sum |B e|^2 / sum |B_hat e - B e|^2)`` over the batch
 ``correlation``      Pearson correlation of ``B_hat e`` with ``B e`` over the batch
@@ -14,7 +15,7 @@ unit frames; :meth:`devices.VirtualDevice.noise_free_twin`). Per step it records
 
 The twin is a separate device: the monitored device shows exactly the frames it would
 show unmonitored, so a monitored run trains to the same numbers. Costs one GEMM and one
-encoding per step, and ``2 C`` frames on the twin. A device with no noise-free twin (a
+encoding per step, and the twin's frames of one ``effective_matrix`` (a few per class). A device with no noise-free twin (a
 hardware device) is not monitored (:func:`monitor_feedback` returns the source as is).
 """
 
