@@ -54,7 +54,8 @@ from .saturation import ADC_CENSOR_MARGIN_DN, adc_censor_dn
 
 __all__ = ["CameraEstimate", "NoiseFreeCamera", "estimate_camera", "fit_rounded_gaussian",
            "DARK_METHODS", "DarkCurrentEstimate", "estimate_dark_current", "FlatFieldEstimate",
-           "estimate_flat_field"]
+           "estimate_flat_field", "has_transfer_points", "MIN_TRANSFER_POINTS",
+           "TRANSFER_EXPOSURES"]
 
 DARK_METHODS = ("auto", "shutter", "extrapolated")
 SHORT_EXPOSURE = 0.01        # all-off frames at these fractions of the exposure (no shutter)
@@ -242,6 +243,12 @@ def _resolve_dark_method(device, dark: str) -> str:
     return dark
 
 
+def has_transfer_points(device, exposure_factors=TRANSFER_EXPOSURES) -> bool:
+    """Whether ``device`` gives the photon transfer points enough: one per output and
+    exposure, at least :data:`MIN_TRANSFER_POINTS`."""
+    return device.n_out * len(exposure_factors) >= MIN_TRANSFER_POINTS
+
+
 def estimate_camera(device, *, exposure_factors=TRANSFER_EXPOSURES, repeats: int = 64,
                     seed: int = 0, dark: str = "auto") -> CameraEstimate:
     """Estimate gain, read noise, black offset and saturation of ``device``.
@@ -276,7 +283,7 @@ def estimate_camera(device, *, exposure_factors=TRANSFER_EXPOSURES, repeats: int
                          "(the photon-transfer method varies it)")
     if repeats < 8:
         raise ValueError(f"repeats = {repeats}: expected at least 8 frames per exposure")
-    if device.n_out * len(exposure_factors) < MIN_TRANSFER_POINTS:
+    if not has_transfer_points(device, exposure_factors):
         raise ValueError(f"device '{device.name}': n_out = {device.n_out} outputs at "
                          f"{len(exposure_factors)} exposures give at most "
                          f"{device.n_out * len(exposure_factors)} photon-transfer points: "

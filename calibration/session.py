@@ -20,8 +20,7 @@ from photon import to_numpy
 from photon.support.arguments import check_choice, check_int, check_number, check_seed
 
 from .acquisition import acquire_all
-from .camera import (MIN_TRANSFER_POINTS, TRANSFER_EXPOSURES, CameraEstimate, NoiseFreeCamera,
-                     estimate_camera)
+from .camera import CameraEstimate, NoiseFreeCamera, estimate_camera, has_transfer_points
 from .exposure import ExposureSetting, settle_exposure
 from .metrics import fresh_frames, intensity_correlation
 from .saturation import saturation_levels
@@ -112,8 +111,9 @@ def calibrate(device, *, probes_per_input: float = 4.0, camera: bool | None = No
         See :func:`calibration.estimate_transmission_matrix` (about
         ``7 probes_per_input`` frames per input in all).
     camera
-        Also estimate the camera (default: when the device has an exposure and its
-        counts show temporal noise; a noise-free camera gives ``camera = None``). The
+        Also estimate the camera (default: when the device has an exposure, outputs
+        enough for the photon transfer (:func:`calibration.camera.has_transfer_points`)
+        and counts that show temporal noise; otherwise ``camera = None``). The
         camera's measured saturation level then sets where counts are censored.
     scoring_frames
         Fresh random frames on which ``intensity_r`` is measured.
@@ -164,9 +164,8 @@ def calibrate(device, *, probes_per_input: float = 4.0, camera: bool | None = No
     seed = check_seed("seed", seed)
     check_number("probes_per_input", probes_per_input, low=1.0, unit="probes per input")
     camera_estimate = None
-    # Auto: only where the photon transfer has points enough (one per output and exposure).
     if camera or (camera is None and device.exposure_us is not None
-                  and device.n_out * len(TRANSFER_EXPOSURES) >= MIN_TRANSFER_POINTS):
+                  and has_transfer_points(device)):
         try:
             camera_estimate = estimate_camera(device, seed=seed, dark=dark)
         except NoiseFreeCamera:
