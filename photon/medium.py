@@ -53,6 +53,7 @@ from .gaussian_matrix import GaussianMatrix
 from .grain import GrainAxis, plane_positions
 from .precision import precise_matmul, round_to_precision
 from .support.arrays import array_module
+from .support.memory import SMALL_CALL_BYTES, InsufficientMemory, available_bytes
 from .support.schema import ConfigError, check_setting, from_mapping, settings_as_properties
 
 __all__ = ["ScatteringMedium", "near_square_shape"]
@@ -66,6 +67,9 @@ _TM, _REFERENCE = 0, 1
 _PRODUCT_MIX_MAX_BATCH = 32
 # Row chunk of the keyframe mix: {on NumPy (cache-sized): bytes, on CuPy: bytes}.
 _MIX_CHUNK_BYTES = {True: 1 << 20, False: 1 << 28}
+# Host bytes per pixel and per mirror: (row, column) positions and source indices (int64),
+# with the temporaries that build them.
+_INDEX_BYTES = 64
 
 
 def near_square_shape(n: int) -> tuple[int, int]:
@@ -152,12 +156,13 @@ class ScatteringMedium:
                                       lo=1, unit="pixels")
         self.n_polarizations = n_polarizations
         self.n_mirrors = self.n_in * self.macropixel_mirrors
-        self._pixel_grain, self._mirror_grain = self._grain_axes(pixel_positions, sensor_cols)
-        self.seed, self.drift_seed = int(seed), int(drift_seed)
         storage = self.tm_storage
         if storage == "auto":
             storage = "dense" if self.dense_nbytes <= self.max_dense_tm_mb * 2**20 else "streamed"
         self.storage = storage
+        self._check_fits_in_memory()
+        self._pixel_grain, self._mirror_grain = self._grain_axes(pixel_positions, sensor_cols)
+        self.seed, self.drift_seed = int(seed), int(drift_seed)
         self.has_reference = self.held_on_mirrors > 0
         self.elapsed_s = 0.0
         # Dense storage. Keyframes live on the backend of the frames that need them:
@@ -245,6 +250,29 @@ class ScatteringMedium:
     def dense_nbytes(self) -> int:
         """Bytes of the stored float32 TM (real and imaginary parts, all polarizations)."""
         return 4 * self.n_in * self.n_polarizations * 2 * self.n_pixels
+
+    def _check_fits_in_memory(self) -> None:
+        """Refuse, before allocating, a medium whose arrays cannot fit in host memory.
+
+        The medium keeps :data:`_INDEX_BYTES` per pixel and per mirror (positions and
+        source indices, with their temporaries) and, stored dense, the TM
+        (:attr:`dense_nbytes`). Half of the memory available is the limit, as for a batch
+        call (:mod:`photon.support.memory`).
+        """
+        need = _INDEX_BYTES * (self.n_pixels + self.n_mirrors)
+        if self.storage == "dense":
+            need += self.dense_nbytes
+        if need <= SMALL_CALL_BYTES:
+            return
+        available = available_bytes(np)
+        if need > available / 2:
+            stored = " and the dense TM" if self.storage == "dense" else ""
+            raise InsufficientMemory(
+                f"n_in = {self.n_in} ({self.n_mirrors} mirrors) and n_pixels = "
+                f"{self.n_pixels}: the medium's per-pixel and per-mirror indices{stored} need "
+                f"{need / 2 ** 30:.3g} GiB, more than half of the {available / 2 ** 30:.3g} GiB "
+                "available; expected fewer inputs or pixels"
+                + ("" if stored == "" else ", or tm_storage = 'streamed'"))
 
     def _grain_axes(self, pixel_positions, sensor_cols):
         """The pixel and mirror sides of the TM (:class:`photon.grain.GrainAxis`)."""

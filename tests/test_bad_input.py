@@ -87,3 +87,33 @@ def test_the_chain_refuses_a_batch_whose_counts_cannot_fit_and_chunks_a_large_on
     frames = np.random.default_rng(1).random((100, 16)) < 0.5
     counts = chain.acquire(frames)
     assert counts.shape == (100, 32) and chain.frames_acquired == before + 100
+
+
+def test_a_medium_too_large_for_memory_is_refused_before_allocating(monkeypatch):
+    """Index arrays of 2^24 pixels (1 GiB) against 1 GiB available: refused, naming the
+    sizes; the same medium with 4 GiB available is built (the check can pass)."""
+    import photon.medium as medium_module
+    from photon import ScatteringMedium
+    from photon.support.memory import InsufficientMemory
+
+    monkeypatch.setattr(medium_module, "available_bytes", lambda xp=np: 2 ** 30)
+    with pytest.raises(InsufficientMemory, match=r"n_in = 3 .*n_pixels = 16777216.*GiB"):
+        ScatteringMedium.from_settings(3, 2 ** 24, tm_storage="streamed")
+    with pytest.raises(InsufficientMemory, match=r"dense TM .*tm_storage = 'streamed'"):
+        ScatteringMedium.from_settings(2 ** 12, 2 ** 16, tm_storage="dense")
+    monkeypatch.setattr(medium_module, "available_bytes", lambda xp=np: 2 ** 32)
+    assert ScatteringMedium.from_settings(3, 2 ** 22, tm_storage="streamed").n_pixels == 2 ** 22
+
+
+def test_host_memory_is_the_control_groups_headroom_where_that_is_smaller(tmp_path,
+                                                                          monkeypatch):
+    from photon.support import memory
+
+    limit, usage = tmp_path / "memory.max", tmp_path / "memory.current"
+    limit.write_text(f"{3 * 2 ** 30}\n")
+    usage.write_text(f"{2 ** 30}\n")
+    monkeypatch.setattr(memory, "_CGROUP_MEMORY_FILES", ((str(limit), str(usage)),))
+    monkeypatch.setattr(memory, "_host_available_bytes", lambda: 20 * 2 ** 30)
+    assert memory.available_bytes() == 2 * 2 ** 30
+    limit.write_text("max\n")  # no limit: the host's figure
+    assert memory.available_bytes() == 20 * 2 ** 30

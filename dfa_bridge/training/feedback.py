@@ -34,16 +34,19 @@ import numpy as np
 from devices import (OPU, BitPlaneEncoder, Encoder, OPUDevice, TernaryEncoder, backend_names,
                      open_device)
 from photon import array_module
-from photon.support.arguments import check_widths
+from photon.support.arguments import check_int, check_widths
 from photon.support.arrays import asarray_like
 
 from .feedback_base import NO_HIDDEN, Feedback
 from .structured_feedback import StructuredFeedback
 
 __all__ = ["Feedback", "IdealFeedback", "DeviceFeedback", "StructuredFeedback", "ENCODERS",
-           "make_encoder", "make_feedback"]
+           "OUTPUT_SPACING", "make_encoder", "make_feedback"]
 
 ENCODERS = ("ternary", "bitplanes")
+#: Device outputs per row of ``B`` that :func:`make_feedback` opens: rows two pixels apart
+#: share little of a speckle grain (see :class:`DeviceFeedback`).
+OUTPUT_SPACING = 2
 
 
 class IdealFeedback(Feedback):
@@ -105,9 +108,18 @@ class DeviceFeedback(Feedback):
     Rows of ``B`` are device outputs chosen once, at construction (``rows``). A device
     with spare outputs gives the operator's usable ones first (neither weak, within the
     noise, nor untrusted, as a calibrated device flags the rows its calibration could not
-    fit), in device order, then, only when it has too few, the weak ones and last the
+    fit), ``output_spacing`` apart in device order where it has outputs enough, then the
+    other usable ones, then, only when it has too few, the weak ones and last the
     untrusted ones. A device with exactly ``S`` outputs keeps them in order. An untrusted
     row's feedback is zero (its hidden unit gets none).
+
+    Why spaced: neighbouring camera pixels see one speckle grain, so their rows of the
+    transmission matrix are correlated (field correlation ``exp(-d^2 / 4 sigma^2)`` at
+    ``d`` pixels for a grain of rms radius ``sigma``, docs/design.md section 2); rows of
+    ``B`` that are correlated feed nearly the same signal to several hidden units, and DFA
+    on Cora's GCN loses accuracy by it (docs/noise). :func:`make_feedback` opens a device
+    with ``output_spacing`` times the outputs it needs and reads every
+    ``output_spacing``-th one.
 
     Parameters
     ----------
@@ -122,11 +134,17 @@ class DeviceFeedback(Feedback):
         loses accuracy against ideal feedback, 4-bit planes do not.
     n_bits
         Bits per sign for ``"bitplanes"`` (default 4).
+    output_spacing
+        Outputs between two rows of ``B`` in device order, where the device has
+        ``output_spacing * S`` usable outputs or more (default
+        :data:`OUTPUT_SPACING`; 1: the first usable outputs).
     """
 
     def __init__(self, device: OPUDevice, widths: Sequence[int], n_classes: int,
-                 encoder: str | Encoder = "bitplanes", n_bits: int = 4):
+                 encoder: str | Encoder = "bitplanes", n_bits: int = 4,
+                 output_spacing: int = OUTPUT_SPACING):
         super().__init__(widths, n_classes)
+        self.output_spacing = check_int("output_spacing", output_spacing, low=1)
         if not isinstance(device, OPUDevice):
             raise TypeError(f"device = {device!r}: expected an OPUDevice (see devices.open_device)")
         if device.n_in < self.n_classes:
@@ -149,7 +167,7 @@ class DeviceFeedback(Feedback):
         self._matrix = None
 
     def _choose_rows(self) -> np.ndarray:
-        """Device outputs realizing the ``S`` rows of ``B``: usable ones first.
+        """Device outputs realizing the ``S`` rows of ``B``: usable ones first, spaced.
 
         A device with exactly ``S`` outputs keeps them in order (its untrusted rows feed
         back zero).
@@ -160,7 +178,12 @@ class DeviceFeedback(Feedback):
         untrusted = np.zeros(usable.size, bool)
         untrusted[np.asarray(self.opu.untrusted_outputs_, np.int64)] = True
         weak = ~usable & ~untrusted
-        order = np.concatenate([np.flatnonzero(usable), np.flatnonzero(weak),
+        usable_index = np.flatnonzero(usable)
+        spaced = usable_index[::self.output_spacing]
+        if spaced.size < self.total_width:  # too few for the spacing: the first usable ones
+            spaced = usable_index[:0]
+        rest = np.setdiff1d(usable_index, spaced, assume_unique=True)
+        order = np.concatenate([spaced, rest, np.flatnonzero(weak),
                                 np.flatnonzero(untrusted)])
         return order[:self.total_width].astype(np.int64)
 
@@ -210,7 +233,8 @@ class DeviceFeedback(Feedback):
     def describe(self) -> dict:
         """Plain-data description: device, encoder, frames shown, their time on the device."""
         return {**super().describe(), "backend": self.device.backend,
-                "encoder": repr(self.opu.encoder), "frames_acquired": self.device.frames_acquired,
+                "encoder": repr(self.opu.encoder), "output_spacing": self.output_spacing,
+                "frames_acquired": self.device.frames_acquired,
                 "device_seconds": self.device.frames_acquired * self.device.frame_time_s,
                 "weak_outputs": int(self.opu.weak_outputs_),
                 "untrusted_outputs": int(len(self.opu.untrusted_outputs_)),
@@ -220,7 +244,8 @@ class DeviceFeedback(Feedback):
 
 def make_feedback(name: str, widths: Sequence[int], n_classes: int, *, seed: int = 0,
                   encoder: str | Encoder = "bitplanes", n_bits: int = 4,
-                  macropixel_mirrors: int = 64, **device_options) -> Feedback:
+                  macropixel_mirrors: int = 64, output_spacing: int = OUTPUT_SPACING,
+                  **device_options) -> Feedback:
     """A feedback source by name.
 
     Parameters
@@ -241,6 +266,9 @@ def make_feedback(name: str, widths: Sequence[int], n_classes: int, *, seed: int
         Error encoder of a device (see :class:`DeviceFeedback`).
     macropixel_mirrors
         DMD mirrors per input of a simulated (virtual) device: more light per class.
+    output_spacing
+        A device is opened with ``output_spacing * sum(widths)`` outputs and every
+        ``output_spacing``-th one realizes a row of ``B`` (see :class:`DeviceFeedback`).
     **device_options
         Further arguments of :func:`devices.open_device` (e.g. preset overrides).
 
@@ -248,7 +276,7 @@ def make_feedback(name: str, widths: Sequence[int], n_classes: int, *, seed: int
     -------
     Feedback
         The source; a device is opened with ``n_in = n_classes`` inputs and
-        ``n_out = sum(widths)`` outputs.
+        ``n_out = output_spacing * sum(widths)`` outputs.
     """
     if not isinstance(name, str) or not name:
         raise ValueError(f"feedback = {name!r}: expected 'ideal', 'structured' or a device name")
@@ -257,7 +285,9 @@ def make_feedback(name: str, widths: Sequence[int], n_classes: int, *, seed: int
     if name == "structured":
         return StructuredFeedback(widths, n_classes, seed=seed)
     device_name = name.removeprefix("device:")
-    options = {"n_in": n_classes, "n_out": sum(check_widths("widths", widths, why=NO_HIDDEN))}
+    output_spacing = check_int("output_spacing", output_spacing, low=1)
+    options = {"n_in": n_classes,
+               "n_out": output_spacing * sum(check_widths("widths", widths, why=NO_HIDDEN))}
     if device_name not in backend_names() or device_name == "virtual":
         options["dmd__macropixel_mirrors"] = macropixel_mirrors
     options.update(device_options)
@@ -265,4 +295,5 @@ def make_feedback(name: str, widths: Sequence[int], n_classes: int, *, seed: int
         device = open_device(device_name, **options)
     except ValueError as error:
         raise ValueError(f"feedback = {name!r}: expected 'ideal' or a device ({error})") from error
-    return DeviceFeedback(device, widths, n_classes, encoder=encoder, n_bits=n_bits)
+    return DeviceFeedback(device, widths, n_classes, encoder=encoder, n_bits=n_bits,
+                          output_spacing=output_spacing)

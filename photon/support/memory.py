@@ -31,11 +31,35 @@ class InsufficientMemory(MemoryError, ValueError):
     """A call whose result cannot fit in the memory available (refused before allocating)."""
 
 
-def available_bytes(xp=np) -> int:
-    """Bytes available for new arrays on the backend ``xp`` (NumPy: host, CuPy: GPU)."""
-    if xp is not np:
-        free, _ = xp.cuda.runtime.memGetInfo()
-        return int(free)
+#: Control-group files (limit, usage) of a container's memory: cgroup v2, then v1.
+_CGROUP_MEMORY_FILES = (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+                        ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                         "/sys/fs/cgroup/memory/memory.usage_in_bytes"))
+
+
+def _read_int(path: str) -> int | None:
+    try:
+        with open(path, encoding="ascii") as handle:
+            text = handle.read().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None  # "max": no limit
+
+
+def _cgroup_headroom_bytes() -> int | None:
+    """Limit minus usage of the process's memory control group, if it sets a limit.
+
+    A container's ``/proc/meminfo`` shows the host's memory; the kernel kills the process
+    at the group's limit, which may be far lower.
+    """
+    for limit_path, usage_path in _CGROUP_MEMORY_FILES:
+        limit, usage = _read_int(limit_path), _read_int(usage_path)
+        if limit is not None and usage is not None and limit < 2 ** 60:
+            return max(0, limit - usage)
+    return None
+
+
+def _host_available_bytes() -> int:
     try:
         with open("/proc/meminfo", encoding="ascii") as handle:
             for line in handle:
@@ -47,6 +71,20 @@ def available_bytes(xp=np) -> int:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):  # not a POSIX system: do not refuse
         return 2 ** 62
+
+
+def available_bytes(xp=np) -> int:
+    """Bytes available for new arrays on the backend ``xp`` (NumPy: host, CuPy: GPU).
+
+    On the host: the system's available memory, or the headroom under the process's
+    control-group limit where that is smaller (a container's real ceiling).
+    """
+    if xp is not np:
+        free, _ = xp.cuda.runtime.memGetInfo()
+        return int(free)
+    host = _host_available_bytes()
+    headroom = _cgroup_headroom_bytes()
+    return host if headroom is None else min(host, headroom)
 
 
 def _gib(n_bytes: float) -> str:
