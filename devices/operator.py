@@ -63,6 +63,7 @@ import numpy as np
 
 from photon import DeviceConfig, array_module, check_binary_frames, to_numpy
 from photon.support.arguments import check_bool, check_choice, check_int, is_integer
+from photon.support.memory import plan_chunk_rows
 from photon.support.progress import Progress
 
 from .cost import JobCost, job_cost
@@ -480,6 +481,10 @@ class OPU:
         self._settle_exposure(xp)
         device = self._device
         d, n_in, n_anchor = self.n_features_in_, device.n_in, self.n_anchor_
+        # The probes (float64 draws, then bytes) and their projections (float64, a few
+        # copies) must fit: refused, naming the setting, before anything is drawn.
+        plan_chunk_rows(self.probe_frames, 9.0 * d + 24.0 * device.n_out, 0.0,
+                        what=f"fit with probe_frames = {self.probe_frames}")
         rng = np.random.default_rng(self.seed)
         probes = (rng.random((self.probe_frames, d)) < 0.5).astype(np.uint8)
         # Dark, all-on and anchor frames, repeated to average the noise.

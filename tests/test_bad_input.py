@@ -117,3 +117,15 @@ def test_host_memory_is_the_control_groups_headroom_where_that_is_smaller(tmp_pa
     assert memory.available_bytes() == 2 * 2 ** 30
     limit.write_text("max\n")  # no limit: the host's figure
     assert memory.available_bytes() == 20 * 2 ** 30
+
+
+def test_an_operator_refuses_probe_frames_that_cannot_fit_before_drawing_them(monkeypatch):
+    from devices import OPU, open_device
+    from photon.support import memory
+
+    monkeypatch.setattr(memory, "available_bytes", lambda xp=np: 2 ** 30)
+    with open_device("ideal", n_in=12, n_out=8) as device:
+        with pytest.raises(memory.InsufficientMemory, match=r"probe_frames = 4194304"):
+            OPU(device, probe_frames=2 ** 22).fit(n_features=12)
+        assert device.frames_acquired == 0  # refused before the first frame
+        assert OPU(device, probe_frames=64).fit(n_features=12).n_features_in_ == 12
