@@ -62,6 +62,11 @@ def resolve_settings(model: str, epochs: int | None = None, steps: int | None = 
     hyper-parameter, or a budget in the other family's unit.
     """
     settings = _settings(family(model), epochs, steps, overrides)
+    return _plain_settings(settings)
+
+
+def _plain_settings(settings: dict) -> dict:
+    """The settings as plain data (a tuple as a list)."""
     return {k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()}
 
 
@@ -283,7 +288,7 @@ def _result(record: ModelFamily, method, source, backend, seed, data_seed, setti
               "seed": seed}
     if not record.is_language:
         result["data_seed"] = data_seed
-    result["settings"] = settings if run.settings is None else run.settings
+    result["settings"] = _plain_settings(settings)
     result[record.budget] = settings[record.budget]
     result.update({key: final[key] for key in record.scores})
     if run.corpus is not None:

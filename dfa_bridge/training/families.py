@@ -43,7 +43,9 @@ from ..nn.transformer import TransformerLM
 from .language import LM_DEFAULTS
 from .trainer import GraphTask, TabularTask, Task, TextTask
 
-__all__ = ["ModelFamily", "FamilyRun", "FAMILIES", "family", "family_names"]
+__all__ = ["ModelFamily", "FamilyRun", "FAMILIES", "family", "family_names", "classifier_dataset",
+           "build_mlp", "build_gcn", "build_transformer", "hidden_width", "block_width",
+           "batch_rows", "window_rows"]
 
 
 @dataclasses.dataclass
@@ -60,8 +62,6 @@ class FamilyRun:
         Plain-data description of the data set (its ``describe()``).
     feedback_mode
         The Transformer's feedback mode; None for the others.
-    settings
-        The settings as reported, when they differ from the resolved ones.
     corpus
         The text corpus (perplexity baseline, sampling), or None.
     """
@@ -70,7 +70,6 @@ class FamilyRun:
     task: Callable[[object], Task]
     description: dict
     feedback_mode: str | None = None
-    settings: dict | None = None
     corpus: object = None
 
 
@@ -168,8 +167,10 @@ def _classifier_data(data, data_path, data_seed: int) -> Dataset | GraphData:
     return load_dataset(data, data_path, seed=data_seed)
 
 
-def _classifier_dataset(record: ModelFamily, data, data_path, data_seed: int, max_train):
-    """The tabular or graph data set of a classifier family, checked and cut."""
+def classifier_dataset(record: ModelFamily, data, data_path, data_seed: int, max_train):
+    """The tabular or graph data set of a classifier family by its record: a graph for a
+    family that ``is_graph``, a graph's node features for one that reads ``node_features``,
+    the first ``max_train`` training samples when given (checked)."""
     dataset = _classifier_data(data, data_path, data_seed)
     if record.is_graph and not isinstance(dataset, GraphData):
         raise ValueError(f"data = {getattr(dataset, 'name', data)!r}: expected a graph dataset "
@@ -188,7 +189,7 @@ def _classifier_dataset(record: ModelFamily, data, data_path, data_seed: int, ma
 def build_mlp(record: ModelFamily, data, *, data_path, data_seed: int, max_train, settings: dict,
               seeds: dict, **_) -> FamilyRun:
     """An MLP on a tabular data set (a graph's node features), trained in epochs."""
-    dataset = _classifier_dataset(record, data, data_path, data_seed, max_train)
+    dataset = classifier_dataset(record, data, data_path, data_seed, max_train)
     hidden = tuple(settings["hidden"])
     network = MLP(dataset.n_features, dataset.n_classes, hidden, settings["activation"],
                   settings["dropout"], seed=seeds["model"])
@@ -196,22 +197,20 @@ def build_mlp(record: ModelFamily, data, *, data_path, data_seed: int, max_train
     def task(xp):
         return TabularTask(dataset.to(xp), settings["epochs"], settings["batch_size"],
                            seed=seeds["order"])
-    return FamilyRun(network, task, dataset.describe(),
-                     settings={**settings, "hidden": list(hidden)})
+    return FamilyRun(network, task, dataset.describe())
 
 
 def build_gcn(record: ModelFamily, data, *, data_path, data_seed: int, max_train, settings: dict,
               seeds: dict, **_) -> FamilyRun:
     """A GCN on a graph, one full-batch step per epoch."""
-    dataset = _classifier_dataset(record, data, data_path, data_seed, max_train)
+    dataset = classifier_dataset(record, data, data_path, data_seed, max_train)
     hidden = tuple(settings["hidden"])
     network = GCN(dataset.adjacency, dataset.n_features, dataset.n_classes, hidden,
                   settings["activation"], settings["dropout"], seed=seeds["model"])
 
     def task(xp):
         return GraphTask(dataset.to(xp), settings["epochs"])
-    return FamilyRun(network, task, dataset.describe(),
-                     settings={**settings, "hidden": list(hidden)})
+    return FamilyRun(network, task, dataset.describe())
 
 
 def build_transformer(record: ModelFamily, data, *, data_path, settings: dict, seeds: dict,
