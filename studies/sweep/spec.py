@@ -47,7 +47,7 @@ import numpy as np
 
 from photon import resolve_config
 from photon.budget import mean_signal_electrons
-from photon.config import DeviceConfig, config_from_dict
+from photon.config import DeviceConfig, adc_full_scale_dn, config_from_dict
 from photon.support import jsonio
 from photon.support.arguments import check_choice, check_int, check_seed
 from photon.support.schema import to_mapping
@@ -329,8 +329,8 @@ class Axis:
 
 def _adc_bits(bits, config):
     full_well = config.camera.full_well_e or 10_000.0
-    top = 2 ** bits - 1
-    offset = config.camera.black_offset_dn * top / 255.0
+    top = adc_full_scale_dn(bits)
+    offset = config.camera.black_offset_dn * top / adc_full_scale_dn(8)  # the offset of 8 bits, rescaled
     return {"camera__adc_bits": bits, "camera__black_offset_dn": offset,
             "camera__gain_dn_per_e": (top - offset) / full_well}, None
 
@@ -340,8 +340,8 @@ def _photon_budget(electrons, config):
     per_us = mean_signal_electrons(config, on_fraction=1.0) / config.camera.exposure_us
     options = {"camera__exposure_us": electrons / per_us}
     cam = config.camera
-    if cam.adc_bits is not None:
-        top = 2 ** cam.adc_bits - 1 - cam.black_offset_dn
+    if cam.full_scale_dn is not None:
+        top = cam.full_scale_dn - cam.black_offset_dn
         options["camera__gain_dn_per_e"] = max(cam.gain_dn_per_e,
                                                top / (FULL_SCALE_OVER_MEAN * electrons))
     return options, None
