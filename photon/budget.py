@@ -98,8 +98,8 @@ def exposure_for_mean_fraction(config: DeviceConfig,
     """
     cam = config.camera
     limits = []
-    if cam.adc_bits is not None:
-        limits.append((2 ** cam.adc_bits - 1 - cam.black_offset_dn) / cam.gain_dn_per_e)
+    if cam.full_scale_e is not None:
+        limits.append(cam.full_scale_e)
     if cam.full_well_e is not None:
         limits.append(cam.full_well_e)
     if not limits:

@@ -314,7 +314,7 @@ class Camera:
     @property
     def full_scale_dn(self) -> float | None:
         """Largest count the ADC outputs, ``2^bits - 1`` (None for an analog read-out)."""
-        return None if self.adc_bits is None else float(2 ** self.adc_bits - 1)
+        return self.config.full_scale_dn
 
     @property
     def output_dtype(self):

@@ -30,6 +30,7 @@ from .precision import TM_PRECISIONS
 from .support.schema import ConfigError, Settings, from_mapping, setting, to_mapping
 
 __all__ = [
+    "adc_full_scale_dn",
     "LaserConfig",
     "DMDConfig",
     "MediumConfig",
@@ -124,6 +125,11 @@ class PolarizerConfig(Settings):
     extinction_ratio: Optional[float] = setting(100.0, lo=1.0, null_means="an ideal polarizer")
 
 
+def adc_full_scale_dn(adc_bits: int) -> float:
+    """Largest count of an ADC of ``adc_bits`` bits: ``2^adc_bits - 1`` DN."""
+    return float(2 ** adc_bits - 1)
+
+
 @dataclass(frozen=True)
 class CameraConfig(Settings):
     """Camera following the EMVA 1288 linear model.
@@ -175,13 +181,26 @@ class CameraConfig(Settings):
     shot_noise: bool = setting(True, kind=bool)
     shot_noise_exact_below_e: float = setting(50.0, lo=0.0, unit="e-")
 
+    @property
+    def full_scale_dn(self) -> float | None:
+        """Largest count the ADC outputs, ``2^adc_bits - 1`` DN (None: an analog read-out)."""
+        return None if self.adc_bits is None else adc_full_scale_dn(self.adc_bits)
+
+    @property
+    def full_scale_e(self) -> float | None:
+        """Photo-electrons that take the output from the black offset to the ADC's full
+        scale, ``(2^adc_bits - 1 - black_offset_dn) / gain_dn_per_e`` (None: analog)."""
+        full_scale = self.full_scale_dn
+        return None if full_scale is None else \
+            (full_scale - self.black_offset_dn) / self.gain_dn_per_e
+
     def check(self, source: str = "CameraConfig") -> None:
         """Offset below the ADC's full scale, ROI on the sensor (run on construction)."""
-        bits = self.adc_bits
-        if bits is not None and self.black_offset_dn >= 2 ** bits - 1:
+        full_scale = self.full_scale_dn
+        if full_scale is not None and self.black_offset_dn >= full_scale:
             raise ConfigError.invalid(
                 "black_offset_dn", self.black_offset_dn,
-                f"a value below the ADC full scale {2 ** bits - 1} DN", source)
+                f"a value below the ADC full scale {full_scale:g} DN", source)
         if self.binning > min(self.sensor_rows, self.sensor_cols):
             raise ConfigError.invalid(
                 "binning", self.binning, f"at most the sensor's {self.sensor_rows} x "

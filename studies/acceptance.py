@@ -35,11 +35,10 @@ from typing import Callable, Sequence
 from photon.support.stats import describe, paired_margin_tests
 
 from dfa_bridge.training.experiment import run_experiment
+from dfa_bridge.training.families import family_names
 from dfa_bridge.training.trainer import History
 
-from .sweep.spec import FAMILIES
-
-__all__ = ["STUDIES", "STUDY_NAMES", "LM_STUDY", "GAP_MARGIN_POINTS", "GAP_ALPHA", "task_study",
+__all__ = ["STUDIES", "STUDY_NAMES", "LM_STUDY", "LM_STUDY_NAME", "GAP_MARGIN_POINTS", "GAP_ALPHA", "task_study",
            "gap_closed_pct", "run_study", "run_study_seeds", "study_markdown"]
 
 #: Margin (accuracy points) and level of the paired decision on every gap over seeds.
@@ -145,7 +144,10 @@ LM_STUDY = {
 }
 
 
-STUDY_NAMES = tuple(STUDIES) + ("transformer",)
+#: The name the language-model study is run by (it names its model family).
+LM_STUDY_NAME = LM_STUDY["runs"]["bp"]["model"]
+
+STUDY_NAMES = tuple(STUDIES) + (LM_STUDY_NAME,)
 
 
 def task_study(model: str, data, data_path=None, device: str = "lab-bench") -> dict:
@@ -168,10 +170,11 @@ def task_study(model: str, data, data_path=None, device: str = "lab-bench") -> d
         A study in the form of :data:`STUDIES` (runs, gaps, no goals): give it to
         :func:`run_study` or :func:`run_study_seeds` in place of a name.
     """
-    if model not in FAMILIES or not FAMILIES[model]["higher_is_better"]:
+    classifiers = family_names(higher_is_better=True)
+    if model not in classifiers:
         raise ValueError(f"model = {model!r}: expected a classifier family, "
-                         f"{' or '.join(repr(m) for m, f in FAMILIES.items() if f['higher_is_better'])} "
-                         "(the transformer study is named 'transformer')")
+                         f"{' or '.join(repr(m) for m in classifiers)} "
+                         f"(the language study is named {LM_STUDY_NAME!r})")
     common = {"model": model, "data": data}
     if data_path is not None:
         common["data_path"] = data_path
@@ -206,7 +209,7 @@ def _run_lm_study(seed, epochs, steps, progress, on_run, options):
         "dfa (ideal) closes >= 50 % of the shallow-to-bp gap": (closed, closed >= 50.0),
         "dfa (lab-bench) below shallow": (ppl["dfa-lab-bench"], ppl["dfa-lab-bench"] < ppl["shallow"]),
     }
-    summary = {"study": "transformer", "seed": seed, "val_perplexity": ppl,
+    summary = {"study": LM_STUDY_NAME, "seed": seed, "val_perplexity": ppl,
                "unigram_perplexity": results["bp"]["unigram_perplexity"],
                "gap_closed_pct": {"dfa-ideal": closed,
                                   "dfa-lab-bench": gap_closed_pct(ppl, "dfa-lab-bench")},
@@ -251,7 +254,7 @@ def run_study(name: str | dict, seed: int = 0, epochs: int | None = None,
         ``{"study", "seed", "accuracy_pct", "gaps_pt", "goals", "runs"}`` and each run's
         history.
     """
-    if name == "transformer":
+    if name == LM_STUDY_NAME:
         return _run_lm_study(seed, epochs, steps, progress, on_run, options)
     if isinstance(name, dict):
         study, name = name, name.get("name", "task")
@@ -317,7 +320,7 @@ def run_study_seeds(name: str | dict, seeds: Sequence[int], epochs: int | None =
                                        on_run=callback, steps=steps, **options)
         summaries.append(summary)
         first = histories if first is None else first
-    language = name == "transformer"
+    language = name == LM_STUDY_NAME
     name = summaries[0]["study"]
     metric = "val_perplexity" if language else "accuracy_pct"
     labels = list(summaries[0][metric])

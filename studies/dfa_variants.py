@@ -88,7 +88,8 @@ def stale_feedback_study(seeds=range(5), tasks=STALE_TASKS, margin_points: float
         Training seeds, the same for both arms (paired).
     tasks
         ``(model, data, budget)`` (budget: epochs; None for the default of
-        :data:`dfa_bridge.training.experiment.DEFAULTS`).
+         the family's record,
+        :data:`dfa_bridge.training.families.FAMILIES`).
     margin_points
         Equivalence margin in accuracy points.
     feedback_delay

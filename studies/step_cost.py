@@ -168,7 +168,7 @@ class MLPShape:
 
     def describe(self) -> dict:
         """Plain-data form."""
-        return {"family": "mlp", **asdict(self), "hidden": list(self.hidden),
+        return {"family": self.family, **asdict(self), "hidden": list(self.hidden),
                 "parameters": self.parameters, "error_width": self.error_width,
                 "feedback_width": self.feedback_width}
 
@@ -246,7 +246,7 @@ class TransformerShape:
 
     def describe(self) -> dict:
         """Plain-data form."""
-        return {"family": "transformer", **asdict(self), "parameters": self.parameters,
+        return {"family": self.family, **asdict(self), "parameters": self.parameters,
                 "error_width": self.error_width, "feedback_width": self.feedback_width}
 
 
@@ -437,7 +437,7 @@ def _mlp_backward(shape: MLPShape, bp: bool) -> list:
 
 def _parameter_tensors(shape) -> list:
     """``(lane, count, [tensor sizes])`` of the parameters, grouped by where they update."""
-    if shape.family == "mlp":
+    if isinstance(shape, MLPShape):
         w = shape.widths
         return [(_mlp_lane(shape, i), 1, [w[i - 1] * w[i], w[i]]) for i in range(1, len(w))]
     d, v, f = shape.width, shape.vocab, 4 * shape.width
@@ -658,9 +658,9 @@ def step_ops(shape, option: str, implementation: Implementation = HOUSE_NUMPY,
     """
     check_choice("option", option, OPTIONS)
     dfa = option != "bp"
-    if shape.family == "mlp":
+    if isinstance(shape, MLPShape):
         ops = _mlp_forward(shape) + _mlp_backward(shape, bp=not dfa)
-    elif shape.family == "transformer":
+    elif isinstance(shape, TransformerShape):
         ops = _transformer_forward(shape, implementation)
         ops += _transformer_head_backward(shape, bp=not dfa)
         ops += _transformer_block_backward(shape, implementation,
@@ -894,14 +894,14 @@ def _opu_job(shape, opu: OPUSpec, planes: int) -> dict:
 # ---------------------------------------------------------------------------- schedules
 def _hidden_lanes(shape) -> list:
     """The lanes of the layers below the head, top first (``"blocks"`` once per block)."""
-    if shape.family == "mlp":
+    if isinstance(shape, MLPShape):
         return [f"layer {i}" for i in range(len(shape.hidden), 0, -1)]
     return ["blocks"] * shape.n_blocks
 
 
 def _lane_seconds(ops, machine: Machine, shape) -> dict:
     """``{lane: [chain seconds, local seconds]}`` of the backward and update (``"blocks"``: one)."""
-    copies = shape.n_blocks if shape.family == "transformer" else 1
+    copies = shape.n_blocks if isinstance(shape, TransformerShape) else 1
     lanes: dict = {}
     for op in ops:
         if op.phase == "forward":
@@ -1084,7 +1084,10 @@ def crossover_grid(machine: Machine, opu: OPUSpec, planes: int = 2, progress=Non
     (their own tokens per step, sliced feedback) against the vocabulary; every option
     under ``schedule``.
     """
-    grids = {"mlp": mlp_grid(batch=mlp_batch), "transformer": transformer_grid()}
+    grids = {MLPShape.family: mlp_grid(batch=mlp_batch),
+             TransformerShape.family: transformer_grid()}
+    axis_labels = {MLPShape.family: (f"hidden width (4 layers, batch {mlp_batch})", "classes"),
+                   TransformerShape.family: ("model (sliced feedback)", "vocabulary")}
     result = {}
     total = sum(len(g[1]) * len(g[0]) for g in grids.values())
     with Progress(total, f"crossover map ({schedule})", enabled=progress, unit="shape",
@@ -1103,9 +1106,8 @@ def crossover_grid(machine: Machine, opu: OPUSpec, planes: int = 2, progress=Non
                         "parameters": shape.parameters})
                     bar.update()
             result[family] = {"x": xs, "y": ys, "cells": cells, "schedule": schedule,
-                              "x_label": (f"hidden width (4 layers, batch {mlp_batch})"
-                                          if family == "mlp" else "model (sliced feedback)"),
-                              "y_label": "classes" if family == "mlp" else "vocabulary"}
+                              "x_label": axis_labels[family][0],
+                              "y_label": axis_labels[family][1]}
     return result
 
 

@@ -202,7 +202,7 @@ def _trainers(shape, options, seed: int, xp=np):
         if option not in sources:
             raise ValueError(f"option = {option!r}: expected one of {', '.join(sources)} (the "
                              "options measured here)")
-        if shape.family == "mlp":
+        if isinstance(shape, MLPShape):
             model, mode = MLP(shape.n_features, shape.n_classes, shape.hidden, seed=seed), None
         else:
             model = TransformerLM(shape.vocab, shape.context, shape.width, shape.heads,
@@ -213,7 +213,7 @@ def _trainers(shape, options, seed: int, xp=np):
                                                       shape.error_width, seed=seed + 1)
         trainers[option] = Trainer(model.to(xp), "bp" if option == "bp" else "dfa", feedback,
                                    feedback_mode=mode)
-    if shape.family == "mlp":
+    if isinstance(shape, MLPShape):
         batch = (rng.standard_normal((shape.batch, shape.n_features), dtype=np.float32),
                  rng.integers(0, shape.n_classes, shape.batch))
     else:
@@ -348,7 +348,7 @@ def shape_from_description(description: dict):
     """The shape a ``describe()`` came from."""
     fields = {k: v for k, v in description.items()
               if k not in ("family", "parameters", "error_width", "feedback_width")}
-    if description["family"] == "mlp":
+    if description["family"] == MLPShape.family:
         return MLPShape(**{**fields, "hidden": tuple(fields["hidden"])})
     return TransformerShape(**fields)
 

@@ -405,3 +405,26 @@ def test_random_settings_build_a_valid_config_or_name_the_bad_key():
         _check_random_settings(flat)
 
     check()
+
+
+def test_camera_full_scale_is_derived_in_the_configuration():
+    from photon.budget import exposure_for_mean_fraction
+    from photon import resolve_config
+    from photon.config import CameraConfig, adc_full_scale_dn
+    assert CameraConfig(adc_bits=8).full_scale_dn == 255.0 == adc_full_scale_dn(8)
+    assert CameraConfig(adc_bits=12).full_scale_dn == 4095.0
+    analog = CameraConfig(adc_bits=None)
+    assert analog.full_scale_dn is None and analog.full_scale_e is None
+    camera = CameraConfig(adc_bits=10, black_offset_dn=23.0, gain_dn_per_e=0.5)
+    assert camera.full_scale_e == pytest.approx((1023.0 - 23.0) / 0.5)
+    # the exposure aims at the first limit: the ADC (2000 e-) before a 10,000 e- well
+    config = resolve_config("lab-bench", n_in=10, n_out=64,
+                            camera__adc_bits=10, camera__black_offset_dn=23.0,
+                            camera__gain_dn_per_e=0.5)
+    half = exposure_for_mean_fraction(config, fraction=0.5)
+    quarter = exposure_for_mean_fraction(config, fraction=0.25)
+    assert half == pytest.approx(2 * quarter)
+    unlimited = config.replace(camera__full_well_e=None)
+    assert exposure_for_mean_fraction(unlimited, fraction=0.5) == pytest.approx(half)
+    deep = config.replace(camera__gain_dn_per_e=0.01)   # ADC range 100,000 e-: the well limits
+    assert exposure_for_mean_fraction(deep, fraction=0.5) == pytest.approx(half * 10_000 / 2000)

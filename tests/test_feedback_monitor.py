@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from dfa_bridge.data import load_dataset
-from dfa_bridge.training.experiment import DEFAULT_ENCODERS, resolve_settings, run_experiment
+from dfa_bridge.training.experiment import resolve_settings, run_experiment
+from dfa_bridge.training.families import family
 from dfa_bridge.training.feedback import make_feedback
 from dfa_bridge.training.feedback_monitor import FeedbackMonitor, exact_matrix, monitor_feedback
 
@@ -77,7 +78,7 @@ def test_run_experiment_trains_on_a_data_set_object():
 
 
 def test_defaults_and_resolved_settings():
-    assert DEFAULT_ENCODERS["gcn"] == ("bitplanes", 4)
+    assert family("gcn").encoder == ("bitplanes", 4)
     settings = resolve_settings("gcn", epochs=50, lr=0.02)
     assert settings["epochs"] == 50 and settings["lr"] == 0.02 and settings["hidden"] == [64]
     with pytest.raises(ValueError, match="steps = 3: expected None for model 'gcn'"):

@@ -32,7 +32,8 @@ import sys
 from photon.support.arrays import BACKENDS
 from studies.plots import plot_alignment_curves, plot_learning_curves
 from dfa_bridge.data import DATASET_NAMES
-from studies.acceptance import (STUDY_NAMES, run_study,
+from dfa_bridge.training.families import family_names
+from studies.acceptance import (LM_STUDY_NAME, STUDY_NAMES, run_study,
                                            run_study_seeds, study_markdown, task_study)
 from photon.support.jsonio import dumps, write_json
 from ._parser import CommandParser, positive_int, seed
@@ -45,7 +46,7 @@ def main(argv=None) -> int:
     parser = CommandParser(description=__doc__.splitlines()[0])
     parser.add_argument("--study", choices=STUDY_NAMES, default=None,
                         help="a named study (default cora), or give --model and --data")
-    parser.add_argument("--model", choices=("mlp", "gcn"), help="a task of your own: the model")
+    parser.add_argument("--model", choices=family_names(higher_is_better=True), help="a task of your own: the model")
     parser.add_argument("--data", choices=DATASET_NAMES, help="... and its data set")
     parser.add_argument("--data-path", help="directory of your own files for --data")
     parser.add_argument("--seed", type=seed, default=0)
@@ -86,7 +87,7 @@ def main(argv=None) -> int:
                                        steps=args.steps, backend=args.backend, on_run=report)
     except ValueError as error:
         parser.error(str(error))
-    if args.study == "transformer":
+    if args.study == LM_STUDY_NAME:
         return _print_lm_study(summary, args)
     if args.plot:
         directory = pathlib.Path(args.plot)
@@ -123,7 +124,7 @@ def _run_over_seeds(parser, args, report, argv) -> int:
         directory.mkdir(parents=True, exist_ok=True)
         command = "python scripts/dfa_study.py " + shlex.join(
             sys.argv[1:] if argv is None else list(argv))
-        figure = None if args.study == "transformer" else f"{args.study_name}_learning.png"
+        figure = None if args.study == LM_STUDY_NAME else f"{args.study_name}_learning.png"
         write_json(directory / f"{args.study_name}.json", result)
         (directory / f"{args.study_name}.md").write_text(study_markdown(result, command, figure),
                                                      encoding="utf-8")

@@ -43,7 +43,7 @@ import threading
 
 from dfa_bridge.data import DATASET_NAMES
 from dfa_bridge.data.text import TEXT_DATASETS
-from dfa_bridge.training.experiment import MODELS
+from dfa_bridge.training.families import FAMILIES
 from photon.support import jsonio
 from photon.support.cli import (non_negative_int, positive_float, positive_int,
                                 widths)
@@ -66,7 +66,7 @@ def build_parser() -> CommandParser:
     what = parser.add_argument_group("task (a named task, or --model with --data)")
     what.add_argument("--task", nargs="+", default=None, choices=list(TASKS),
                       help="named task(s) (default gcn-cora): " + "; ".join(TASKS))
-    what.add_argument("--model", choices=MODELS, help="a model family, with --data")
+    what.add_argument("--model", choices=tuple(FAMILIES), help="a model family, with --data")
     what.add_argument("--data", choices=DATASET_NAMES + TEXT_DATASETS,
                       help="data set of --model (cora, citeseer, digits, ...)")
     what.add_argument("--data-path", help="directory of your own files for --data (Planetoid "

@@ -36,7 +36,8 @@ from dfa_bridge.data.text import TEXT_DATASETS
 from dfa_bridge.nn.optim import OPTIMIZERS
 from studies.plots import plot_alignment_curves, plot_learning_curves
 from photon.support.jsonio import dumps, write_json
-from dfa_bridge.training.experiment import MODELS, run_experiment
+from dfa_bridge.training.experiment import run_experiment
+from dfa_bridge.training.families import FAMILIES, family, family_names
 from dfa_bridge.training.feedback import ENCODERS
 from dfa_bridge.training.trainer import FEEDBACK_MODES, METHODS
 from photon.support.arrays import BACKENDS
@@ -56,7 +57,7 @@ def _widths(text: str) -> tuple[int, ...]:
 def main(argv=None) -> int:
     """Command-line entry point."""
     parser = CommandParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", choices=MODELS, default="mlp")
+    parser.add_argument("--model", choices=tuple(FAMILIES), default="mlp")
     parser.add_argument("--data", choices=DATASET_NAMES + TEXT_DATASETS,
                         help="default: digits (mlp, gcn), pydoc (transformer)")
     parser.add_argument("--data-path", help="directory of your own files (mnist, pubmed; cora "
@@ -108,8 +109,9 @@ def main(argv=None) -> int:
     parser.add_argument("--plot", metavar="DIR",
                         help="save learning and alignment curves as PNG (mlp, gcn)")
     args = parser.parse_args(argv)
-    if args.plot and args.model == "transformer":
-        parser.error("--plot: expected --model mlp or gcn (the plots draw accuracy per epoch)")
+    if args.plot and family(args.model).budget != "epochs":
+        parser.error(f"--plot: expected --model {' or '.join(family_names(budget='epochs'))} "
+                     "(the plots draw accuracy per epoch)")
     if args.plot:  # checked before training, so that no result is lost to a bad path
         directory = pathlib.Path(args.plot)
         try:
@@ -141,7 +143,7 @@ def main(argv=None) -> int:
     if args.json:
         print(dumps(result, indent=2))
         return 0
-    if args.model == "transformer":
+    if family(args.model).is_language:
         _print_transformer(result)
     else:
         _print_classifier(result)

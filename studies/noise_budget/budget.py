@@ -308,7 +308,7 @@ def _deterministic(bench: _Bench, overrides: dict, bar) -> tuple[float, float]:
 
 def _measure_adc(bench, model, name, overrides, bar, realizations) -> dict:
     measured, se = _deterministic(bench, overrides, bar)
-    full_scale = float(2 ** model.knowledge.config.camera.adc_bits - 1)
+    full_scale = model.knowledge.config.camera.full_scale_dn
 
     def error2(mu):
         return model.rounding_error2(mu, full_scale)

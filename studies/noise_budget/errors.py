@@ -264,10 +264,14 @@ def language_errors(n_errors: int = 1024, *, corpus: str = "pydoc", seed: int = 
 def task_errors(kind: str, n_errors: int = 1024, seed: int = 0) -> ErrorSet:
     """The error set of a task family of :data:`ERROR_KINDS`: ``"mlp"`` (digits MLP),
     ``"gcn"`` (Cora GCN) or ``"lm"`` (characters)."""
-    if kind == "mlp":
-        return classification_errors("digits", n_errors, seed=seed)
-    if kind == "gcn":
-        return graph_errors("cora", n_errors, seed=seed)
-    if kind == "lm":
-        return language_errors(n_errors, seed=seed)
-    raise ValueError(f"errors = {kind!r}: expected one of {', '.join(ERROR_KINDS)}")
+    if kind not in _ERROR_MAKERS:
+        raise ValueError(f"errors = {kind!r}: expected one of {', '.join(ERROR_KINDS)}")
+    return _ERROR_MAKERS[kind](n_errors, seed)
+
+
+#: How each kind of :data:`ERROR_KINDS` draws its error set: ``(n_errors, seed) -> ErrorSet``.
+_ERROR_MAKERS = {
+    "mlp": lambda n_errors, seed: classification_errors("digits", n_errors, seed=seed),
+    "gcn": lambda n_errors, seed: graph_errors("cora", n_errors, seed=seed),
+    "lm": lambda n_errors, seed: language_errors(n_errors, seed=seed),
+}

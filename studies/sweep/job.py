@@ -22,9 +22,10 @@ from photon.support import jsonio
 from devices import VirtualDevice
 from dfa_bridge.data import data_fingerprint
 from dfa_bridge.training.experiment import run_experiment
+from dfa_bridge.training.families import family
 
 from ..noise_budget import classification_errors, feedback_fidelity, language_errors
-from .spec import FAMILIES, StudyTask, settings_key
+from .spec import StudyTask, settings_key
 from .store import STORE_NAME
 
 __all__ = ["run_job"]
@@ -80,7 +81,7 @@ def run_job(payload: dict) -> dict:
     if settings_key(settings) != payload["key"]:
         raise ValueError(f"key = {payload['key'][:12]}...: expected the key of its settings")
     task = settings["task"]
-    metric = FAMILIES[task["model"]]["metric"]
+    metric = family(task["model"]).metric
     with _one_thread(), np.errstate(all="ignore"), warnings.catch_warnings():
         # Settings at the end of an axis are meant to break the device (every output
         # weak, updates undefined): their warnings are the expected outcome, not news.

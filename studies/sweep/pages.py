@@ -14,7 +14,7 @@ import pathlib
 
 import numpy as np
 
-from dfa_bridge.training.experiment import DEFAULT_ENCODERS
+from dfa_bridge.training.families import family
 
 from .render import decision_text, markdown, seed_table
 from .spec import encoding_name
@@ -25,7 +25,7 @@ __all__ = ["sweep_page", "failure_section", "index_page", "default_encoding"]
 
 def default_encoding(model: str) -> str:
     """The family's default error encoding, as an ``encoding`` axis value."""
-    return encoding_name(*DEFAULT_ENCODERS[model])
+    return encoding_name(*family(model).encoder)
 
 
 def _median(rows, key):

@@ -47,16 +47,17 @@ import numpy as np
 
 from photon import resolve_config
 from photon.budget import mean_signal_electrons
-from photon.config import DeviceConfig, config_from_dict
+from photon.config import DeviceConfig, adc_full_scale_dn, config_from_dict
 from photon.support import jsonio
 from photon.support.arguments import check_choice, check_int, check_seed
 from photon.support.schema import to_mapping
 
 from dfa_bridge.data import data_fingerprint, load_dataset
 from dfa_bridge.data.text import CharCorpus, load_text_dataset
-from dfa_bridge.training.experiment import BUDGETS, DEFAULT_ENCODERS, MODELS, resolve_settings
+from dfa_bridge.training.experiment import resolve_settings
+from dfa_bridge.training.families import ModelFamily, family
 
-__all__ = ["RECORD_FORMAT", "FAMILIES", "StudyTask", "TASKS", "Axis", "AXES", "REFERENCES",
+__all__ = ["RECORD_FORMAT", "StudyTask", "TASKS", "Axis", "AXES", "REFERENCES",
            "REFERENCE_LABELS", "parse_encoding", "encoding_name", "sweep_points", "point_key",
            "point_label", "device_seeds", "code_version", "run_settings", "settings_key",
            "training_key", "device_cost"]
@@ -66,41 +67,6 @@ RECORD_FORMAT = 3
 
 MACROPIXEL_MIRRORS = 64     # DMD mirrors per class, as make_feedback opens a virtual device
 FULL_SCALE_OVER_MEAN = 8.0  # photon_budget: ADC full scale over the all-on mean (exp(-8): 0.03 %)
-
-
-def _mlp_width(settings: dict) -> int:
-    return int(sum(settings["hidden"]))
-
-
-def _lm_width(settings: dict) -> int:
-    blocks = 1 if settings["feedback_mode"] == "shared" else settings["n_blocks"]
-    return int(settings["width"]) * int(blocks)
-
-
-def _rows_per_fit(settings: dict, data) -> int:
-    """Error rows per encoder fit: the batch, or a graph's training nodes (full batch)."""
-    train_index = getattr(data, "train_index", None)
-    if train_index is not None:
-        return int(len(train_index))
-    return int(settings.get("batch_size", 32))
-
-
-#: What a study needs to know of each model family, in one place: the metric it is scored
-#: on (and whether higher is better), the errors of its fidelity measurement, the feedback
-#: width ``S`` (from the resolved hyper-parameters), the rows per encoder fit, its default
-#: data set, whether its data are a text corpus, and whether it reads a graph's node
-#: features alone.
-FAMILIES = {
-    "mlp": {"metric": "test_accuracy", "higher_is_better": True, "errors": "classification",
-            "feedback_width": _mlp_width, "rows_per_fit": _rows_per_fit,
-            "default_data": "digits", "text": False, "node_features": True},
-    "gcn": {"metric": "test_accuracy", "higher_is_better": True, "errors": "classification",
-            "feedback_width": _mlp_width, "rows_per_fit": _rows_per_fit,
-            "default_data": "digits", "text": False, "node_features": False},
-    "transformer": {"metric": "val_perplexity", "higher_is_better": False, "errors": "language",
-                    "feedback_width": _lm_width, "rows_per_fit": lambda settings, data: 1024,
-                    "default_data": "pydoc", "text": True, "node_features": False},
-}
 
 
 # ---------------------------------------------------------------------------- code version
@@ -159,10 +125,11 @@ def code_version() -> dict:
 # ---------------------------------------------------------------------------- tasks
 @functools.lru_cache(maxsize=8)
 def _load_named(model: str, data: str, data_path: str | None, data_seed: int):
-    if FAMILIES[model]["text"]:
+    record = family(model)
+    if record.is_language:
         return load_text_dataset(data, data_path)
     dataset = load_dataset(data, data_path, seed=data_seed)
-    if FAMILIES[model]["node_features"] and hasattr(dataset, "feature_dataset"):
+    if record.node_features and hasattr(dataset, "feature_dataset"):
         dataset = dataset.feature_dataset()
     return dataset
 
@@ -179,7 +146,8 @@ class StudyTask:
     Attributes
     ----------
     model
-        ``"mlp"``, ``"gcn"`` or ``"transformer"``.
+        A family of :data:`~dfa_bridge.training.families.FAMILIES` (``"mlp"``,
+        ``"gcn"``, ``"transformer"``).
     data
         A data set name (:func:`dfa_bridge.data.load_dataset`, a text corpus), or a data
         set object of the user's (``Dataset``, ``GraphData``, ``CharCorpus``).
@@ -210,9 +178,9 @@ class StudyTask:
     description: str = ""
 
     def __post_init__(self):
-        check_choice("model", self.model, MODELS)
+        family(self.model)
         if self.data is None:
-            object.__setattr__(self, "data", FAMILIES[self.model]["default_data"])
+            object.__setattr__(self, "data", self.family.default_data)
         if self.budget is not None:
             object.__setattr__(self, "budget", check_int(self.unit, self.budget))
         check_seed("data_seed", self.data_seed)
@@ -220,18 +188,23 @@ class StudyTask:
             object.__setattr__(self, "data_path", str(self.data_path))
 
     @property
+    def family(self) -> ModelFamily:
+        """The record of the task's model family."""
+        return family(self.model)
+
+    @property
     def unit(self) -> str:
         """``"epochs"`` or ``"steps"``."""
-        return BUDGETS[self.model]
+        return self.family.budget
 
     @property
     def metric(self) -> str:
         """The score: ``"test_accuracy"`` (higher is better) or ``"val_perplexity"``."""
-        return FAMILIES[self.model]["metric"]
+        return self.family.metric
 
     @property
     def higher_is_better(self) -> bool:
-        return FAMILIES[self.model]["higher_is_better"]
+        return self.family.higher_is_better
 
     @property
     def data_name(self) -> str:
@@ -269,11 +242,11 @@ class StudyTask:
 
     def feedback_width(self) -> int:
         """Outputs ``S`` the feedback device needs."""
-        return FAMILIES[self.model]["feedback_width"](self.settings())
+        return self.family.feedback_width(self.settings())
 
     def rows_per_fit(self) -> int:
         """Error rows per encoder fit in training (the batch, or the training nodes)."""
-        return FAMILIES[self.model]["rows_per_fit"](self.settings(), self.load())
+        return self.family.rows_per_fit(self.settings(), self.load())
 
     def resolved(self) -> dict:
         """The task as a run's key holds it: family, data identity, every setting."""
@@ -289,7 +262,7 @@ class StudyTask:
         drawn by name (:mod:`studies.noise_budget`), else None (a user's files or object)."""
         if not isinstance(self.data, str) or self.data_path is not None:
             return None
-        kind = FAMILIES[self.model]["errors"]
+        kind = self.family.fidelity_errors
         if kind == "language" and self.data != "pydoc":
             return None
         return kind
@@ -356,8 +329,8 @@ class Axis:
 
 def _adc_bits(bits, config):
     full_well = config.camera.full_well_e or 10_000.0
-    top = 2 ** bits - 1
-    offset = config.camera.black_offset_dn * top / 255.0
+    top = adc_full_scale_dn(bits)
+    offset = config.camera.black_offset_dn * top / adc_full_scale_dn(8)  # the offset of 8 bits, rescaled
     return {"camera__adc_bits": bits, "camera__black_offset_dn": offset,
             "camera__gain_dn_per_e": (top - offset) / full_well}, None
 
@@ -367,8 +340,8 @@ def _photon_budget(electrons, config):
     per_us = mean_signal_electrons(config, on_fraction=1.0) / config.camera.exposure_us
     options = {"camera__exposure_us": electrons / per_us}
     cam = config.camera
-    if cam.adc_bits is not None:
-        top = 2 ** cam.adc_bits - 1 - cam.black_offset_dn
+    if cam.full_scale_dn is not None:
+        top = cam.full_scale_dn - cam.black_offset_dn
         options["camera__gain_dn_per_e"] = max(cam.gain_dn_per_e,
                                                top / (FULL_SCALE_OVER_MEAN * electrons))
     return options, None
@@ -502,7 +475,8 @@ def run_settings(point: dict | str, seed_index: int, *, task: StudyTask, base="l
         First training seed.
     encoding
         The error encoding of points without an ``encoding`` axis (None: the family's
-        default, :data:`~dfa_bridge.training.experiment.DEFAULT_ENCODERS`).
+        default, the record's ``encoder``,
+        :data:`~dfa_bridge.training.families.FAMILIES`).
     fidelity_errors
         Error vectors of each device run's fidelity measurement (0: none).
 
@@ -531,7 +505,7 @@ def run_settings(point: dict | str, seed_index: int, *, task: StudyTask, base="l
     config = resolve_config(base, n_in=task.n_classes(), n_out=task.feedback_width(),
                             dmd__macropixel_mirrors=MACROPIXEL_MIRRORS)
     config = config.replace(**device_seeds(train_seed))
-    default_encoder, default_bits = DEFAULT_ENCODERS[task.model]
+    default_encoder, default_bits = task.family.encoder
     chosen = encoding or encoding_name(default_encoder, default_bits)
     parse_encoding(chosen)
     for name in AXES:  # in the axes' order: a later axis sees the earlier ones applied

@@ -30,7 +30,9 @@ import numpy as np
 from photon.support.arguments import check_int, check_number
 from photon.support.stats import describe, look_sizes, sequential_decision
 
-from .spec import AXES, FAMILIES, code_version, device_cost, point_key, point_label
+from dfa_bridge.training.families import family
+
+from .spec import AXES, code_version, device_cost, point_key, point_label
 
 __all__ = ["DecisionRule", "paired_difference", "point_decisions", "summarize",
            "axis_entries", "design_answer", "cost_front", "snr_bins", "pair_grids", "json_text"]
@@ -178,8 +180,8 @@ def summarize(records: Sequence[dict], rule: DecisionRule = DecisionRule()) -> d
         raise ValueError("records = []: expected the records of a sweep")
     first = records[0]
     task = first["settings"]["task"]
-    family = FAMILIES[task["model"]]
-    metric, higher = family["metric"], family["higher_is_better"]
+    record = family(task["model"])
+    metric, higher = record.metric, record.higher_is_better
     groups: dict[str, list] = {}
     for record in records:
         groups.setdefault(point_key(record["label"]["point"]), []).append(record)
