@@ -105,9 +105,9 @@ class SRHT:
         self.n_in = check_int("n_in", n_in)
         self.n_out = check_int("n_out", n_out)
         if transform not in TRANSFORMS:
-            raise ValueError(f"transform = {transform!r}: expected one of {', '.join(TRANSFORMS)}")
+            raise ValueError(f"transform = {transform!r}: expected one of {', '.join(map(repr, TRANSFORMS))}")
         if scale not in SCALES:
-            raise ValueError(f"scale = {scale!r}: expected one of {', '.join(SCALES)}")
+            raise ValueError(f"scale = {scale!r}: expected one of {', '.join(map(repr, SCALES))}")
         self.transform, self.scale, self.seed, self.workers = transform, scale, int(seed), workers
         self.size = 1 << math.ceil(math.log2(self.n_in)) if self.n_in > 1 else 1
         self.n_blocks = math.ceil(self.n_out / self.size)

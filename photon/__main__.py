@@ -16,7 +16,7 @@ import sys
 
 from . import build_chain, preset_names
 from .speckle import speckle_report
-from .support.cli import run_main
+from .support.cli import positive_int, run_main
 
 __all__ = ["main"]
 
@@ -26,8 +26,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m photon", description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="lab-bench",
                         help=f"preset ({', '.join(preset_names())}) or YAML path")
-    parser.add_argument("--n-in", type=int, default=1024, help="input features")
-    parser.add_argument("--n-out", type=int, default=4096, help="output pixels")
+    parser.add_argument("--n-in", type=positive_int, default=1024, help="input features")
+    parser.add_argument("--n-out", type=positive_int, default=4096, help="output pixels")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
 

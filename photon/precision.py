@@ -99,7 +99,7 @@ def relative_rounding_rms(precision: str) -> float:
 def check_precision(precision: str, name: str = "tm_precision") -> str:
     """Return ``precision`` if it is one of :data:`TM_PRECISIONS`, else raise ValueError."""
     if precision not in MANTISSA_BITS:
-        raise ValueError(f"{name} = {precision!r}: expected one of {', '.join(TM_PRECISIONS)}")
+        raise ValueError(f"{name} = {precision!r}: expected one of {', '.join(map(repr, TM_PRECISIONS))}")
     return precision
 
 

@@ -33,7 +33,7 @@ def preset_path(name: str) -> pathlib.Path:
     """Path of the YAML file of preset ``name``."""
     path = PRESET_DIR / f"{name}.yaml"
     if not path.is_file():
-        raise ValueError(f"preset = {name!r}: expected one of {', '.join(preset_names())}")
+        raise ValueError(f"preset = {name!r}: expected one of {', '.join(map(repr, preset_names()))}")
     return path
 
 

@@ -261,7 +261,7 @@ def run_study(name: str | dict, seed: int = 0, epochs: int | None = None,
     elif name in STUDIES:
         study = STUDIES[name]
     else:
-        raise ValueError(f"study = {name!r}: expected one of {', '.join(STUDY_NAMES)} or a "
+        raise ValueError(f"study = {name!r}: expected one of {', '.join(map(repr, STUDY_NAMES))} or a "
                          "task_study(...)")
     results, histories = {}, {}
     for label, arguments in study["runs"].items():

@@ -134,7 +134,7 @@ def gpu_spec(name) -> GPUSpec:
         return name
     key = str(name).upper()
     if key not in GPUS:
-        raise ValueError(f"gpu = {name!r}: expected one of {', '.join(GPUS)} or a GPUSpec")
+        raise ValueError(f"gpu = {name!r}: expected one of {', '.join(map(repr, GPUS))} or a GPUSpec")
     return GPUS[key]
 
 

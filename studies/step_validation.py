@@ -200,7 +200,7 @@ def _trainers(shape, options, seed: int, xp=np):
     trainers = {}
     for option in options:
         if option not in sources:
-            raise ValueError(f"option = {option!r}: expected one of {', '.join(sources)} (the "
+            raise ValueError(f"option = {option!r}: expected one of {', '.join(map(repr, sources))} (the "
                              "options measured here)")
         if isinstance(shape, MLPShape):
             model, mode = MLP(shape.n_features, shape.n_classes, shape.hidden, seed=seed), None

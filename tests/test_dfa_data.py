@@ -257,13 +257,13 @@ def test_planetoid_loader_refuses_code_in_a_pickle_and_missing_files(tmp_path):
 
 @pytest.mark.parametrize("call, error, message", [
     (lambda p: load_dataset("imagenet"), ValueError,
-     r"data = 'imagenet': expected one of digits, mnist, .*csbm, cora, citeseer, pubmed"),
+     r"data = 'imagenet': expected one of 'digits', 'mnist', .*'csbm', 'cora', 'citeseer', 'pubmed'"),
     (lambda p: load_dataset("pubmed"), ValueError,
      r"path = None: expected the directory of the pubmed files"),
     (lambda p: load_dataset("mnist", p / "missing"), FileNotFoundError,
      r"path = '.*missing': expected a directory holding the MNIST IDX files"),
     (lambda p: load_planetoid(p, "reddit"), ValueError,
-     r"name = 'reddit': expected one of cora, citeseer, pubmed"),
+     r"name = 'reddit': expected one of 'cora', 'citeseer', 'pubmed'"),
     (lambda p: contextual_sbm(n_nodes=100, n_classes=3), ValueError,
      r"n_classes = 3: expected at least 2 classes dividing n_nodes = 100"),
     (lambda p: contextual_sbm(n_nodes=20, n_classes=2, mean_degree=50.0), ValueError,

@@ -190,13 +190,13 @@ def test_adam_matches_the_reference_formula():
 
 
 @pytest.mark.parametrize("call, message", [
-    (lambda p: make_optimizer("rmsprop", p), r"optimizer = 'rmsprop': expected one of adam, sgd"),
+    (lambda p: make_optimizer("rmsprop", p), r"optimizer = 'rmsprop': expected one of 'adam', 'sgd'"),
     (lambda p: Adam(p, lr=-1.0), r"lr = -1.0: expected a finite number > 0"),
     (lambda p: SGD(p, momentum=1.0), r"momentum = 1.0: expected a finite number >= 0 and < 1"),
     (lambda p: SGD([], lr=0.1), r"parameters: an empty list"),
     (lambda p: Dropout(1.0, seed=0), r"rate = 1.0: expected a drop probability in \[0, 1\)"),
     (lambda p: MLP(4, 2, hidden=(3, 0)), r"hidden = \(3, 0\): expected one or more positive"),
-    (lambda p: MLP(4, 2, activation="sigmoid"), r"activation = 'sigmoid': expected one of tanh, relu"),
+    (lambda p: MLP(4, 2, activation="sigmoid"), r"activation = 'sigmoid': expected one of 'tanh', 'relu'"),
 ])
 def test_bad_arguments_are_refused_with_the_value_and_what_was_expected(call, message):
     with pytest.raises(ValueError, match=message):

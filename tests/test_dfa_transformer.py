@@ -301,7 +301,7 @@ def test_shallow_trains_the_head_only_and_refuses_a_tied_model(rng):
         Trainer(model, "dfa", IdealFeedback((8,), 9), feedback_mode="sliced")
     with pytest.raises(ValueError, match=r"feedback: widths \(8, 8\).*expected \(8,\) \(shared"):
         Trainer(model, "dfa", IdealFeedback((8, 8), 9))
-    with pytest.raises(ValueError, match="feedback_mode = 'stacked': expected one of sliced, shared"):
+    with pytest.raises(ValueError, match="feedback_mode = 'stacked': expected one of 'sliced', 'shared'"):
         Trainer(model, "dfa", IdealFeedback((8,), 9), feedback_mode="stacked")
 
 

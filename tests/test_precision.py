@@ -37,7 +37,7 @@ def test_rounding_is_round_to_nearest_even_of_the_format(precision):
 def test_rounding_refuses_what_it_cannot_do_in_place():
     with pytest.raises(ValueError, match="expected a C-contiguous float32 array"):
         round_to_precision(np.ones(4, np.float64), "bf16")
-    with pytest.raises(ValueError, match=r"tm_precision = 'fp8': expected one of float32, tf32, bf16"):
+    with pytest.raises(ValueError, match=r"tm_precision = 'fp8': expected one of 'float32', 'tf32', 'bf16'"):
         round_to_precision(np.ones(4, np.float32), "fp8")
 
 

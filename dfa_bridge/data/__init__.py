@@ -54,7 +54,7 @@ def load_dataset(name: str, path=None, seed: int = 0) -> Dataset | GraphData:
     Dataset or GraphData
     """
     if name not in DATASET_NAMES:
-        raise ValueError(f"data = {name!r}: expected one of {', '.join(DATASET_NAMES)}")
+        raise ValueError(f"data = {name!r}: expected one of {', '.join(map(repr, DATASET_NAMES))}")
     if name in _NEED_PATH and path is None:
         raise ValueError(f"path = None: expected the directory of the {name} files for "
                          f"data = {name!r}")

@@ -319,7 +319,7 @@ def load_planetoid(path, name: str) -> GraphData:
         ``"cora"``, ``"citeseer"`` or ``"pubmed"`` (the files' infix).
     """
     if name not in PLANETOID_NAMES:
-        raise ValueError(f"name = {name!r}: expected one of {', '.join(PLANETOID_NAMES)}")
+        raise ValueError(f"name = {name!r}: expected one of {', '.join(map(repr, PLANETOID_NAMES))}")
     directory = pathlib.Path(path)
     if not directory.is_dir():
         raise FileNotFoundError(f"path = '{path}': expected a directory holding the "

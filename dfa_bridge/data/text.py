@@ -151,7 +151,7 @@ def load_text_dataset(name: str, path=None, val_fraction: float = 0.1,
         if path is None:
             raise ValueError("path = None: expected the path of a UTF-8 text file for data = 'text'")
         return load_text_file(path, val_fraction, min_count)
-    raise ValueError(f"data = {name!r}: expected one of {', '.join(TEXT_DATASETS)}")
+    raise ValueError(f"data = {name!r}: expected one of {', '.join(map(repr, TEXT_DATASETS))}")
 
 
 def random_windows(ids, batch_size: int, context: int, rng: np.random.Generator):

@@ -164,7 +164,7 @@ class Network:
 
 def _activation(name: str) -> Layer:
     if name not in ACTIVATIONS:
-        raise ValueError(f"activation = {name!r}: expected one of {', '.join(ACTIVATIONS)}")
+        raise ValueError(f"activation = {name!r}: expected one of {', '.join(map(repr, ACTIVATIONS))}")
     return ACTIVATIONS[name]()
 
 

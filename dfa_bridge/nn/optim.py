@@ -147,5 +147,5 @@ def make_optimizer(name: str, parameters, **options) -> Optimizer:
         Passed to the optimizer (``lr``, ``weight_decay``, ``momentum`` for SGD, ...).
     """
     if name not in OPTIMIZERS:
-        raise ValueError(f"optimizer = {name!r}: expected one of {', '.join(OPTIMIZERS)}")
+        raise ValueError(f"optimizer = {name!r}: expected one of {', '.join(map(repr, OPTIMIZERS))}")
     return OPTIMIZERS[name](parameters, **options)

@@ -242,7 +242,7 @@ def run_experiment(model: str = "mlp", data: str | None = None, method: str = "d
     """
     record = family(model)
     if method not in METHODS:
-        raise ValueError(f"method = {method!r}: expected one of {', '.join(METHODS)}")
+        raise ValueError(f"method = {method!r}: expected one of {', '.join(map(repr, METHODS))}")
     seed, data_seed = check_seed("seed", seed), check_seed("data_seed", data_seed)
     settings = _settings(record, epochs, steps, overrides)
     _check_family_options(record, max_train, evaluations, max_eval_chars, n_sample)

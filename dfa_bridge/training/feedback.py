@@ -92,7 +92,7 @@ def make_encoder(name: str, n_bits: int = 4) -> Encoder:
         return TernaryEncoder()
     if name == "bitplanes":
         return BitPlaneEncoder(n_bits=n_bits, signed=True)
-    raise ValueError(f"encoder = {name!r}: expected one of {', '.join(ENCODERS)}")
+    raise ValueError(f"encoder = {name!r}: expected one of {', '.join(map(repr, ENCODERS))}")
 
 
 class DeviceFeedback(Feedback):

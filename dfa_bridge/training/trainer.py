@@ -58,7 +58,7 @@ from typing import Iterator
 import numpy as np
 
 from photon import array_module
-from photon.support.arguments import check_int
+from photon.support.arguments import check_choice, check_int
 from photon.support.progress import Progress
 
 from ..data.graphs import GraphData
@@ -272,9 +272,7 @@ class TransformerPath(FeedbackPath):
     """
 
     def __init__(self, model: TransformerLM, feedback_mode: str = "shared"):
-        if feedback_mode not in FEEDBACK_MODES:
-            raise ValueError(f"feedback_mode = {feedback_mode!r}: expected one of "
-                             f"{', '.join(FEEDBACK_MODES)}")
+        check_choice("feedback_mode", feedback_mode, FEEDBACK_MODES)
         super().__init__(model)
         self.feedback_mode = feedback_mode
 
@@ -415,7 +413,7 @@ class Trainer:
                  divergence_factor: float = 10.0, feedback_delay: int = 0,
                  **optimizer_options):
         if method not in METHODS:
-            raise ValueError(f"method = {method!r}: expected one of {', '.join(METHODS)}")
+            raise ValueError(f"method = {method!r}: expected one of {', '.join(map(repr, METHODS))}")
         path = feedback_path(model, feedback_mode)
         if method == "dfa" and feedback is None:
             raise ValueError("feedback = None: expected a Feedback source for method 'dfa'")
@@ -477,7 +475,7 @@ class Trainer:
         """
         method = self.method if method is None else method
         if method not in METHODS:
-            raise ValueError(f"method = {method!r}: expected one of {', '.join(METHODS)}")
+            raise ValueError(f"method = {method!r}: expected one of {', '.join(map(repr, METHODS))}")
         if method == "dfa" and self.feedback is None:
             raise ValueError("method = 'dfa': expected a trainer with a Feedback source")
         self.path.backward(batch, method, self.feedback)

@@ -173,7 +173,7 @@ BACKENDS = ("numpy", "cupy")
 def backend_module(backend: str):
     """The array module of ``backend``: ``"numpy"`` or ``"cupy"`` (imported only when named)."""
     if backend not in BACKENDS:
-        raise ValueError(f"backend = {backend!r}: expected one of {', '.join(BACKENDS)}")
+        raise ValueError(f"backend = {backend!r}: expected one of {', '.join(map(repr, BACKENDS))}")
     if backend == "numpy":
         return np
     try:

@@ -6,18 +6,22 @@ once the arguments reach the toolkit, the same treatment: one line that names th
 argument, the value and what was expected (the toolkit's error messages are written that
 way), exit status 2, no traceback. A bug (any other exception) still shows its traceback,
 and ``PHOTON_DFA_TRACEBACK=1`` shows it for user errors too.
+
+The :mod:`argparse` types here (:func:`int_in`, :func:`number_in` and their shorthands)
+state the range they accept, so that every number is checked before any work starts.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import pathlib
 import sys
 from typing import Callable
 
-__all__ = ["USER_ERRORS", "run_main", "positive_int", "non_negative_int", "positive_float",
-           "widths"]
+__all__ = ["USER_ERRORS", "run_main", "int_in", "number_in", "positive_int",
+           "non_negative_int", "positive_float", "widths"]
 
 #: What a user's input can raise: a bad value (ConfigError is a ValueError), a missing or
 #: unusable path.
@@ -44,37 +48,57 @@ def run_main(main: Callable[[list | None], int], argv: list | None = None,
         return 2
 
 
-def positive_int(text: str) -> int:
-    """An :mod:`argparse` type: a positive integer, refused with its text otherwise."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a positive integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value}: expected a positive integer")
-    return value
+def int_in(low: int, high: float = math.inf):
+    """An :mod:`argparse` type: an integer in ``[low, high]``, refused with its text."""
+    what = (f"an integer in [{low}, {high}]" if high < math.inf
+            else "a positive integer" if low == 1 else "a non-negative integer" if low == 0
+            else f"an integer >= {low}")
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r}: expected {what}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value}: expected {what}")
+        return value
+
+    parse.__name__ = f"int_in_{low}_{high}"
+    return parse
 
 
-def non_negative_int(text: str) -> int:
-    """An :mod:`argparse` type: an integer >= 0 (a seed, a count that may be zero)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a non-negative integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value}: expected a non-negative integer")
-    return value
+def number_in(low: float = -math.inf, high: float = math.inf, *, low_open: bool = False,
+              high_open: bool = False, unit: str = ""):
+    """An :mod:`argparse` type: a finite number within the bounds (inclusive unless open)."""
+    parts = []
+    if low > -math.inf:
+        parts.append(f"{'>' if low_open else '>='} {low:g}")
+    if high < math.inf:
+        parts.append(f"{'<' if high_open else '<='} {high:g}")
+    what = "a finite number" + (" " + " and ".join(parts) if parts else "") \
+        + (f" ({unit})" if unit else "")
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r}: expected {what}") from None
+        ok = math.isfinite(value) and (value > low if low_open else value >= low) \
+            and (value < high if high_open else value <= high)
+        if not ok:
+            raise argparse.ArgumentTypeError(f"{text!r}: expected {what}")
+        return value
+
+    parse.__name__ = "number_in"
+    return parse
 
 
-def positive_float(text: str) -> float:
-    """An :mod:`argparse` type: a finite number > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a positive number") from None
-    if not 0.0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a finite number > 0")
-    return value
+#: An integer >= 1 (a count, a size).
+positive_int = int_in(1)
+#: An integer >= 0 (a seed, a count that may be zero).
+non_negative_int = int_in(0)
+#: A finite number > 0.
+positive_float = number_in(0.0, low_open=True)
 
 
 def widths(text: str) -> tuple[int, ...]:

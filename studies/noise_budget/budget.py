@@ -514,7 +514,7 @@ def noise_budget(device="lab-bench", error_set: ErrorSet | None = None, *, n_out
     chosen = list(SOURCES) if sources is None else list(sources)
     for name in chosen:
         if name not in SOURCES:
-            raise ValueError(f"source = {name!r}: expected one of {', '.join(SOURCES)}")
+            raise ValueError(f"source = {name!r}: expected one of {', '.join(map(repr, SOURCES))}")
     config = budget_config(device, error_set.n_classes, n_out, macropixel_mirrors,
                            **(device_options or {}))
     switches = source_overrides(config)

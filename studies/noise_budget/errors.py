@@ -117,7 +117,7 @@ def documented_encoding(error_set: ErrorSet):
             weights = np.concatenate([positive, -positive])
         else:
             raise ValueError(f"encoder = {error_set.encoder!r}: expected one of "
-                             f"{', '.join(ENCODINGS)}")
+                             f"{', '.join(map(repr, ENCODINGS))}")
         yield start, planes.astype(np.uint8), weights
 
 
@@ -265,7 +265,7 @@ def task_errors(kind: str, n_errors: int = 1024, seed: int = 0) -> ErrorSet:
     """The error set of a task family of :data:`ERROR_KINDS`: ``"mlp"`` (digits MLP),
     ``"gcn"`` (Cora GCN) or ``"lm"`` (characters)."""
     if kind not in _ERROR_MAKERS:
-        raise ValueError(f"errors = {kind!r}: expected one of {', '.join(ERROR_KINDS)}")
+        raise ValueError(f"errors = {kind!r}: expected one of {', '.join(map(repr, ERROR_KINDS))}")
     return _ERROR_MAKERS[kind](n_errors, seed)
 
 

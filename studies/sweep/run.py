@@ -381,7 +381,7 @@ def run_sweep(store, points: Sequence[dict], *, task: StudyTask | str = "gcn-cor
     """
     if isinstance(task, str):
         if task not in TASKS:
-            raise ValueError(f"task = {task!r}: expected one of {', '.join(TASKS)} or a StudyTask")
+            raise ValueError(f"task = {task!r}: expected one of {', '.join(map(repr, TASKS))} or a StudyTask")
         task = TASKS[task]
     check_int("reference_seeds", reference_seeds)
     store = store if isinstance(store, ResultStore) else ResultStore(store)

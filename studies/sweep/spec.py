@@ -518,7 +518,7 @@ def run_settings(point: dict | str, seed_index: int, *, task: StudyTask, base="l
             chosen = point_encoding
     unknown = sorted(set(point) - set(AXES))
     if unknown:
-        raise ValueError(f"axis = {unknown[0]!r}: expected one of {', '.join(AXES)}")
+        raise ValueError(f"axis = {unknown[0]!r}: expected one of {', '.join(map(repr, AXES))}")
     encoder, n_bits = parse_encoding(chosen)
     kind = task.fidelity_errors()
     fidelity = None
