@@ -30,8 +30,8 @@ N_OUT = 128
 #: The fault-injection device: the bench at 128 outputs, with a dark current large enough
 #: to measure at its exposure (500 e-/s) and a medium that decorrelates (300 s).
 DEVICE_A = {"camera__dark_current_e_per_s": 500.0, "medium__drift_time_s": 300.0}
-RUN = dict(n_out=N_OUT, realizations=8, laser_realizations=128, compare_encodings=False,
-           progress=False)
+RUN = dict(n_out=N_OUT, realizations=8, laser_realizations=128, tm_realizations=1,
+           compare_encodings=False, progress=False)
 
 
 def _synthetic_errors(n=256, encoder="ternary", seed=0) -> ErrorSet:
@@ -347,3 +347,17 @@ def test_script_default_run_passes_the_acceptance_check(tmp_path):
 def test_language_model_errors_budget_matches_the_physics():
     budget = noise_budget("lab-bench", language_errors(1024), n_out=512, progress=False)
     assert budget_check(budget)["all"], {n: e["ratio"] for n, e in budget["sources"].items()}
+
+
+def test_the_polarizer_is_measured_and_predicted_over_media_each_calibrated_on_its_own():
+    errors = _synthetic_errors(128)
+    one = noise_budget("lab-bench", errors, sources=["polarizer"], **RUN)["sources"]["polarizer"]
+    three = noise_budget("lab-bench", errors, sources=["polarizer"],
+                         **{**RUN, "tm_realizations": 3})["sources"]["polarizer"]
+    assert one["tm_realizations"] == 1 and "ratio_se" not in one
+    assert three["tm_realizations"] == 3 and three["ratio_se"] > 0
+    assert three["check_statistic"] == "ratio of sums over 3 media"
+    # The first medium is the configured one; the others are other devices: the ratio moves.
+    assert three["ratio"] != pytest.approx(one["ratio"], rel=1e-6)
+    with pytest.raises(ValueError, match="tm_realizations = 0: expected"):
+        noise_budget("lab-bench", errors, sources=["polarizer"], **{**RUN, "tm_realizations": 0})

@@ -31,8 +31,8 @@ import sys
 
 from photon.support import jsonio
 from photon.support.cli import positive_int
-from studies.noise_budget import (BUDGET_CHECK, ERROR_KINDS, LASER_REALIZATIONS,
-                                  REALIZATIONS, budget_check, budget_markdown, noise_budget,
+from studies.noise_budget import (BUDGET_CHECK, ERROR_KINDS, LASER_REALIZATIONS, REALIZATIONS,
+                                  TM_REALIZATIONS, budget_check, budget_markdown, noise_budget,
                                   task_errors)
 from ._parser import CommandParser, seed
 
@@ -104,6 +104,9 @@ def main(argv=None) -> int:
                         help="noise realizations of each stochastic source")
     parser.add_argument("--laser-realizations", type=positive_int, default=LASER_REALIZATIONS,
                         help="fits over which the laser's power drift is measured")
+    parser.add_argument("--tm-realizations", type=positive_int, default=TM_REALIZATIONS,
+                        help="media (TMs, each calibrated) over which the polarizer's leak is "
+                             "measured")
     parser.add_argument("--seed", type=seed, default=0, help="seed of the error set")
     parser.add_argument("--out", default=None,
                         help="directory for budget_ERRORS.md and budget_ERRORS.json")
@@ -120,7 +123,8 @@ def main(argv=None) -> int:
         budget = noise_budget(args.device, errors, n_out=args.n_out, elapsed_s=args.elapsed_s,
                               device_options=dict(args.overrides),
                               realizations=args.realizations,
-                              laser_realizations=args.laser_realizations)
+                              laser_realizations=args.laser_realizations,
+                              tm_realizations=args.tm_realizations)
     except (ValueError, TypeError) as error:
         parser.error(str(error))
     budget["check"] = budget_check(budget)

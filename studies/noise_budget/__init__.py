@@ -18,8 +18,8 @@ prediction from the physics (docs/design.md section 7).
 * :mod:`.report`: :func:`budget_markdown`.
 """
 
-from .budget import (BUDGET_CHECK, INPUTS, LASER_REALIZATIONS, REALIZATIONS, budget_check,
-                     feedback_fidelity, noise_budget)
+from .budget import (BUDGET_CHECK, INPUTS, LASER_REALIZATIONS, REALIZATIONS, TM_REALIZATIONS,
+                     budget_check, feedback_fidelity, noise_budget)
 from .devices import (SOURCES, budget_config, clean_config, drift_correlation, fit_operator,
                       project, source_overrides)
 from .errors import (ENCODINGS, ERROR_KINDS, ErrorSet, classification_errors,
@@ -29,8 +29,8 @@ from .knowledge import DeviceKnowledge, device_knowledge
 from .predict import DeviceModel
 from .report import budget_markdown
 
-__all__ = ["SOURCES", "BUDGET_CHECK", "INPUTS", "REALIZATIONS", "LASER_REALIZATIONS", "ENCODINGS",
-           "ERROR_KINDS", "ErrorSet", "classification_errors", "graph_errors",
+__all__ = ["SOURCES", "BUDGET_CHECK", "INPUTS", "REALIZATIONS", "LASER_REALIZATIONS",
+           "TM_REALIZATIONS", "ENCODINGS", "ERROR_KINDS", "ErrorSet", "classification_errors", "graph_errors",
            "language_errors", "task_errors", "documented_encoding", "documented_quantization",
            "budget_config", "clean_config", "source_overrides", "drift_correlation",
            "fit_operator", "project", "DeviceKnowledge", "device_knowledge", "DeviceModel",

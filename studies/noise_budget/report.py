@@ -53,6 +53,8 @@ def budget_markdown(budget: dict) -> str:
             extra = f" ({entry['realizations']} fits of {entry['rows']} errors)"
         elif "realizations" in entry:
             extra = f" ({entry['realizations']} realizations)"
+        elif entry.get("tm_realizations", 1) > 1:
+            extra = f" ({entry['tm_realizations']} media)"
         lines.append(f"| {SOURCES[name]}{extra} | {entry['measured']:.4g} | {se} | "
                      f"{entry['predicted']:.4g} | {ratio} | {band} | {entry.get('inputs', '')} |")
     total = budget["total"]
