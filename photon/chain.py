@@ -117,7 +117,7 @@ class OpticalChain:
                      else Polarizer(config.polarizer))
         out_grid = near_square_shape(config.n_out)
         positions = sensor_pixel_positions(config.n_out, config.camera.sensor_cols, binning,
-                                           out_grid)
+                                           out_grid, config.camera.output_pitch_bins)
         laser = Laser(config.laser, rin_seed=seeds.laser, drift_seed=seeds.laser + 1)
         dmd = DMD(config.dmd, config.n_in)
         medium = ScatteringMedium(

@@ -142,6 +142,10 @@ class CameraConfig(Settings):
     an unlimited well. ``prnu_rms`` (photo-response non-uniformity, relative) and
     ``dsnu_e`` (dark-signal non-uniformity, electrons rms) are fixed per-pixel patterns.
     ``binning`` sums binning x binning sensor pixels in the charge domain.
+    ``output_pitch_bins`` places the outputs every ``output_pitch_bins``-th binned pixel
+    along a row and every ``output_pitch_bins``-th binned row (a sub-sampled read-out: the
+    pixels between are not read), so that neighbouring outputs lie further apart than a
+    speckle grain; 1 reads every binned pixel.
     Shot noise is drawn exactly (Poisson) below ``shot_noise_exact_below_e`` electrons
     and as a Gaussian of equal mean and variance above, where the two are
     indistinguishable after quantization.
@@ -173,6 +177,8 @@ class CameraConfig(Settings):
     prnu_rms: float = setting(0.0, lo=0.0, hi=0.5, unit="fraction rms")
     dsnu_e: float = setting(0.0, lo=0.0, unit="e- rms")
     binning: int = setting(1, kind=int, lo=1, hi=16, unit="pixels per side")
+    output_pitch_bins: int = setting(1, kind=int, lo=1, hi=16,
+                                     unit="binned pixels between neighbouring outputs")
     line_time_us: float = setting(33.19, lo=0.0, lo_open=True, unit="us per sensor row read")
     skipped_line_time_us: float = setting(5.03, lo=0.0, unit="us per sensor row outside the ROI")
     frame_overhead_us: float = setting(259.70, lo=0.0, unit="us per frame")
@@ -205,19 +211,33 @@ class CameraConfig(Settings):
             raise ConfigError.invalid(
                 "binning", self.binning, f"at most the sensor's {self.sensor_rows} x "
                 f"{self.sensor_cols} pixels per side", source)
+        if self.outputs_per_row < 1:
+            raise ConfigError.invalid(
+                "output_pitch_bins", self.output_pitch_bins, f"at most the sensor's "
+                f"{self.sensor_cols // self.binning} binned pixels per row", source)
         if self.roi_rows is not None and self.roi_rows > self.sensor_rows:
             raise ConfigError.invalid(
                 "roi_rows", self.roi_rows, f"at most the sensor's {self.sensor_rows} rows, or "
                 "null for the fewest full-width rows holding n_out", source)
 
+    @property
+    def outputs_per_row(self) -> int:
+        """Outputs along one sensor row: ``sensor_cols // (binning output_pitch_bins)``."""
+        return self.sensor_cols // (self.binning * self.output_pitch_bins)
+
     def rows_needed(self, n_out: int) -> int:
         """Fewest full-width sensor rows that hold ``n_out`` outputs of ``binning^2`` pixels.
 
-        A row holds ``sensor_cols // binning`` binned outputs; the result is a multiple
-        of ``binning``. It may exceed ``sensor_rows`` (then ``n_out`` does not fit).
+        A row of outputs holds :attr:`outputs_per_row` of them, and the rows of outputs
+        lie ``binning output_pitch_bins`` sensor rows apart: ``k`` rows of outputs span
+        ``((k - 1) output_pitch_bins + 1) binning`` sensor rows. It may exceed
+        ``sensor_rows`` (then ``n_out`` does not fit).
         """
-        per_row = self.sensor_cols // self.binning
-        return -(-int(n_out) // per_row) * self.binning
+        per_row = self.outputs_per_row
+        if per_row < 1:
+            return self.sensor_rows + 1   # not one output fits along a row
+        output_rows = -(-int(n_out) // per_row)
+        return ((output_rows - 1) * self.output_pitch_bins + 1) * self.binning
 
     def rows_read(self, n_out: int) -> int:
         """Sensor rows the read-out covers for ``n_out`` outputs: ``roi_rows`` or the fewest.
@@ -231,7 +251,7 @@ class CameraConfig(Settings):
         if needed > self.sensor_rows:
             raise ConfigError.invalid(
                 "n_out", n_out, f"outputs that fit in the sensor's {self.sensor_rows} rows of "
-                f"{self.sensor_cols // self.binning} binned pixels (needs {needed} rows)",
+                f"{self.outputs_per_row} outputs (needs {needed} rows)",
                 "CameraConfig")
         if self.roi_rows is None:
             return needed
@@ -239,7 +259,7 @@ class CameraConfig(Settings):
             raise ConfigError.invalid(
                 "roi_rows", self.roi_rows, f"at least the {needed} sensor rows that hold "
                 f"n_out = {n_out} outputs of {self.binning} x {self.binning} pixels "
-                f"({self.sensor_cols // self.binning} per row)", "CameraConfig")
+                f"({self.outputs_per_row} per row)", "CameraConfig")
         return self.roi_rows
 
 

@@ -47,22 +47,24 @@ def plane_positions(n: int, width: int) -> np.ndarray:
 
 
 def sensor_pixel_positions(n_out: int, sensor_cols: int, binning: int,
-                           out_grid: tuple[int, int]) -> np.ndarray:
+                           out_grid: tuple[int, int], pitch_bins: int = 1) -> np.ndarray:
     """Sensor positions of the ``n_out * binning^2`` pixels a camera bins, in its order.
 
-    The camera's outputs fill full-width sensor rows from the top, ``sensor_cols //
-    binning`` per row (the region of interest, :meth:`photon.config.CameraConfig.rows_read`):
-    output ``o`` covers the ``binning x binning`` sensor pixels from row ``(o // w) b``,
-    column ``(o % w) b``. The medium's pixels are ordered as the camera bins them: on the
-    ``(rows b, cols b)`` grid of ``out_grid = (rows, cols)``.
+    The camera's outputs fill full-width sensor rows from the top, ``w = sensor_cols //
+    (binning pitch_bins)`` per row (the region of interest,
+    :meth:`photon.config.CameraConfig.rows_read`): output ``o`` covers the ``binning x
+    binning`` sensor pixels from row ``(o // w) b p``, column ``(o % w) b p`` (``p =
+    pitch_bins``: a sub-sampled read-out leaves ``p - 1`` bins between outputs). The
+    medium's pixels are ordered as the camera bins them: on the ``(rows b, cols b)`` grid
+    of ``out_grid = (rows, cols)``.
     """
-    b = int(binning)
+    b, p = int(binning), int(pitch_bins)
     rows, cols = out_grid
-    per_row = int(sensor_cols) // b
+    per_row = int(sensor_cols) // (b * p)
     grid_r, grid_c = np.divmod(np.arange(rows * b * cols * b, dtype=np.int64), cols * b)
     output = (grid_r // b) * cols + grid_c // b
-    return np.stack([(output // per_row) * b + grid_r % b,
-                     (output % per_row) * b + grid_c % b], axis=1)
+    return np.stack([(output // per_row) * b * p + grid_r % b,
+                     (output % per_row) * b * p + grid_c % b], axis=1)
 
 
 def _filter(array, taps, axis: int):

@@ -96,8 +96,7 @@ def test_bench_dfa_prints_the_step_times_and_their_ratio():
     assert result["hidden"] == [128, 128] and result["batch_size"] == 32
     # Beside them: a DFA step through the small lab-bench device over ideal feedback.
     device = result["device_feedback"]
-    # 10 classes in; the digits MLP's 512 hidden units read every other of 1024 outputs.
-    assert device["device"] == "lab-bench" and device["device_outputs"] == [10, 1024]
+    assert device["device"] == "lab-bench" and device["device_outputs"] == [10, 512]
     assert device["frames_per_step"] == 514  # 32 errors x 8 planes (signed 4-bit) x 2 + 2
     for front in ("numpy", "torch"):
         if device[front] is None:                  # torch not installed

@@ -130,3 +130,36 @@ def test_no_grain_keeps_each_entry_its_own_source():
     from photon.gaussian_matrix import GaussianMatrix
     real, imag = GaussianMatrix(0, (0, 0, 0), 8, 20, 1 / 8).block(0, 8, 0, 20)
     np.testing.assert_array_equal(medium.transmission_matrix(), (real + 1j * imag).T)
+
+
+@pytest.mark.parametrize("pitch", [1, 2])
+def test_a_sub_sampled_read_out_spaces_the_outputs_and_their_correlation_falls_as_stated(pitch):
+    """Outputs ``pitch`` pixels apart along a sensor row: the field correlation of two
+    neighbouring outputs' TM rows is ``exp(-d^2 / 4 sigma^2)`` at ``d = pitch`` (the
+    intensity correlation ``exp(-d^2 / 2 sigma^2)`` of a grain of rms radius sigma)."""
+    sigma, n_in = 0.9, 1024
+    chain = build_chain("lab-bench", n_in=n_in, n_out=160, medium__speckle_grain_px=sigma,
+                        medium__input_grain_mirrors=0.0, dmd__macropixel_mirrors=1,
+                        camera__output_pitch_bins=pitch, simulation__tm_storage="dense")
+    positions = chain.medium._pixel_grain.positions
+    np.testing.assert_array_equal(positions[:3], [[0, 0], [0, pitch], [0, 2 * pitch]])
+    tm = chain.medium.transmission_matrix()
+    rho = np.array([_field_correlation(tm[o], tm[o + 1]) for o in range(tm.shape[0] - 1)])
+    expected = math.exp(-pitch ** 2 / (4 * sigma ** 2))
+    # Each estimate over n_in inputs has an error of about (1 - rho^2) / sqrt(n_in) (plus
+    # the |.|'s floor sqrt(pi / 4 n_in) near zero); neighbouring pairs share rows, so count
+    # a quarter of them as independent.
+    se = ((1 - expected ** 2) / math.sqrt(n_in) + math.sqrt(math.pi / (4 * n_in))) \
+        / math.sqrt(rho.size / 4)
+    assert abs(rho.mean() - expected) < Z * se, (rho.mean(), expected, se)
+
+
+def test_the_output_pitch_is_checked_against_the_sensor():
+    from photon import ConfigError
+
+    with pytest.raises(ConfigError, match="output_pitch_bins"):
+        build_chain("lab-bench", n_in=8, n_out=8, camera__output_pitch_bins=17)
+    with pytest.raises(ConfigError, match="n_out"):   # 1292 / 16 = 80 outputs a row, 964 rows
+        build_chain("lab-bench", n_in=8, n_out=81 * 61, camera__output_pitch_bins=16)
+    assert build_chain("lab-bench", n_in=8, n_out=80 * 61,
+                       camera__output_pitch_bins=16).camera.config.rows_read(80 * 61) == 961

@@ -44,8 +44,8 @@ __all__ = ["Feedback", "IdealFeedback", "DeviceFeedback", "StructuredFeedback", 
            "OUTPUT_SPACING", "make_encoder", "make_feedback"]
 
 ENCODERS = ("ternary", "bitplanes")
-#: Device outputs per row of ``B`` that :func:`make_feedback` opens: rows two pixels apart
-#: share little of a speckle grain (see :class:`DeviceFeedback`).
+#: Camera pixels (binned) between two rows of ``B``: outputs two pixels apart share little
+#: of a speckle grain (see :class:`DeviceFeedback`).
 OUTPUT_SPACING = 2
 
 
@@ -117,9 +117,9 @@ class DeviceFeedback(Feedback):
     transmission matrix are correlated (field correlation ``exp(-d^2 / 4 sigma^2)`` at
     ``d`` pixels for a grain of rms radius ``sigma``, docs/design.md section 2); rows of
     ``B`` that are correlated feed nearly the same signal to several hidden units, and DFA
-    on Cora's GCN loses accuracy by it (docs/noise). :func:`make_feedback` opens a device
-    with ``output_spacing`` times the outputs it needs and reads every
-    ``output_spacing``-th one.
+    on Cora's GCN loses accuracy by it (docs/studies/cora.md). :func:`make_feedback` opens
+    a simulated device whose outputs are already spaced (a sub-sampled camera read-out,
+    ``camera.output_pitch_bins``), so that it computes no output it does not use.
 
     Parameters
     ----------
@@ -267,8 +267,11 @@ def make_feedback(name: str, widths: Sequence[int], n_classes: int, *, seed: int
     macropixel_mirrors
         DMD mirrors per input of a simulated (virtual) device: more light per class.
     output_spacing
-        A device is opened with ``output_spacing * sum(widths)`` outputs and every
-        ``output_spacing``-th one realizes a row of ``B`` (see :class:`DeviceFeedback`).
+        Binned camera pixels between the outputs that realize two rows of ``B``: a
+        simulated device is opened with ``camera.output_pitch_bins = output_spacing``
+        (a sub-sampled read-out, see :class:`DeviceFeedback`); a backend without a camera
+        (``ideal``, whose outputs are independent) or a calibrated device is opened as
+        named, and :class:`DeviceFeedback` spaces its rows where it has outputs to spare.
     **device_options
         Further arguments of :func:`devices.open_device` (e.g. preset overrides).
 
@@ -276,7 +279,7 @@ def make_feedback(name: str, widths: Sequence[int], n_classes: int, *, seed: int
     -------
     Feedback
         The source; a device is opened with ``n_in = n_classes`` inputs and
-        ``n_out = output_spacing * sum(widths)`` outputs.
+        ``n_out = sum(widths)`` outputs.
     """
     if not isinstance(name, str) or not name:
         raise ValueError(f"feedback = {name!r}: expected 'ideal', 'structured' or a device name")
@@ -286,10 +289,10 @@ def make_feedback(name: str, widths: Sequence[int], n_classes: int, *, seed: int
         return StructuredFeedback(widths, n_classes, seed=seed)
     device_name = name.removeprefix("device:")
     output_spacing = check_int("output_spacing", output_spacing, low=1)
-    options = {"n_in": n_classes,
-               "n_out": output_spacing * sum(check_widths("widths", widths, why=NO_HIDDEN))}
-    if device_name not in backend_names() or device_name == "virtual":
+    options = {"n_in": n_classes, "n_out": sum(check_widths("widths", widths, why=NO_HIDDEN))}
+    if device_name not in backend_names() or device_name == "virtual":  # a simulated chain
         options["dmd__macropixel_mirrors"] = macropixel_mirrors
+        options["camera__output_pitch_bins"] = output_spacing
     options.update(device_options)
     try:
         device = open_device(device_name, **options)
