@@ -467,3 +467,24 @@ def test_a_calibration_with_untrusted_rows_flows_to_the_opu():
     assert np.array_equal(opu.untrusted_outputs_, result.untrusted)
     m = np.asarray(opu.effective_matrix())
     assert np.all(m[result.untrusted] == 0)
+
+
+def test_a_device_with_outputs_to_spare_feeds_back_through_every_other_usable_one():
+    from dfa_bridge.training.feedback import DeviceFeedback
+    from devices import CalibratedDevice
+
+    rng = np.random.default_rng(5)
+    n_classes, widths = 6, (12, 8)                       # S = 20 rows
+    tm = (rng.standard_normal((50, n_classes)) + 1j * rng.standard_normal((50, n_classes))) / 4
+    untrusted = [4, 9]
+    spaced = DeviceFeedback(CalibratedDevice(tm, untrusted_outputs=untrusted).open(), widths,
+                            n_classes)
+    usable = [o for o in range(50) if o not in untrusted]
+    assert spaced.rows.tolist() == usable[::2][:20]      # every other usable output
+    adjacent = DeviceFeedback(CalibratedDevice(tm, untrusted_outputs=untrusted).open(), widths,
+                              n_classes, output_spacing=1)
+    assert adjacent.rows.tolist() == usable[:20]
+    # Too few outputs for the spacing (2 S > 32 usable): the first usable ones, in order.
+    short = DeviceFeedback(CalibratedDevice(tm[:34], untrusted_outputs=untrusted).open(), widths,
+                           n_classes)
+    assert short.rows.tolist() == [o for o in range(34) if o not in untrusted][:20]
