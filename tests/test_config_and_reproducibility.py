@@ -107,3 +107,17 @@ def test_tm_entries_are_circular_gaussian_with_variance_one_over_n_in():
     assert abs(re.var() - im.var()) < 5 * np.sqrt(2 / n)
     assert abs(np.mean(re * im)) < 5 * 0.5 / np.sqrt(n)
     assert abs(re.mean()) < 5 * np.sqrt(0.5 / n)
+
+
+def test_one_blas_thread_limits_every_blas_pool_inside_the_block_only():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from photon.support.threads import one_blas_thread
+
+    def blas_threads():
+        return [pool["num_threads"] for pool in threadpoolctl.threadpool_info()
+                if pool["user_api"] == "blas"]
+
+    before = blas_threads()
+    with one_blas_thread():
+        assert blas_threads() and all(n == 1 for n in blas_threads())
+    assert blas_threads() == before

@@ -20,7 +20,6 @@ encoding and the other one.
 
 from __future__ import annotations
 
-import contextlib
 import math
 from typing import Sequence
 
@@ -28,6 +27,7 @@ import numpy as np
 
 from photon.support.arguments import check_int
 from photon.support.progress import Progress
+from photon.support.threads import one_blas_thread
 
 from .devices import (SOURCES, budget_config, clean_config, fit_operator, project,
                       source_overrides)
@@ -93,19 +93,6 @@ def _ratio_estimate(measured, predicted, weights) -> tuple[float, float]:
     ratio = float((w * x).sum() / (w * p).sum())
     spread = math.sqrt(float((w ** 2 * (x - ratio * p) ** 2).sum()) * x.size / (x.size - 1))
     return mean, spread / float(w.sum())
-
-
-@contextlib.contextmanager
-def _one_blas_thread():
-    """One BLAS thread: the budget's products are small (classes x outputs), and several
-    threads on a shared machine cost more than they save."""
-    try:
-        from threadpoolctl import threadpool_limits  # noqa: PLC0415  (ships with scikit-learn)
-    except ImportError:  # pragma: no cover
-        yield
-        return
-    with threadpool_limits(limits=1):
-        yield
 
 
 def _snr_db(signal: float, noise: float) -> float | None:
@@ -575,7 +562,7 @@ def noise_budget(device="lab-bench", error_set: ErrorSet | None = None, *, n_out
     measured_sources = [n for n in chosen if n == "encoding" or switches[n] is not None]
     steps = 5 + len(measured_sources) + (2 if compare_encodings else 1)
     with Progress(steps, "noise budget", enabled=progress, unit="step") as bar, \
-            np.errstate(all="ignore"), _one_blas_thread():
+            np.errstate(all="ignore"), one_blas_thread():
         if knowledge is None:
             knowledge = device_knowledge(config, error_set)
         bar.update()

@@ -9,7 +9,6 @@ hashes this module with the library packages it calls.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import warnings
@@ -18,6 +17,7 @@ import numpy as np
 
 from photon.config import config_from_dict
 from photon.support import jsonio
+from photon.support.threads import one_blas_thread
 
 from devices import VirtualDevice
 from dfa_bridge.data import data_fingerprint
@@ -31,18 +31,6 @@ from .store import STORE_NAME
 __all__ = ["run_job"]
 
 _CURVE_DIGITS = 4
-
-
-@contextlib.contextmanager
-def _one_thread():
-    """One BLAS thread: the run's numbers do not depend on the pool it runs in."""
-    try:
-        from threadpoolctl import threadpool_limits  # noqa: PLC0415  (ships with scikit-learn)
-    except ImportError:  # pragma: no cover
-        yield
-        return
-    with threadpool_limits(limits=1):
-        yield
 
 
 @functools.lru_cache(maxsize=8)
@@ -82,7 +70,7 @@ def run_job(payload: dict) -> dict:
         raise ValueError(f"key = {payload['key'][:12]}...: expected the key of its settings")
     task = settings["task"]
     metric = family(task["model"]).metric
-    with _one_thread(), np.errstate(all="ignore"), warnings.catch_warnings():
+    with one_blas_thread(), np.errstate(all="ignore"), warnings.catch_warnings():
         # Settings at the end of an axis are meant to break the device (every output
         # weak, updates undefined): their warnings are the expected outcome, not news.
         warnings.simplefilter("ignore", RuntimeWarning)
