@@ -431,3 +431,19 @@ def test_serial_workers_and_dask_give_identical_numbers_for_real_runs(tmp_path):
         return [{k: v for k, v in r["result"].items() if k != "seconds"} for r in records]
 
     assert numbers(serial) == numbers(pooled) == numbers(dasked)
+
+
+def test_a_sweep_point_measures_the_device_make_feedback_opens():
+    """The stored device is the one DFA trains through: the same mirrors per class and the
+    same spacing of the outputs (a sweep that read adjacent outputs would measure another
+    feedback than the trainer's)."""
+    from dfa_bridge.training.feedback import OUTPUT_SPACING, make_feedback
+
+    device = run_settings({"adc_bits": 6}, 0, task=CORA)["settings"]["device"]
+    source = make_feedback("lab-bench", [CORA.feedback_width()], CORA.n_classes())
+    opened = source.device.chain.config
+    assert device["camera"]["output_pitch_bins"] == OUTPUT_SPACING == \
+        opened.camera.output_pitch_bins
+    assert device["dmd"]["macropixel_mirrors"] == opened.dmd.macropixel_mirrors
+    assert (device["n_in"], device["n_out"]) == (opened.n_in, opened.n_out)
+    source.close()

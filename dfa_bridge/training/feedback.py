@@ -41,7 +41,7 @@ from .feedback_base import NO_HIDDEN, Feedback
 from .structured_feedback import StructuredFeedback
 
 __all__ = ["Feedback", "IdealFeedback", "DeviceFeedback", "StructuredFeedback", "ENCODERS",
-           "OUTPUT_SPACING", "make_encoder", "make_feedback"]
+           "OUTPUT_SPACING", "make_encoder", "simulated_device_options", "make_feedback"]
 
 ENCODERS = ("ternary", "bitplanes")
 #: Camera pixels (binned) between two rows of ``B``: outputs two pixels apart share little
@@ -242,6 +242,23 @@ class DeviceFeedback(Feedback):
                     self.rows].sum())}
 
 
+def simulated_device_options(widths: Sequence[int], n_classes: int,
+                             macropixel_mirrors: int = 64,
+                             output_spacing: int = OUTPUT_SPACING) -> dict:
+    """The settings a simulated (virtual) feedback device is opened with.
+
+    ``n_in = n_classes``, ``n_out = sum(widths)``, ``macropixel_mirrors`` DMD mirrors per
+    class (more light per input) and outputs ``output_spacing`` binned pixels apart
+    (``camera.output_pitch_bins``, see :class:`DeviceFeedback`): what
+    :func:`make_feedback` opens, and what a study that builds the device's configuration
+    itself must use to measure the same device.
+    """
+    return {"n_in": n_classes, "n_out": sum(check_widths("widths", widths, why=NO_HIDDEN)),
+            "dmd__macropixel_mirrors": check_int("macropixel_mirrors", macropixel_mirrors,
+                                                 low=1),
+            "camera__output_pitch_bins": check_int("output_spacing", output_spacing, low=1)}
+
+
 def make_feedback(name: str, widths: Sequence[int], n_classes: int, *, seed: int = 0,
                   encoder: str | Encoder = "bitplanes", n_bits: int = 4,
                   macropixel_mirrors: int = 64, output_spacing: int = OUTPUT_SPACING,
@@ -288,11 +305,12 @@ def make_feedback(name: str, widths: Sequence[int], n_classes: int, *, seed: int
     if name == "structured":
         return StructuredFeedback(widths, n_classes, seed=seed)
     device_name = name.removeprefix("device:")
-    output_spacing = check_int("output_spacing", output_spacing, low=1)
-    options = {"n_in": n_classes, "n_out": sum(check_widths("widths", widths, why=NO_HIDDEN))}
     if device_name not in backend_names() or device_name == "virtual":  # a simulated chain
-        options["dmd__macropixel_mirrors"] = macropixel_mirrors
-        options["camera__output_pitch_bins"] = output_spacing
+        options = simulated_device_options(widths, n_classes, macropixel_mirrors, output_spacing)
+    else:
+        output_spacing = check_int("output_spacing", output_spacing, low=1)
+        options = {"n_in": n_classes,
+                   "n_out": sum(check_widths("widths", widths, why=NO_HIDDEN))}
     options.update(device_options)
     try:
         device = open_device(device_name, **options)

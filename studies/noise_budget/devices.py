@@ -46,7 +46,10 @@ def budget_config(device="lab-bench", n_in: int = 10, n_out: int = 512,
     """The configuration of a feedback device: ``n_in`` classes onto ``n_out`` outputs.
 
     As :func:`~dfa_bridge.training.feedback.make_feedback` opens it (``macropixel_mirrors``
-    mirrors per class), with ``overrides`` (``camera__adc_bits=6``, ...) on top.
+    mirrors per class), with ``overrides`` (``camera__adc_bits=6``, ...) on top, but with
+    its outputs adjacent (``camera.output_pitch_bins`` as configured): the budget is per
+    output and error vector, and the spacing of the outputs changes which pixels are read,
+    not the noise of each.
     """
     return resolve_config(device, n_in=n_in, n_out=n_out,
                           dmd__macropixel_mirrors=macropixel_mirrors, **overrides)

@@ -56,6 +56,7 @@ from dfa_bridge.data import data_fingerprint, load_dataset
 from dfa_bridge.data.text import CharCorpus, load_text_dataset
 from dfa_bridge.training.experiment import resolve_settings
 from dfa_bridge.training.families import ModelFamily, family
+from dfa_bridge.training.feedback import simulated_device_options
 
 __all__ = ["RECORD_FORMAT", "StudyTask", "TASKS", "Axis", "AXES", "REFERENCES",
            "REFERENCE_LABELS", "parse_encoding", "encoding_name", "sweep_points", "point_key",
@@ -65,7 +66,6 @@ __all__ = ["RECORD_FORMAT", "StudyTask", "TASKS", "Axis", "AXES", "REFERENCES",
 #: Version of the stored run records; lines of another version are kept but not used.
 RECORD_FORMAT = 3
 
-MACROPIXEL_MIRRORS = 64     # DMD mirrors per class, as make_feedback opens a virtual device
 FULL_SCALE_OVER_MEAN = 8.0  # photon_budget: ADC full scale over the all-on mean (exp(-8): 0.03 %)
 
 
@@ -502,8 +502,9 @@ def run_settings(point: dict | str, seed_index: int, *, task: StudyTask, base="l
         return _plain({"settings": settings, "label": label})
     if not isinstance(point, dict) or not point:
         raise ValueError(f"point = {point!r}: expected a dict of axis values")
-    config = resolve_config(base, n_in=task.n_classes(), n_out=task.feedback_width(),
-                            dmd__macropixel_mirrors=MACROPIXEL_MIRRORS)
+    # The device make_feedback opens: its mirrors per class, its outputs' spacing.
+    config = resolve_config(base, **simulated_device_options([task.feedback_width()],
+                                                             task.n_classes()))
     config = config.replace(**device_seeds(train_seed))
     default_encoder, default_bits = task.family.encoder
     chosen = encoding or encoding_name(default_encoder, default_bits)
