@@ -266,10 +266,10 @@ def window_rows(settings: dict, data) -> int:
 # ---------------------------------------------------------------------------- registry
 #: Every model family by name. The defaults: the MLP of the digits study, the two-layer
 #: GCN of Kipf & Welling (hidden width raised to 64), and the character Transformer
-#: (:data:`~dfa_bridge.training.language.LM_DEFAULTS`). Each default encoder is decided
-#: equivalent to ideal-feedback DFA by the noise study (docs/noise: Cora's GCN, the deep
-#: MLP), where a ternary code is not: its SNR against the exact ``B e`` falls to about
-#: 5 dB once the errors spread. The Transformer's per-token error spreads its mass over
+#: (:data:`~dfa_bridge.training.language.LM_DEFAULTS`). The default encoder, signed 4-bit
+#: planes, is decided equivalent to ideal-feedback DFA on Cora's GCN and comes closest of
+#: the codes tried on the deep MLP (docs/noise), where a ternary code is decided worse on
+#: both: its SNR against the exact ``B e`` falls to about 5 dB once the errors spread. The Transformer's per-token error spreads its mass over
 #: ~90 characters, which a ternary code drops.
 FAMILIES: dict[str, ModelFamily] = {
     "mlp": ModelFamily(
