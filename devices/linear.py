@@ -28,8 +28,10 @@ proportional to that variance and far more precise (repeated frames, not a handf
 random ones); it is used for the rows it agrees with, when it agrees with nearly all
 of them. A reference field (mirrors held on outside the used region) breaks that
 proportionality: ``f(1) = 2 g Re(conj(m) K 1)`` may then be small or negative while the
-row is strong, and the measured variance is used. A row whose signal is within the
-noise is *weak*: it is never scaled up beyond a tenth of the typical row's size.
+row is strong, and the measured variance is used. A row whose probe variance
+disagrees with it by three to five standard errors is sized by a geometric blend of the two
+(:func:`probe_weight`), so that no small change moves a row's size by a jump. A row whose
+signal is within the noise is *weak*: it is never scaled up beyond a tenth of the typical row's size.
 """
 
 from __future__ import annotations
@@ -41,13 +43,15 @@ import numpy as np
 
 from photon import array_module
 
-__all__ = ["REFERENCE_FRAMES", "complement_frames", "anchor_frames", "identity_halves", "RowNorms", "row_norms", "WEAK_SNR", "MAX_ROW_GAIN"]
+__all__ = ["REFERENCE_FRAMES", "complement_frames", "anchor_frames", "identity_halves", "RowNorms", "row_norms", "probe_weight",
+           "WEAK_SNR", "MAX_ROW_GAIN", "MODEL_TOLERANCE_Z", "MODEL_SWITCH_Z"]
 
 REFERENCE_FRAMES = 2  # per block of inputs, for either identity
 WEAK_SNR = 1.0        # a row whose signal rms on random inputs is below the noise's is weak
 MAX_ROW_GAIN = 10.0   # no row is scaled up more than this times the typical row
 MODEL_AGREEMENT = 0.9  # fraction of rows the reference model must agree with to be used
 MODEL_TOLERANCE_Z = 3.0  # agreement: log ratio within this many standard errors
+MODEL_SWITCH_Z = 5.0     # beyond this many standard errors a row is sized by its probes alone
 
 
 def complement_frames(frames, n_in: int, with_reference: bool = False):
@@ -132,7 +136,12 @@ class RowNorms:
     weak : (n_out,) bool
         Rows whose signal is within the noise (``norm2 < floor``).
     from_reference : (n_out,) bool
-        Rows sized by the reference response rather than by the probe variance.
+        Rows sized by the reference response alone (``probe_weight == 0``).
+    probe_weight : (n_out,) float64
+        The probe variance's weight ``w`` in each row's size, ``norm2 = reference^(1 - w)
+        (signal / alpha)^w``: 0 within ``MODEL_TOLERANCE_Z`` standard errors, 1 beyond
+        ``MODEL_SWITCH_Z``, a smooth step between (so that a small change of a row's
+        measurements never jumps its size).
     signal_to_noise : (n_out,) float64
         Rms of each row's signal over rms of its noise, on random inputs (inf without
         noise).
@@ -143,6 +152,7 @@ class RowNorms:
     weak: np.ndarray
     from_reference: np.ndarray
     signal_to_noise: np.ndarray
+    probe_weight: np.ndarray
 
     @property
     def scale(self) -> np.ndarray:
@@ -180,8 +190,11 @@ def row_norms(probe_outputs, reference, noise_variance, *, n_inputs: int | None 
         ``norm2`` per row in reference units: ``reference`` where the leakage model
         ``variance = alpha * reference`` holds (for at least ``MODEL_AGREEMENT`` of the
         rows, each within ``MODEL_TOLERANCE_Z`` standard errors: a variance of ``P``
-        values and the rows' natural spread), else the signal variance over ``P``
-        probes divided by ``alpha`` (the median ratio, 1 when no reference is positive).
+        values and the rows' natural spread), the signal variance over ``P`` probes
+        divided by ``alpha`` (the median ratio, 1 when no reference is positive) where
+        it disagrees by more than ``MODEL_SWITCH_Z`` standard errors or the model fails
+        for the device, and between the two, their geometric blend with weight
+        :func:`probe_weight`.
     """
     outputs = np.asarray(probe_outputs, np.float64)
     reference = np.asarray(reference, np.float64)
@@ -203,9 +216,16 @@ def row_norms(probe_outputs, reference, noise_variance, *, n_inputs: int | None 
     with np.errstate(divide="ignore", invalid="ignore"):  # compared on a log scale (skewed)
         ratio = np.log((signal + noise_variance) / (predicted + noise_variance))
     agree = positive & (np.abs(ratio) <= MODEL_TOLERANCE_Z * relative)
-    use_model = agree if agree.sum() >= MODEL_AGREEMENT * max(positive.sum(), 1) and \
-        positive.sum() >= MODEL_AGREEMENT * reference.size else np.zeros_like(agree)
-    norm2 = np.where(use_model, np.maximum(reference, 0.0), signal / alpha)
+    model_holds = agree.sum() >= MODEL_AGREEMENT * max(positive.sum(), 1) and \
+        positive.sum() >= MODEL_AGREEMENT * reference.size
+    weight = (np.where(positive, probe_weight(np.abs(ratio) / relative), 1.0) if model_holds
+              else np.ones(reference.size))
+    probe_sized = signal / alpha
+    with np.errstate(divide="ignore", invalid="ignore"):   # blended on a log scale
+        blended = np.exp((1.0 - weight) * np.log(np.where(positive, reference, 1.0))
+                         + weight * np.log(np.where(positive, probe_sized, 1.0)))
+    norm2 = np.where(weight <= 0.0, np.maximum(reference, 0.0),
+                     np.where(weight >= 1.0, probe_sized, blended))
     noise2 = noise_variance / alpha
     typical = float(np.median(norm2)) if norm2.size else 0.0
     floor = np.maximum(weak_snr ** 2 * noise2, typical / max_gain ** 2)
@@ -213,4 +233,18 @@ def row_norms(probe_outputs, reference, noise_variance, *, n_inputs: int | None 
     weak = norm2 < floor
     with np.errstate(divide="ignore", invalid="ignore"):
         snr = np.where(noise2 > 0, np.sqrt(norm2 / np.where(noise2 > 0, noise2, 1.0)), np.inf)
-    return RowNorms(norm2, floor, weak, use_model.astype(bool), snr)
+    return RowNorms(norm2, floor, weak, weight == 0.0, snr, weight)
+
+
+def probe_weight(z):
+    """The probe variance's weight in a row's size given its disagreement ``z``.
+
+    ``z`` is the log ratio of the row's probe variance to the reference model's, in
+    standard errors. 0 up to ``MODEL_TOLERANCE_Z`` (the reference alone), 1 from
+    ``MODEL_SWITCH_Z`` (the probes alone), and the smooth step ``3 t^2 - 2 t^3`` between:
+    a row's size is continuous in its measurements, so a perturbation that moves a row
+    across the tolerance changes its gain by a little, not by ``exp(z relative / 2)``.
+    """
+    t = np.clip((np.asarray(z, np.float64) - MODEL_TOLERANCE_Z)
+                / (MODEL_SWITCH_Z - MODEL_TOLERANCE_Z), 0.0, 1.0)
+    return t * t * (3.0 - 2.0 * t)

@@ -284,6 +284,42 @@ def test_row_norms_use_the_reference_where_it_agrees_and_the_probes_elsewhere():
         row_norms(outputs[:1], reference, np.zeros(n_out))
 
 
+def test_row_sizes_are_continuous_across_the_agreement_tolerance():
+    # A row whose probe variance drifts across the tolerance must not jump in size: the
+    # old rule switched from the reference to the probes there, a gain step of
+    # exp(3 relative / 2) (a 2.2x power step at n_inputs = 10, P = 32), which turned a
+    # tiny leak or rounding into a large error on one row.
+    from devices.linear import MODEL_SWITCH_Z, MODEL_TOLERANCE_Z, probe_weight, row_norms
+
+    assert probe_weight(MODEL_TOLERANCE_Z) == 0.0 and probe_weight(MODEL_SWITCH_Z) == 1.0
+    rng = np.random.default_rng(1)
+    n_out, p, d = 300, 32, 10
+    rows = rng.standard_normal((n_out, d))
+    probes = rng.random((p, d)) < 0.5
+    outputs = (probes - 0.5) @ rows.T
+    signal = outputs.var(axis=0, ddof=1)
+    relative = math.sqrt(2.0 / (p - 1) + 2.0 / (d - 1))
+    sizes = []
+    for z in np.linspace(2.0, 6.0, 81):         # row 0's disagreement, standard errors
+        reference = signal.copy()
+        reference[0] = signal[0] * math.exp(z * relative)
+        norms = row_norms(outputs, reference, np.zeros(n_out), n_inputs=d)
+        sizes.append(math.log(norms.norm2[0] / reference[0]))
+        # Away from the edges the rule is what it was: the reference, or the probes alone.
+        if z <= MODEL_TOLERANCE_Z:
+            assert norms.from_reference[0] and norms.norm2[0] == reference[0]
+        if z >= MODEL_SWITCH_Z:
+            alpha = np.median(signal[1:] / reference[1:])
+            assert norms.probe_weight[0] == 1.0
+            assert norms.norm2[0] == pytest.approx(signal[0] / alpha, rel=1e-9)
+    steps = np.abs(np.diff(sizes))
+    # A step of 0.05 standard errors moves the log size by at most the smooth step's
+    # largest slope over two standard errors (1.5 z / 2 + 1 <= 4.75 per standard error
+    # at z <= 5): 0.24 relative. A switch would move it by 3 relative (1.6) at once.
+    assert steps.max() <= 0.25 * relative
+    assert sizes[-1] == pytest.approx(-6.0 * relative, abs=1e-9)
+
+
 # ---------------------------------------------------------------------- estimator contract
 def test_construction_stores_settings_and_opens_nothing(monkeypatch):
     device = IdealDevice(16, 32)  # closed

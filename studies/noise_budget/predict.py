@@ -22,7 +22,8 @@ response ``r_j``, the mean of ``REFERENCE_REPEATS`` frame pairs (``r_j + delta``
 ``delta ~ N(0, (s_j^2(1) + s_j^2(0)) / R)``), floored at the noise level and at a
 hundredth of the median (the clean twin's floor is the latter alone), unless its probe
 variance disagrees with the reference by more than ``MODEL_TOLERANCE_Z`` standard
-errors (then the probes size it); with mirrors held on the probes size every row. The
+errors (then the probes size it, in part up to ``MODEL_SWITCH_Z``); with mirrors held on
+the probes size every row. The
 global scale, a variance of probe-pair differences, takes back the rows' mean change and
 is biased by the noise's share ``b`` of it. The error of row ``j`` is ``E[(g_j / G_j -
 1)^2]`` times its expected output power ``P_j`` (the model's mean row power, less for
@@ -36,7 +37,7 @@ import math
 
 import numpy as np
 
-from devices.linear import MAX_ROW_GAIN, MODEL_TOLERANCE_Z, WEAK_SNR
+from devices.linear import MAX_ROW_GAIN, WEAK_SNR, probe_weight
 from devices.operator import NORM_PROBES, REFERENCE_REPEATS
 
 from .devices import fit_operator
@@ -117,8 +118,8 @@ class DeviceModel:
         self.row_power = self.unit_power * kept                                    # P_j
         self.error_power = (self.signal ** 2).mean(axis=1) / float((self.signal ** 2).mean())
         d = c
-        self.tolerance = MODEL_TOLERANCE_Z * math.sqrt(2.0 / (PROBES_FOR_SCALE - 1)
-                                                       + 2.0 / max(d - 1, 1))
+        # One standard error of a row's log ratio of probe variance to reference model.
+        self.log_ratio_se = math.sqrt(2.0 / (PROBES_FOR_SCALE - 1) + 2.0 / max(d - 1, 1))
 
     # ------------------------------------------------------------------ model counts
     def counts(self, frames) -> np.ndarray:
@@ -328,9 +329,9 @@ class DeviceModel:
         follows a truncated exponential of rate ``T_j (1 - eps) / (eps mu)`` on ``[0, 1]``.
         Sized by ``T_j`` (floored), the row keeps ``sqrt(a_j / T_j)`` of its passed output
         and gains a crossed one of variance ``eps u_j T_j / T_j``; a row whose linear
-        variance over its reference, ``1 - u (1 - eps)``, falls out of the agreement
-        tolerance (``u`` near 1) is sized by probes, by that linear variance (floored),
-        instead. The clean twin sizes it by ``a_j`` (floored). The global scale takes
+        variance over its reference, ``s = 1 - u (1 - eps)``, falls out of the agreement
+        tolerance (``u`` near 1) is sized as the operator does, by ``T_j s^w``
+        (floored), ``w`` the probes' weight at ``|ln s|`` (:func:`devices.linear.probe_weight`). The clean twin sizes it by ``a_j`` (floored). The global scale takes
         back the mean; the error is the posterior mean of ``(kept c - clean)^2 + c^2
         crossed`` in the unfloored row's power units. With a reference field
         (probes size every row) only the crossed term is left, ``eps^2 E|m|^2 / |m_j|^2``.
@@ -344,9 +345,9 @@ class DeviceModel:
             return (value, 0.0) if with_se else value
         total, u, weights = self._leak_posterior(eps)
         passed = total * (1.0 - u)
-        switched = np.abs(np.log(np.maximum(1.0 - u * (1.0 - eps), 1e-300))) > self.tolerance
-        linear = total * (1.0 - u * (1.0 - eps))           # the row's linear variance
-        norm = np.maximum(np.where(switched, linear, total), self.floor)
+        share = np.maximum(1.0 - u * (1.0 - eps), 1e-300)  # linear variance over reference
+        weight = probe_weight(np.abs(np.log(share)) / self.log_ratio_se)
+        norm = np.maximum(total * share ** weight, self.floor)  # reference^(1-w) linear^w
         kept = np.sqrt(passed / norm)
         crossed = eps * u * total / norm
         clean = np.sqrt(passed / np.maximum(passed, self.floor))
