@@ -726,6 +726,10 @@ class Machine:
         Seconds per short row of a strided pass (:attr:`Op.rows`; 0: none).
     call_s
         Fixed seconds of named calls (:attr:`Op.call`), e.g. the SRHT's set-up.
+    update_bytes_per_s
+        Bandwidth of the optimizer's passes over weight-sized tensors (the update phase,
+        in place of ``bytes_per_s``: the cache still speeds up small tensors), where
+        measured apart from other passes (0: as any pass).
     """
 
     name: str
@@ -745,16 +749,19 @@ class Machine:
     far_bytes: float = 0.0
     row_s: float = 0.0
     call_s: dict = field(default_factory=dict)
+    update_bytes_per_s: float = 0.0
 
-    def bandwidth(self, nbytes: float) -> float:
-        """Bytes/s of an operation moving ``nbytes`` (see ``near_bytes_per_s``)."""
+    def bandwidth(self, nbytes: float, far_bytes_per_s: float | None = None) -> float:
+        """Bytes/s of an operation moving ``nbytes`` (see ``near_bytes_per_s``); the rate
+        beyond the cache is ``far_bytes_per_s`` where given (else ``bytes_per_s``)."""
+        far = far_bytes_per_s or self.bytes_per_s
         if not self.near_bytes_per_s or nbytes >= self.far_bytes:
-            return self.bytes_per_s
+            return far
         if nbytes <= self.near_bytes:
             return self.near_bytes_per_s
         where = math.log(nbytes / self.near_bytes) / math.log(self.far_bytes / self.near_bytes)
         return math.exp(math.log(self.near_bytes_per_s)
-                        + where * math.log(self.bytes_per_s / self.near_bytes_per_s))
+                        + where * math.log(far / self.near_bytes_per_s))
 
     def gemm_rate(self, dims: tuple = ()) -> float:
         """FLOP/s of a GEMM of ``dims`` ``(m, k, n)`` (the full rate without dims)."""
@@ -767,7 +774,8 @@ class Machine:
         """Seconds of ``op`` (all ``count`` repetitions) by the roofline rule (module notes)."""
         nbytes = (op.nbytes if op.nbytes is not None
                   else op.elements * self.implementation.element_bytes)
-        bandwidth = self.bandwidth(nbytes / max(1.0, op.launches))  # what one launch moves
+        far = self.update_bytes_per_s if op.phase == "update" else None
+        bandwidth = self.bandwidth(nbytes / max(1.0, op.launches), far)  # one launch's bytes
         if op.kind == "gemm":
             busy = max(op.flops / self.gemm_rate(op.dims), nbytes / bandwidth)
         else:

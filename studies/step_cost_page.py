@@ -355,7 +355,8 @@ def markdown_page(result: dict, command: str) -> str:
     if validation.get("cpu"):
         cpu = validation["cpu"]
         lines += ["The same model on this CPU: its rates (a GEMM and a skinny GEMM, a streaming "
-                  "pass over large and over cache-sized arrays, a tanh, a tiny training step for "
+                  "pass over large and over cache-sized arrays, one Adam step over a weight matrix "
+                  "for the update's passes, a tanh, a tiny training step for "
                   "the cost of a launch, two structured projections) timed in the same "
                   f"interleaved rotation as the steps, {cpu['repeats']} repeats each, medians "
                   f"(spread: half the interquartile range); BLAS threads: {cpu['blas_threads']}, "

@@ -71,6 +71,7 @@ def _calibration_probes(width: int = 1024, batch: int = 256, seed: int = 0) -> t
     a_near, b_near = a[:near].copy(), b[:near].copy()
     out = np.empty_like(x)
     trainers, (tiny_x, tiny_y) = _trainers(_TINY_SHAPE, ("bp",), seed)
+    adam = _adam_probe(width * width)
     srht = {}
     for key, (rows_, width_) in _SRHT_PROBES.items():
         srht[key] = (StructuredFeedback((width_,), _SRHT_CLASSES, seed=seed),
@@ -85,15 +86,26 @@ def _calibration_probes(width: int = 1024, batch: int = 256, seed: int = 0) -> t
               "calibration skinny gemm": lambda: skinny @ w,
               "calibration stream": lambda: np.add(a, b, out=a),
               "calibration near stream": near_passes,
+              "calibration adam": adam,
               "calibration tanh": lambda: np.tanh(x, out=out),
               "calibration tiny step": lambda: tiny.step(tiny_x, tiny_y),
               **{f"calibration srht {key}": (lambda f=f, e=e: f.project(e))
                  for key, (f, e) in srht.items()}}
     launches = sum(op.count * op.launches for op in step_ops(_TINY_SHAPE, "bp"))
     return probes, {"width": width, "batch": batch, "stream_elements": a.size,
-                    "near_stream_elements": a_near.size,
+                    "near_stream_elements": a_near.size, "adam_parameters": width * width,
                     "tanh_elements": x.size, "skinny_rows": _SKINNY_ROWS,
                     "tiny_step_launches": launches}
+
+
+def _adam_probe(parameters: int):
+    """One house Adam step over one weight matrix of ``parameters`` floats (in place)."""
+    from dfa_bridge.nn.layers import Parameter  # noqa: PLC0415
+    from dfa_bridge.nn.optim import Adam  # noqa: PLC0415
+
+    weight = Parameter(np.zeros(parameters, np.float32), "probe")
+    weight.grad[...] = 1e-3
+    return Adam([weight]).step
 
 
 def _machine_from_times(times: dict, sizes: dict, power_w: float,
@@ -111,6 +123,14 @@ def _machine_from_times(times: dict, sizes: dict, power_w: float,
     bandwidth = 12.0 * sizes["stream_elements"] / stream_s
     near_elements = sizes["near_stream_elements"]
     near_bandwidth = 12.0 * near_elements * _NEAR_PASSES / medians["calibration near stream"]
+    # The update's passes over weight-sized tensors, measured as what they are: one Adam
+    # step over a weight matrix, its traffic per parameter over its time less its
+    # launches. (The stream's a += b over the same size ran 1.4-1.6x faster than Adam's
+    # passes on this machine, and varied with the load: the update's phase error swung
+    # between +25 % and +52 % on the largest MLP from one run to the next.)
+    adam_launches = HOUSE_NUMPY.adam_launches_per_tensor * launch_s
+    adam_s = max(medians["calibration adam"] - adam_launches, 1e-12)
+    update_bandwidth = HOUSE_NUMPY.adam_bytes_per_parameter * sizes["adam_parameters"] / adam_s
     measured = {
         "gemm": f"(batch {batch}, {width}) @ ({width}, {width}) float32: {gemm_s * 1e3:.3f} ms",
         "skinny gemm": f"({rows}, {width}) @ ({width}, {width}): {skinny_s * 1e3:.3f} ms, "
@@ -118,6 +138,10 @@ def _machine_from_times(times: dict, sizes: dict, power_w: float,
         "stream": f"a += b over {sizes['stream_elements']} float32: {stream_s * 1e3:.3f} ms "
                   f"({bandwidth / 1e9:.1f} GB/s); over {near_elements}: "
                   f"{near_bandwidth / 1e9:.1f} GB/s",
+        "update": f"an Adam step over {sizes['adam_parameters']} parameters (in place): "
+                  f"{medians['calibration adam'] * 1e3:.3f} ms "
+                  f"({update_bandwidth / 1e9:.1f} GB/s at "
+                  f"{HOUSE_NUMPY.adam_bytes_per_parameter:.0f} B per parameter)",
         "tanh": f"tanh over {sizes['tanh_elements']} float32: {tanh_s * 1e3:.3f} ms",
         "launch": f"a training step of the {_TINY_SHAPE.widths} MLP on {_TINY_SHAPE.batch} "
                   f"samples over its {sizes['tiny_step_launches']:.0f} launches: "
@@ -128,7 +152,8 @@ def _machine_from_times(times: dict, sizes: dict, power_w: float,
     machine = Machine("this CPU (calibrated)", "calibrated", gemm_rate, bandwidth / 4.0,
                       bandwidth, sizes["tanh_elements"] / tanh_s, launch_s, power_w,
                       0.2 * power_w, HOUSE_NUMPY, measured, half_dim, near_bandwidth,
-                      12.0 * near_elements, 12.0 * sizes["stream_elements"])
+                      12.0 * near_elements, 12.0 * sizes["stream_elements"],
+                      update_bytes_per_s=update_bandwidth)
     # The structured projection: what its two probes take beyond the roofline, split
     # into a fixed cost per call and a cost per short row (transform).
     excess, rows = {}, {}

@@ -41,6 +41,28 @@ def test_tiny_mlp_flops_match_a_hand_count():
     assert sum(op.count * op.launches for op in update) == 12 * 4  # 12 calls, four tensors
 
 
+def test_the_update_streams_at_its_own_measured_rate_beyond_the_cache():
+    # A machine whose Adam passes were timed apart (calibrate_cpu's Adam probe): the
+    # update's large tensors stream at that rate, small ones still at the cache's, and
+    # no other phase changes.
+    base = Machine("cpu", "calibrated", 1e11, 1e10, 20e9, 1e9, 1e-6, 25.0, 5.0,
+                   near_bytes_per_s=100e9, near_bytes=1e6, far_bytes=12e6)
+    timed = Machine(**{**base.__dict__, "update_bytes_per_s": 10e9})
+    shape = MLPShape(1024, (2048,), 10, 256)
+    ops = step_ops(shape, "bp")
+    big = max((op for op in ops if op.phase == "update"), key=lambda op: op.nbytes)
+    per_launch = big.nbytes / big.launches
+    assert per_launch >= base.far_bytes
+    fixed = big.count * big.launches * base.launch_s
+    assert timed.op_seconds(big) - fixed == pytest.approx(big.count * big.nbytes / 10e9)
+    assert base.op_seconds(big) - fixed == pytest.approx(big.count * big.nbytes / 20e9)
+    small = min((op for op in ops if op.phase == "update"), key=lambda op: op.nbytes)
+    assert small.nbytes / small.launches <= base.near_bytes
+    assert timed.op_seconds(small) == base.op_seconds(small)
+    others = [op for op in ops if op.phase != "update"]
+    assert [timed.op_seconds(op) for op in others] == [base.op_seconds(op) for op in others]
+
+
 def test_transformer_gemm_flops_are_six_n_p_plus_attention():
     # The classic estimate: 6 N P for the dense layers (N tokens, P weights of the
     # blocks and the head) plus 12 N L T D for the attention products (full T x T).

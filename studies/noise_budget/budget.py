@@ -173,9 +173,9 @@ def _typical(entry: dict, measured, predicted) -> dict:
     """Check a stochastic source on its typical realization: the median over realizations
     of measured / predicted, and its standard error (``1.2533 x 1.4826 MAD / sqrt(R)``).
 
-    A row of the operator's fit that flips between its reference and probe sizing (the
-    rule's discontinuity, docs/design.md section 3) costs up to a hundred times a small
-    source's variance in the one realization where it happens; the mean (``measured``)
+    A row of the operator's fit in the blend between its reference and probe sizing
+    (docs/design.md section 3) moves in gain with the realization's noise, and can cost
+    more than a small source's variance in one realization; the mean (``measured``)
     keeps it, the median does not. ``outlier_realizations`` counts those above twice the
     lower quartile.
     """
