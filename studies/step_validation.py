@@ -496,8 +496,9 @@ def sensitivity(validation: dict, factors: Sequence[float] = (2.0, 0.5),
 
     An operation is tried where it makes up at least ``min_share`` (default
     ``CRITERIA["pinned_share"]``) of the modelled time of a substantial measured phase
-    (in some row of ``validation``): there the change moves that phase's prediction by
-    at least that much. For each such operation name and factor, the model with that op
+    (in some row of ``validation``): there doubling it moves that phase's prediction by
+    at least ``min_share`` and halving it by ``min_share / 2`` (which a phase the model
+    already puts high in the same direction can absorb). For each such operation name and factor, the model with that op
     scaled (:func:`studies.step_cost.scale_op`) is checked again on every measurement.
 
     Returns
