@@ -28,10 +28,11 @@ proportional to that variance and far more precise (repeated frames, not a handf
 random ones); it is used for the rows it agrees with, when it agrees with nearly all
 of them. A reference field (mirrors held on outside the used region) breaks that
 proportionality: ``f(1) = 2 g Re(conj(m) K 1)`` may then be small or negative while the
-row is strong, and the measured variance is used. A row whose probe variance
-disagrees with it by three to five standard errors is sized by a geometric blend of the two
-(:func:`probe_weight`), so that no small change moves a row's size by a jump. A row whose
-signal is within the noise is *weak*: it is never scaled up beyond a tenth of the typical row's size.
+row is strong, and the measured variance is used. A row whose probe variance disagrees
+with it by three to five standard errors is sized by a geometric blend of the two
+(:func:`probe_weight`), so that no small change moves a row's size by a jump. A row
+whose signal is within the noise is *weak*: it is never scaled up beyond a tenth of the
+typical row's size.
 """
 
 from __future__ import annotations
@@ -43,8 +44,9 @@ import numpy as np
 
 from photon import array_module
 
-__all__ = ["REFERENCE_FRAMES", "complement_frames", "anchor_frames", "identity_halves", "RowNorms", "row_norms", "probe_weight",
-           "WEAK_SNR", "MAX_ROW_GAIN", "MODEL_TOLERANCE_Z", "MODEL_SWITCH_Z"]
+__all__ = ["REFERENCE_FRAMES", "complement_frames", "anchor_frames", "identity_halves",
+           "RowNorms", "row_norms", "probe_weight", "WEAK_SNR", "MAX_ROW_GAIN",
+           "MODEL_TOLERANCE_Z", "MODEL_SWITCH_Z"]
 
 REFERENCE_FRAMES = 2  # per block of inputs, for either identity
 WEAK_SNR = 1.0        # a row whose signal rms on random inputs is below the noise's is weak

@@ -22,9 +22,8 @@ response ``r_j``, the mean of ``REFERENCE_REPEATS`` frame pairs (``r_j + delta``
 ``delta ~ N(0, (s_j^2(1) + s_j^2(0)) / R)``), floored at the noise level and at a
 hundredth of the median (the clean twin's floor is the latter alone), unless its probe
 variance disagrees with the reference by more than ``MODEL_TOLERANCE_Z`` standard
-errors (then the probes size it, in part up to ``MODEL_SWITCH_Z``); with mirrors held on
-the probes size every row. The
-global scale, a variance of probe-pair differences, takes back the rows' mean change and
+errors (then the probes size it, in part up to ``MODEL_SWITCH_Z``); with mirrors held
+on the probes size every row. The global scale, a variance of probe-pair differences, takes back the rows' mean change and
 is biased by the noise's share ``b`` of it. The error of row ``j`` is ``E[(g_j / G_j -
 1)^2]`` times its expected output power ``P_j`` (the model's mean row power, less for
 a row below the floor). A noise common to a frame (laser RIN) moves every row alike:
@@ -331,8 +330,9 @@ class DeviceModel:
         and gains a crossed one of variance ``eps u_j T_j / T_j``; a row whose linear
         variance over its reference, ``s = 1 - u (1 - eps)``, falls out of the agreement
         tolerance (``u`` near 1) is sized as the operator does, by ``T_j s^w``
-        (floored), ``w`` the probes' weight at ``|ln s|`` (:func:`devices.linear.probe_weight`). The clean twin sizes it by ``a_j`` (floored). The global scale takes
-        back the mean; the error is the posterior mean of ``(kept c - clean)^2 + c^2
+        (floored), ``w`` the probes' weight at ``|ln s|``
+        (:func:`devices.linear.probe_weight`). The clean twin sizes it by ``a_j``
+        (floored). The global scale takes back the mean; the error is the posterior mean of ``(kept c - clean)^2 + c^2
         crossed`` in the unfloored row's power units. With a reference field
         (probes size every row) only the crossed term is left, ``eps^2 E|m|^2 / |m_j|^2``.
         ``with_se``: also the prediction's relative standard error from the rows' posterior
