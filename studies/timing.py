@@ -26,6 +26,7 @@ from typing import Callable
 import numpy as np
 
 from photon.support.arguments import check_choice, check_int
+from photon.support.threads import thread_limit
 
 __all__ = ["CLOCKS", "interleaved_times", "blas_limit", "summary", "spread_text"]
 
@@ -36,11 +37,7 @@ def blas_limit(threads: int | None):
     """A context limiting the BLAS to ``threads`` (threadpoolctl), or a no-op for None."""
     if threads is None:
         return contextlib.nullcontext()
-    try:
-        from threadpoolctl import threadpool_limits  # noqa: PLC0415  (scikit-learn's dependency)
-    except ImportError:  # pragma: no cover - scikit-learn brings it
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=check_int("blas threads", threads), user_api="blas")
+    return thread_limit(check_int("blas threads", threads), user_api="blas")
 
 
 def interleaved_times(functions: dict, repeats: int = 5, warmup: int = 1, clock: str = "wall",
