@@ -25,7 +25,7 @@ from typing import Sequence
 
 import numpy as np
 
-from photon.support.arguments import check_int
+from photon.support.arguments import check_choice, check_int
 from photon.support.progress import Progress
 from photon.support.threads import one_blas_thread
 
@@ -354,7 +354,7 @@ def _measure_polarizer(bench, model, overrides, bar, tm_realizations: int) -> di
     check reads the ratio of the summed measurements to the summed predictions, with the
     standard error of that ratio from the media's spread (which holds both errors).
     """
-    values, predicted, weights, first_se, first_measured_se = [], [], [], None, None
+    values, predicted, first_se, first_measured_se = [], [], None, None
     known_ratio = (None if model.knowledge.config.polarizer is None
                    else model.knowledge.config.polarizer.extinction_ratio)
     for k in range(tm_realizations):
@@ -374,10 +374,9 @@ def _measure_polarizer(bench, model, overrides, bar, tm_realizations: int) -> di
             first_se, first_measured_se = predicted_se, se
         values.append(measured / bench_k.signal_variance)      # in units of each signal
         predicted.append(value / bench_k.signal_variance)
-        weights.append(1.0)
     bar.update()
     scale = bench.signal_variance
-    measured, se = _ratio_estimate(values, predicted, weights)
+    measured, se = _ratio_estimate(values, predicted, np.ones(tm_realizations))
     entry = _entry(measured * scale, None if se is None else se * scale,
                    {"crossed_speckle": float(np.mean(predicted)) * scale},
                    bench.signal_variance)
@@ -548,8 +547,7 @@ def noise_budget(device="lab-bench", error_set: ErrorSet | None = None, *, n_out
         check_int(setting, value, low=1)
     chosen = list(SOURCES) if sources is None else list(sources)
     for name in chosen:
-        if name not in SOURCES:
-            raise ValueError(f"source = {name!r}: expected one of {', '.join(map(repr, SOURCES))}")
+        check_choice("source", name, SOURCES)
     config = budget_config(device, error_set.n_classes, n_out, macropixel_mirrors,
                            **(device_options or {}))
     switches = source_overrides(config)
