@@ -42,7 +42,7 @@ import math
 import numpy as np
 
 from photon.support.arrays import array_module
-from photon.support.arguments import check_int
+from photon.support.arguments import check_choice, check_int
 
 __all__ = ["SRHT", "TRANSFORMS", "SCALES"]
 
@@ -104,10 +104,8 @@ class SRHT:
                  scale: str = "jl", workers: int | None = None):
         self.n_in = check_int("n_in", n_in)
         self.n_out = check_int("n_out", n_out)
-        if transform not in TRANSFORMS:
-            raise ValueError(f"transform = {transform!r}: expected one of {', '.join(map(repr, TRANSFORMS))}")
-        if scale not in SCALES:
-            raise ValueError(f"scale = {scale!r}: expected one of {', '.join(map(repr, SCALES))}")
+        check_choice("transform", transform, TRANSFORMS)
+        check_choice("scale", scale, SCALES)
         self.transform, self.scale, self.seed, self.workers = transform, scale, int(seed), workers
         self.size = 1 << math.ceil(math.log2(self.n_in)) if self.n_in > 1 else 1
         self.n_blocks = math.ceil(self.n_out / self.size)

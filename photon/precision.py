@@ -29,6 +29,7 @@ import math
 
 import numpy as np
 
+from .support.arguments import check_choice
 from .support.arrays import array_module
 
 __all__ = ["TM_PRECISIONS", "MANTISSA_BITS", "round_to_precision", "check_precision",
@@ -98,9 +99,7 @@ def relative_rounding_rms(precision: str) -> float:
 
 def check_precision(precision: str, name: str = "tm_precision") -> str:
     """Return ``precision`` if it is one of :data:`TM_PRECISIONS`, else raise ValueError."""
-    if precision not in MANTISSA_BITS:
-        raise ValueError(f"{name} = {precision!r}: expected one of {', '.join(map(repr, TM_PRECISIONS))}")
-    return precision
+    return check_choice(name, precision, TM_PRECISIONS)
 
 
 def round_to_precision(values, precision: str):

@@ -20,6 +20,8 @@ Planetoid files instead. Every data set has a content fingerprint
 
 from __future__ import annotations
 
+from photon.support.arguments import check_choice
+
 from .tabular import Dataset, load_digits, load_mnist
 from .generated import TEACHER_DEFAULTS, teacher_task
 from .graphs import (EMBEDDED_PLANETOID, PLANETOID_DIRECTORY, PLANETOID_NAMES, GraphData,
@@ -53,8 +55,7 @@ def load_dataset(name: str, path=None, seed: int = 0) -> Dataset | GraphData:
     -------
     Dataset or GraphData
     """
-    if name not in DATASET_NAMES:
-        raise ValueError(f"data = {name!r}: expected one of {', '.join(map(repr, DATASET_NAMES))}")
+    check_choice("data", name, DATASET_NAMES)
     if name in _NEED_PATH and path is None:
         raise ValueError(f"path = None: expected the directory of the {name} files for "
                          f"data = {name!r}")

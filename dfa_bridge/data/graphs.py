@@ -14,7 +14,7 @@ import pathlib
 import pickle
 
 import numpy as np
-from photon.support.arguments import check_int
+from photon.support.arguments import check_choice, check_int
 import scipy.sparse as sp
 
 from photon.support.arrays import asarray_like
@@ -318,8 +318,7 @@ def load_planetoid(path, name: str) -> GraphData:
     name
         ``"cora"``, ``"citeseer"`` or ``"pubmed"`` (the files' infix).
     """
-    if name not in PLANETOID_NAMES:
-        raise ValueError(f"name = {name!r}: expected one of {', '.join(map(repr, PLANETOID_NAMES))}")
+    check_choice("name", name, PLANETOID_NAMES)
     directory = pathlib.Path(path)
     if not directory.is_dir():
         raise FileNotFoundError(f"path = '{path}': expected a directory holding the "

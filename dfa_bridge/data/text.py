@@ -21,7 +21,7 @@ import math
 import pathlib
 
 import numpy as np
-from photon.support.arguments import check_int, check_number
+from photon.support.arguments import check_choice, check_int, check_number
 
 from photon import array_module
 
@@ -145,13 +145,11 @@ def load_text_file(path, val_fraction: float = 0.1, min_count: int = 3) -> CharC
 def load_text_dataset(name: str, path=None, val_fraction: float = 0.1,
                       min_count: int = 3) -> CharCorpus:
     """``"pydoc"`` (embedded) or ``"text"`` (the UTF-8 file at ``path``)."""
-    if name == "pydoc":
+    if check_choice("data", name, TEXT_DATASETS) == "pydoc":
         return load_pydoc(val_fraction, min_count)
-    if name == "text":
-        if path is None:
-            raise ValueError("path = None: expected the path of a UTF-8 text file for data = 'text'")
-        return load_text_file(path, val_fraction, min_count)
-    raise ValueError(f"data = {name!r}: expected one of {', '.join(map(repr, TEXT_DATASETS))}")
+    if path is None:
+        raise ValueError("path = None: expected the path of a UTF-8 text file for data = 'text'")
+    return load_text_file(path, val_fraction, min_count)
 
 
 def random_windows(ids, batch_size: int, context: int, rng: np.random.Generator):

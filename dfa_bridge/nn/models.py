@@ -22,7 +22,7 @@ from typing import Sequence
 
 import numpy as np
 
-from photon.support.arguments import check_widths
+from photon.support.arguments import check_choice, check_widths
 
 from .layers import Dropout, GraphConv, Layer, Linear, Parameter, ReLU, Tanh
 
@@ -163,8 +163,7 @@ class Network:
 
 
 def _activation(name: str) -> Layer:
-    if name not in ACTIVATIONS:
-        raise ValueError(f"activation = {name!r}: expected one of {', '.join(map(repr, ACTIVATIONS))}")
+    check_choice("activation", name, ACTIVATIONS)
     return ACTIVATIONS[name]()
 
 

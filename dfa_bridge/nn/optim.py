@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 from photon import array_module
-from photon.support.arguments import check_number
+from photon.support.arguments import check_choice, check_number
 
 from .layers import Parameter
 
@@ -146,6 +146,5 @@ def make_optimizer(name: str, parameters, **options) -> Optimizer:
     **options
         Passed to the optimizer (``lr``, ``weight_decay``, ``momentum`` for SGD, ...).
     """
-    if name not in OPTIMIZERS:
-        raise ValueError(f"optimizer = {name!r}: expected one of {', '.join(map(repr, OPTIMIZERS))}")
+    check_choice("optimizer", name, OPTIMIZERS)
     return OPTIMIZERS[name](parameters, **options)

@@ -29,7 +29,7 @@ import math
 import numpy as np
 
 from devices import OPUDevice
-from photon.support.arguments import check_int, check_number, check_seed
+from photon.support.arguments import check_choice, check_int, check_number, check_seed
 from photon.support.arrays import backend_module
 
 from .families import FamilyRun, ModelFamily, family, family_names
@@ -241,8 +241,7 @@ def run_experiment(model: str = "mlp", data: str | None = None, method: str = "d
         evaluation, and ``sample`` when asked; and the history.
     """
     record = family(model)
-    if method not in METHODS:
-        raise ValueError(f"method = {method!r}: expected one of {', '.join(map(repr, METHODS))}")
+    check_choice("method", method, METHODS)
     seed, data_seed = check_seed("seed", seed), check_seed("data_seed", data_seed)
     settings = _settings(record, epochs, steps, overrides)
     _check_family_options(record, max_train, evaluations, max_eval_chars, n_sample)

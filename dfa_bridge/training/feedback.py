@@ -34,7 +34,7 @@ import numpy as np
 from devices import (OPU, BitPlaneEncoder, Encoder, OPUDevice, TernaryEncoder, backend_names,
                      open_device)
 from photon import array_module
-from photon.support.arguments import check_int, check_widths
+from photon.support.arguments import check_choice, check_int, check_widths
 from photon.support.arrays import asarray_like
 
 from .feedback_base import NO_HIDDEN, Feedback
@@ -88,11 +88,9 @@ class IdealFeedback(Feedback):
 
 def make_encoder(name: str, n_bits: int = 4) -> Encoder:
     """The error encoder ``name``: ``"ternary"`` or ``"bitplanes"`` (``n_bits`` per sign)."""
-    if name == "ternary":
+    if check_choice("encoder", name, ENCODERS) == "ternary":
         return TernaryEncoder()
-    if name == "bitplanes":
-        return BitPlaneEncoder(n_bits=n_bits, signed=True)
-    raise ValueError(f"encoder = {name!r}: expected one of {', '.join(map(repr, ENCODERS))}")
+    return BitPlaneEncoder(n_bits=n_bits, signed=True)
 
 
 class DeviceFeedback(Feedback):

@@ -412,8 +412,7 @@ class Trainer:
                  optimizer: str = "adam", *, feedback_mode: str | None = None,
                  divergence_factor: float = 10.0, feedback_delay: int = 0,
                  **optimizer_options):
-        if method not in METHODS:
-            raise ValueError(f"method = {method!r}: expected one of {', '.join(map(repr, METHODS))}")
+        check_choice("method", method, METHODS)
         path = feedback_path(model, feedback_mode)
         if method == "dfa" and feedback is None:
             raise ValueError("feedback = None: expected a Feedback source for method 'dfa'")
@@ -474,8 +473,7 @@ class Trainer:
         signal enters.
         """
         method = self.method if method is None else method
-        if method not in METHODS:
-            raise ValueError(f"method = {method!r}: expected one of {', '.join(map(repr, METHODS))}")
+        check_choice("method", method, METHODS)
         if method == "dfa" and self.feedback is None:
             raise ValueError("method = 'dfa': expected a trainer with a Feedback source")
         self.path.backward(batch, method, self.feedback)

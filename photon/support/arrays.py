@@ -12,6 +12,8 @@ import types
 
 import numpy as np
 
+from .arguments import check_choice
+
 __all__ = [
     "BACKENDS",
     "backend_module",
@@ -172,8 +174,7 @@ BACKENDS = ("numpy", "cupy")
 
 def backend_module(backend: str):
     """The array module of ``backend``: ``"numpy"`` or ``"cupy"`` (imported only when named)."""
-    if backend not in BACKENDS:
-        raise ValueError(f"backend = {backend!r}: expected one of {', '.join(map(repr, BACKENDS))}")
+    check_choice("backend", backend, BACKENDS)
     if backend == "numpy":
         return np
     try:

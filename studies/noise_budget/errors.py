@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from devices import BitPlaneEncoder, TernaryEncoder
-from photon.support.arguments import check_int
+from photon.support.arguments import check_choice, check_int
 
 __all__ = ["ErrorSet", "ENCODINGS", "classification_errors", "graph_errors", "language_errors",
            "task_errors", "ERROR_KINDS", "documented_encoding",
@@ -264,9 +264,7 @@ def language_errors(n_errors: int = 1024, *, corpus: str = "pydoc", seed: int = 
 def task_errors(kind: str, n_errors: int = 1024, seed: int = 0) -> ErrorSet:
     """The error set of a task family of :data:`ERROR_KINDS`: ``"mlp"`` (digits MLP),
     ``"gcn"`` (Cora GCN) or ``"lm"`` (characters)."""
-    if kind not in _ERROR_MAKERS:
-        raise ValueError(f"errors = {kind!r}: expected one of {', '.join(map(repr, ERROR_KINDS))}")
-    return _ERROR_MAKERS[kind](n_errors, seed)
+    return _ERROR_MAKERS[check_choice("errors", kind, ERROR_KINDS)](n_errors, seed)
 
 
 #: How each kind of :data:`ERROR_KINDS` draws its error set: ``(n_errors, seed) -> ErrorSet``.

@@ -517,9 +517,8 @@ def run_settings(point: dict | str, seed_index: int, *, task: StudyTask, base="l
             config = config.replace(**overrides)
         if point_encoding is not None:
             chosen = point_encoding
-    unknown = sorted(set(point) - set(AXES))
-    if unknown:
-        raise ValueError(f"axis = {unknown[0]!r}: expected one of {', '.join(map(repr, AXES))}")
+    for name in sorted(set(point) - set(AXES)):
+        check_choice("axis", name, AXES)   # refuses the first unknown axis
     encoder, n_bits = parse_encoding(chosen)
     kind = task.fidelity_errors()
     fidelity = None
