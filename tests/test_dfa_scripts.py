@@ -94,16 +94,30 @@ def test_bench_dfa_prints_the_step_times_and_their_ratio():
         assert result[key] > 0
     assert result["dfa_over_bp"] == pytest.approx(result["dfa_s"] / result["bp_s"])
     assert result["hidden"] == [128, 128] and result["batch_size"] == 32
-    # Beside them: a DFA step through the small lab-bench device over ideal feedback.
+    # Beside them: a DFA step through the small lab-bench device over ideal feedback, for
+    # the MLP's own encoding (also at the top level) and ternary errors.
     device = result["device_feedback"]
     assert device["device"] == "lab-bench" and device["device_outputs"] == [10, 512]
-    assert device["frames_per_step"] == 514  # 32 errors x 8 planes (signed 4-bit) x 2 + 2
-    for front in ("numpy", "torch"):
-        if device[front] is None:                  # torch not installed
-            continue
-        ratios = device[front]["ratios"]
-        assert len(ratios) == 2 and device[front]["device_over_ideal"] == pytest.approx(
-            float(np.median(ratios)))
+    assert list(device["by_encoding"]) == ["bitplanes-4", "ternary"]
+    # 32 errors x planes (8 for signed 4-bit, 2 ternarized) x 2 (complement pair) + 2 references
+    for encoding, frames in (("bitplanes-4", 514), ("ternary", 130)):
+        part = device["by_encoding"][encoding]
+        assert part["frames_per_step"] == frames and part["pixel_frames_per_step"] == frames * 512
+        assert part["device_extra_s_per_frame"] == pytest.approx(
+            (part["numpy"]["device_step_s"] - part["numpy"]["ideal_step_s"]) / frames)
+        for front in ("numpy", "torch"):
+            if part[front] is None:                  # torch not installed
+                continue
+            ratios = part[front]["ratios"]
+            assert len(ratios) == 2 and part[front]["device_over_ideal"] == pytest.approx(
+                float(np.median(ratios)))
+            assert part[front]["read_noise_s"] > 0 and part[front]["read_noise_over_ideal"] > 0
+    assert device["frames_per_step"] == 514 and device["numpy"] == device["by_encoding"][
+        "bitplanes-4"]["numpy"]
+    done = _run("scripts/bench_dfa.py", "--device-encodings", "ternary,bitplanes-0", expect=2)
+    assert done.stderr == ("bench_dfa.py: error: --device-encodings = 'ternary,bitplanes-0': "
+                           "encoding = 'bitplanes-0': expected 'ternary' or 'bitplanes-N' "
+                           "(N = 1 .. 16 bits per sign)\n")
     done = _run("scripts/bench_dfa.py", "--device-threads", "0", expect=2)
     assert done.stderr == ("bench_dfa.py: error: argument --device-threads: 0: expected a "
                            "positive integer\n")

@@ -70,8 +70,8 @@ def main(argv=None) -> int:
                              "ideal for dfa; none for bp and shallow, which given one only log "
                              "the weights-vs-feedback angle)")
     parser.add_argument("--encoder", choices=ENCODERS, default=None,
-                        help="error encoding for a device (default: ternary for mlp and gcn, "
-                             "bitplanes for the transformer)")
+                        help="error encoding for a device (default: each model's own, bitplanes "
+                             "with --bits per sign for all three)")
     parser.add_argument("--bits", type=int_in(1, 16), default=4, help="bits per sign for --encoder bitplanes")
     parser.add_argument("--epochs", type=positive_int,
                         help="epochs of the mlp (default 30) or the gcn (default 200); the "
