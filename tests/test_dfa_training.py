@@ -1,5 +1,6 @@
 """DFA training: the update formula, feedback through devices, alignment and accuracy."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -469,6 +470,26 @@ def test_a_task_and_the_data_it_is_built_from_train_alike():
         runs.append((by_data, by_task))
     for by_data, by_task in runs:
         assert by_data == by_task
+
+
+def test_a_graph_is_evaluated_on_every_split_from_one_forward(monkeypatch):
+    """The forward runs on every node: one serves train, val and test, scored as one each."""
+    trainer, data, _ = _tiny("gcn", "bp")
+    fit(trainer, data, epochs=2, progress=False)
+    by_split = {"train_accuracy": trainer.evaluate(data.features, data.labels[data.train_index],
+                                                   data.train_index)[1]}
+    for part, index in (("val", data.val_index), ("test", data.test_index)):
+        by_split[f"{part}_accuracy"] = trainer.evaluate(data.features, data.labels[index],
+                                                        index)[1]
+    forwards = []
+    forward = trainer.model.forward
+    monkeypatch.setattr(trainer.model, "forward",
+                        lambda *a, **k: forwards.append(k.get("training")) or forward(*a, **k))
+    assert GraphTask(data, 1).evaluate(trainer) == by_split
+    assert forwards == [False]
+    # A split with no node is left out.
+    empty = dataclasses.replace(data, val_index=data.val_index[:0])
+    assert list(GraphTask(empty, 1).evaluate(trainer)) == ["train_accuracy", "test_accuracy"]
 
 
 def test_the_transformer_runs_through_run_experiment_in_steps():

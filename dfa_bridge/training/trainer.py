@@ -542,12 +542,26 @@ class Trainer:
             character.
         """
         logits = self.model.forward(x, training=False)
-        if rows is not None:
-            logits = logits[rows]
-        labels = labels.reshape(-1)
-        loss = SoftmaxCrossEntropy().forward(logits, labels)
-        accuracy = float((logits.argmax(axis=1) == labels).sum()) / labels.shape[0]
-        return loss, accuracy
+        return _loss_and_accuracy(logits if rows is None else logits[rows], labels)
+
+    def evaluate_splits(self, x, splits: dict) -> dict:
+        """:meth:`evaluate` of several row sets of one input, from one forward.
+
+        Parameters
+        ----------
+        x
+            The input (a graph's node features: the forward runs on every node).
+        splits
+            ``name -> (labels, rows)``.
+
+        Returns
+        -------
+        dict
+            ``name -> (loss, accuracy)``, as :meth:`evaluate` gives each.
+        """
+        logits = self.model.forward(x, training=False)
+        return {name: _loss_and_accuracy(logits[rows], labels)
+                for name, (labels, rows) in splits.items()}
 
     def feedback_angles(self) -> list[float] | None:
         """Angle between ``W_{i+1}^T ... W_N^T`` and ``B_i`` per hidden layer, in degrees.
@@ -557,6 +571,14 @@ class Trainer:
         if isinstance(self.path, NetworkPath):
             return self.path.weight_angles(self.feedback)
         return None
+
+
+def _loss_and_accuracy(logits, labels) -> tuple[float, float]:
+    """Mean softmax cross-entropy (nats) and accuracy of ``logits`` against ``labels``."""
+    labels = labels.reshape(-1)
+    loss = SoftmaxCrossEntropy().forward(logits, labels)
+    accuracy = float((logits.argmax(axis=1) == labels).sum()) / labels.shape[0]
+    return loss, accuracy
 
 
 # ---------------------------------------------------------------------- tasks
@@ -677,12 +699,13 @@ class GraphTask(_EpochTask):
 
     def evaluate(self, trainer: Trainer) -> dict:
         data = self.data
-        scores = {"train_accuracy": trainer.evaluate(*self._train)[1]}
+        splits = {"train": self._train[1:]}
         for part, index in (("val", data.val_index), ("test", data.test_index)):
             if index.shape[0]:
-                scores[f"{part}_accuracy"] = trainer.evaluate(data.features, data.labels[index],
-                                                              index)[1]
-        return scores
+                splits[part] = (data.labels[index], index)
+        # One forward serves every split: it runs on every node either way.
+        scores = trainer.evaluate_splits(data.features, splits)
+        return {f"{part}_accuracy": accuracy for part, (_, accuracy) in scores.items()}
 
 
 def warmup_cosine(step: int, steps: int, lr: float, warmup: int) -> float:
