@@ -199,8 +199,7 @@ def _time_encoding(dataset, batches, device: str, encoding: str, repeats: int, w
         with _threads(threads):
             before = opened.frames_acquired
             _warm_up(steppers, batches, warmup)
-            steps = min(warmup, len(batches))
-            frames = (opened.frames_acquired - before) / steps if steps else float("nan")
+            frames = (opened.frames_acquired - before) / min(warmup, len(batches))
             result["frames_per_step"] = frames
             pixel_frames = int(round(frames)) * opened.n_out
             result["pixel_frames_per_step"] = pixel_frames
