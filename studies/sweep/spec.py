@@ -517,8 +517,9 @@ def run_settings(point: dict | str, seed_index: int, *, task: StudyTask, base="l
             config = config.replace(**overrides)
         if point_encoding is not None:
             chosen = point_encoding
-    for name in sorted(set(point) - set(AXES)):
-        check_choice("axis", name, AXES)   # refuses the first unknown axis
+    unknown = sorted(set(point) - set(AXES))
+    if unknown:
+        check_choice("axis", unknown[0], AXES)
     encoder, n_bits = parse_encoding(chosen)
     kind = task.fidelity_errors()
     fidelity = None
